@@ -1,0 +1,282 @@
+//! `timonctl`'s command line: etcdctl v3's syntax, output formats, error
+//! lines (`Error: ...` on stderr) and exit codes.
+//!
+//! # Layout
+//! - `mod.rs`: global flags, dispatch, exit codes, the connection.
+//! - `kv.rs`: put / get / del flags and their translation into requests
+//!   (shared with txn, whose lines are put / get / del commands).
+//! - `txn.rs`: etcdctl's line-based txn syntax read from stdin.
+//! - `endpoint.rs`: endpoint status / health.
+//! - `printer.rs`: the simple and json renderings of KV responses.
+//! - `json.rs`: Go `encoding/json`-compatible rendering of etcd messages.
+//! - `table.rs`: the ASCII tables of `-w table`.
+//! - `go.rs`: Go formatting helpers (durations, quoting, byte sizes).
+
+mod endpoint;
+mod go;
+mod json;
+mod kv;
+mod printer;
+mod table;
+mod txn;
+
+use std::future::Future;
+use std::io::Write;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use timon_client::{Client, ConnectOptions};
+
+/// etcdctl's exit codes (`ctlv3/command/error.go`).
+pub mod exit {
+    pub const ERROR: i32 = 1;
+    pub const INVALID_INPUT: i32 = 3;
+    pub const BAD_FEATURE: i32 = 4;
+    pub const BAD_ARGS: i32 = 128;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "timonctl",
+    version,
+    about = "A command line client for timon and etcd (etcdctl v3 compatible)"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// gRPC endpoints
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        default_value = "127.0.0.1:2379",
+        env = "ETCDCTL_ENDPOINTS"
+    )]
+    pub endpoints: Vec<String>,
+    /// set the output format (json, simple, table)
+    #[arg(
+        short = 'w',
+        long = "write-out",
+        global = true,
+        default_value = "simple",
+        env = "ETCDCTL_WRITE_OUT"
+    )]
+    pub write_out: String,
+    /// print byte strings as hex encoded strings
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_value = "false",
+        default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub hex: bool,
+    /// dial timeout for client connections
+    #[arg(long, global = true, default_value = "2s", env = "ETCDCTL_DIAL_TIMEOUT")]
+    pub dial_timeout: String,
+    /// timeout for short running command (excluding dial timeout)
+    #[arg(long, global = true, default_value = "5s", env = "ETCDCTL_COMMAND_TIMEOUT")]
+    pub command_timeout: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Puts the given key into the store
+    Put(kv::PutArgs),
+    /// Gets the key or a range of keys
+    Get(kv::GetArgs),
+    /// Removes the specified key or range of keys [key, range_end)
+    Del(kv::DelArgs),
+    /// Txn processes all the requests in one transaction
+    Txn(txn::TxnArgs),
+    /// Compacts the event history in etcd
+    Compaction(kv::CompactionArgs),
+    /// Endpoint related commands
+    #[command(subcommand)]
+    Endpoint(endpoint::EndpointCommand),
+}
+
+/// A command that failed: printed as `Error: {message}`, exits with `code`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<timon_client::Error> for Failure {
+    fn from(error: timon_client::Error) -> Self {
+        Failure::new(exit::ERROR, error.to_string())
+    }
+}
+
+/// The output format chosen with `-w`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Simple { hex: bool },
+    Json,
+    Table,
+}
+
+/// What every command gets: the output format, timeouts and a way to dial.
+pub struct Context {
+    pub global: GlobalArgs,
+    pub format: Format,
+    pub dial_timeout: Duration,
+    pub command_timeout: Duration,
+}
+
+impl Context {
+    /// Connects to the `--endpoints`. An unreachable cluster reports what
+    /// etcdctl reports for it, so scripts matching that text keep working.
+    pub async fn client(&self) -> Result<Client, Failure> {
+        self.client_for(&self.global.endpoints).await
+    }
+
+    /// Connects to the given endpoints only.
+    pub async fn client_for(&self, endpoints: &[String]) -> Result<Client, Failure> {
+        let options = ConnectOptions::default().with_connect_timeout(self.dial_timeout);
+        match Client::connect_with_options(endpoints, options).await {
+            Ok(client) => Ok(client),
+            Err(timon_client::Error::Connect { .. }) => Err(Failure::new(exit::ERROR, "context deadline exceeded")),
+            Err(other) => Err(Failure::new(exit::BAD_ARGS, other.to_string())),
+        }
+    }
+
+    /// Runs one request under `--command-timeout`.
+    pub async fn timed<T>(&self, request: impl Future<Output = timon_client::Result<T>>) -> Result<T, Failure> {
+        match tokio::time::timeout(self.command_timeout, request).await {
+            Ok(result) => result.map_err(Failure::from),
+            Err(_) => Err(Failure::new(exit::ERROR, "context deadline exceeded")),
+        }
+    }
+}
+
+/// Writes to stdout as the command goes, so interactive prompts appear
+/// before input is read. Write errors (a closed pipe) are ignored, as
+/// etcdctl's `fmt.Print` ignores them.
+pub fn out(bytes: impl AsRef<[u8]>) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(bytes.as_ref());
+    let _ = stdout.flush();
+}
+
+/// Writes to stderr.
+pub fn err(bytes: impl AsRef<[u8]>) {
+    let _ = std::io::stderr().lock().write_all(bytes.as_ref());
+}
+
+/// Parses the command line, runs the command and returns the exit code.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return report_parse_error(error),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            err(format!("Error: {e}\n"));
+            return exit::ERROR;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => 0,
+        Err(failure) => {
+            if !failure.message.is_empty() {
+                err(format!("Error: {}\n", failure.message));
+            }
+            failure.code
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    let format = match cli.global.write_out.as_str() {
+        "simple" => Format::Simple { hex: cli.global.hex },
+        "json" => Format::Json,
+        "table" => Format::Table,
+        "fields" | "protobuf" => {
+            return Err(Failure::new(
+                exit::BAD_FEATURE,
+                format!("{} output is not supported by timonctl", cli.global.write_out),
+            ))
+        }
+        _ => return Err(Failure::new(exit::BAD_FEATURE, "unsupported output format")),
+    };
+    let dial_timeout = go::parse_duration(&cli.global.dial_timeout).map_err(|e| Failure::new(exit::ERROR, e))?;
+    let command_timeout = go::parse_duration(&cli.global.command_timeout).map_err(|e| Failure::new(exit::ERROR, e))?;
+    let ctx = Context {
+        global: cli.global,
+        format,
+        dial_timeout,
+        command_timeout,
+    };
+    match cli.command {
+        Command::Put(args) => kv::put(&ctx, args).await,
+        Command::Get(args) => kv::get(&ctx, args).await,
+        Command::Del(args) => kv::del(&ctx, args).await,
+        Command::Txn(args) => txn::run(&ctx, args).await,
+        Command::Compaction(args) => kv::compaction(&ctx, args).await,
+        Command::Endpoint(command) => endpoint::run(&ctx, command).await,
+    }
+}
+
+/// Help and version go to stdout with exit 0; a bad command line is an
+/// `Error:` line like cobra's, e.g. `Error: unknown flag: --foo`.
+fn report_parse_error(error: clap::Error) -> i32 {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
+            return 0;
+        }
+        _ => {}
+    }
+    let invalid = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => Some(arg.clone()),
+        _ => None,
+    };
+    let message = match (error.kind(), invalid) {
+        (ErrorKind::UnknownArgument, Some(arg)) if arg.starts_with("--") => {
+            format!("unknown flag: {}", arg.split('=').next().unwrap_or_default())
+        }
+        (ErrorKind::UnknownArgument, Some(arg)) if arg.starts_with('-') => {
+            let short = arg.trim_start_matches('-').chars().next().unwrap_or('-');
+            format!("unknown shorthand flag: '{short}' in {arg}")
+        }
+        (ErrorKind::InvalidSubcommand, Some(command)) => {
+            format!("unknown command \"{command}\" for \"timonctl\"")
+        }
+        (ErrorKind::ValueValidation, Some(arg)) => {
+            // Only the integer flags can fail validation; word it as
+            // cobra + strconv do.
+            let flag = arg.split_whitespace().next().unwrap_or_default().to_owned();
+            let value = match error.get(ContextKind::InvalidValue) {
+                Some(ContextValue::String(value)) => value.clone(),
+                _ => String::new(),
+            };
+            let quoted = format!("{value:?}");
+            format!("invalid argument {quoted} for \"{flag}\" flag: strconv.ParseInt: parsing {quoted}: invalid syntax")
+        }
+        _ => {
+            let rendered = error.render().to_string();
+            rendered
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_owned()
+        }
+    };
+    err(format!("Error: {message}\n"));
+    exit::ERROR
+}

@@ -1,0 +1,43 @@
+//! An async Rust client for timon and any etcd v3 server, plus the
+//! `timonctl` command built on it.
+//!
+//! ```no_run
+//! # async fn demo() -> timon_client::Result<()> {
+//! let client = timon_client::Client::connect(["127.0.0.1:2379"]).await?;
+//! client.put("greeting", "hello").await?;
+//! let got = client.get("greet").prefix().limit(10).serializable().await?;
+//! assert_eq!(got.kvs[0].value, b"hello");
+//! # Ok(()) }
+//! ```
+//!
+//! Requests are builders: chain options, then `.await` (each builder
+//! implements `IntoFuture`). Responses are the etcd wire types from
+//! [`timon_proto`], re-exported as [`proto`].
+//!
+//! # Layout
+//! - `client`: endpoints, dialing, the cheap-to-clone [`Client`].
+//! - `kv`: get / put / delete builders.
+//! - `txn`: [`Compare`], [`Op`] and the txn builder.
+//! - `maintenance`: compaction and status.
+//! - `error`: the [`Error`] type, with etcd's message and gRPC code.
+
+#[macro_use]
+mod macros;
+
+mod client;
+mod error;
+mod kv;
+mod maintenance;
+mod txn;
+
+pub use client::{Client, ConnectOptions};
+pub use error::{Error, Result};
+pub use kv::{prefix_range_end, Delete, DeleteRequest, Get, GetRequest, Put, PutRequest};
+pub use maintenance::Compact;
+pub use timon_proto as proto;
+pub use timon_proto::etcdserverpb::compare::CompareResult;
+pub use timon_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
+pub use txn::{Compare, NumberCompare, Op, Txn, TxnRequest, ValueCompare};
+
+/// The future type every request builder turns into.
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;

@@ -1,0 +1,73 @@
+//! Request execution: one write request (a raft entry's command) applied to
+//! the MVCC store inside one write txn, with etcd 3.4's semantics
+//! (`etcdserver/apply.go`).
+//!
+//! Everything here is deterministic: no clocks, no randomness, no hash-map
+//! iteration, so every member turns the same log into the same state and the
+//! same responses (DESIGN.md invariant 2). The caller owns the txn and
+//! commits it, together with the applied log id, after [`execute`] returns,
+//! whether it returned a response or an error.
+//!
+//! Response headers carry only `revision`; `rpc/` fills cluster id, member
+//! id and raft term of the outer header, as etcd does.
+//!
+//! # Layout
+//! - [`error`]: [`EtcdError`], etcd's error strings and gRPC codes.
+//! - [`range`]: Range (also used by `rpc/` for reads outside raft).
+//! - [`put`], [`delete`]: Put and DeleteRange.
+//! - [`txn`]: Txn with compares, nested txns and up-front checks.
+//! - [`compact`]: Compaction requests, done in the txn's own batch.
+
+pub mod compact;
+pub mod delete;
+pub mod error;
+pub mod put;
+pub mod range;
+pub mod txn;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{EtcdCode, EtcdError};
+
+use timon_proto::etcdserverpb::{CompactionResponse, DeleteRangeResponse, PutResponse, ResponseHeader, TxnResponse};
+use timon_proto::timonpb::internal_raft_request::Request;
+use timon_proto::timonpb::InternalRaftRequest;
+
+use crate::mvcc::WriteTxn;
+
+/// The result of applying one command.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Response {
+    Put(PutResponse),
+    DeleteRange(DeleteRangeResponse),
+    Txn(TxnResponse),
+    Compaction(CompactionResponse),
+    /// A command without a request (nothing to do).
+    Empty,
+}
+
+/// Applies `req` to `txn`. On error the txn is left without changes, so
+/// committing it records only the applied log id, as etcd's failed requests
+/// change nothing.
+pub fn execute(txn: &mut WriteTxn<'_>, req: InternalRaftRequest) -> Result<Response, EtcdError> {
+    let result = match req.request {
+        Some(Request::Put(p)) => put::put(txn, &p).map(Response::Put),
+        Some(Request::DeleteRange(d)) => delete::delete_range(txn, &d).map(Response::DeleteRange),
+        Some(Request::Txn(t)) => txn::txn(txn, &t).map(Response::Txn),
+        Some(Request::Compaction(c)) => compact::compact(txn, &c).map(Response::Compaction),
+        None => Ok(Response::Empty),
+    };
+    if result.is_err() {
+        txn.rollback();
+    }
+    result
+}
+
+/// A response header as apply fills it: the revision only.
+pub(crate) fn header(revision: i64) -> Option<ResponseHeader> {
+    Some(ResponseHeader {
+        revision,
+        ..ResponseHeader::default()
+    })
+}

@@ -1,0 +1,32 @@
+//! Put requests (etcd's `applierV3backend.Put`).
+
+use timon_proto::etcdserverpb::{PutRequest, PutResponse};
+
+use super::{header, EtcdError};
+use crate::mvcc::{RangeOptions, ReadView, WriteTxn};
+
+/// Writes one key. `ignore_value` / `ignore_lease` keep the current value /
+/// lease and need the key to exist ([`EtcdError::KeyNotFound`]); `prev_kv`
+/// returns the key as it was before this put (including earlier writes of the
+/// same txn). The lease id is stored as given: leases are not implemented
+/// yet, so their existence is not checked here.
+pub fn put(txn: &mut WriteTxn<'_>, p: &PutRequest) -> Result<PutResponse, EtcdError> {
+    let prev = if p.ignore_value || p.ignore_lease || p.prev_kv {
+        txn.range(&p.key, &[], RangeOptions::default())?.kvs.into_iter().next()
+    } else {
+        None
+    };
+    let (value, lease) = match &prev {
+        None if p.ignore_value || p.ignore_lease => return Err(EtcdError::KeyNotFound),
+        Some(old) => (
+            if p.ignore_value { &old.value } else { &p.value },
+            if p.ignore_lease { old.lease } else { p.lease },
+        ),
+        None => (&p.value, p.lease),
+    };
+    let rev = txn.put(&p.key, value, lease);
+    Ok(PutResponse {
+        header: header(rev),
+        prev_kv: if p.prev_kv { prev } else { None },
+    })
+}

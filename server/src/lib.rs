@@ -1,0 +1,20 @@
+//! timon: a Raft-replicated key-value store that speaks the etcd v3 API.
+//!
+//! # Layout
+//! - `storage`: the engine seam (RocksDB shipped, in-memory for tests); the only rocksdb import.
+//! - `mvcc`: revisions, the key index, reads at a revision, compaction.
+//! - `apply`: one raft entry -> one atomic write batch; etcd's request semantics.
+//! - `raft`: the only openraft import: log store, state machine, node.
+//! - `rpc`: thin tonic services, validation, etcd's errors and headers.
+//! - `config`: etcd-compatible flags and ETCD_* variables.
+//! - `ids`: etcd's member and cluster IDs.
+//! - `node`: start-up, wiring, shutdown.
+
+pub mod apply;
+pub mod config;
+pub mod ids;
+pub mod mvcc;
+pub mod node;
+pub mod raft;
+pub mod rpc;
+pub mod storage;

@@ -1,0 +1,237 @@
+//! The in-memory index: every key's [`KeyIndex`], ordered by key, so a range
+//! read finds the revisions to fetch without touching storage.
+//!
+//! Range ends follow etcd: an empty end means the single key `key`; the end
+//! `"\0"` means every key `>= key`; otherwise the range is `[key, end)` (empty
+//! when `end <= key`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+
+use super::key_index::{KeyAt, KeyIndex};
+use super::revision::Revision;
+
+/// How a raw `range_end` bounds a range starting at `key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeEnd<'a> {
+    /// Only the start key itself.
+    Single,
+    /// Every key at or after the start key.
+    Unbounded,
+    /// Keys strictly before this one.
+    Before(&'a [u8]),
+}
+
+impl<'a> RangeEnd<'a> {
+    pub fn from_raw(end: &'a [u8]) -> Self {
+        match end {
+            [] => RangeEnd::Single,
+            [0] => RangeEnd::Unbounded,
+            e => RangeEnd::Before(e),
+        }
+    }
+
+    fn admits(self, key: &[u8]) -> bool {
+        match self {
+            RangeEnd::Single => false,
+            RangeEnd::Unbounded => true,
+            RangeEnd::Before(e) => key < e,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TreeIndex {
+    tree: BTreeMap<Vec<u8>, KeyIndex>,
+}
+
+impl TreeIndex {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of keys with a history (live or deleted but not compacted).
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+
+    pub fn get(&self, key: &[u8], at_rev: i64) -> Option<KeyAt> {
+        self.tree.get(key)?.get(at_rev)
+    }
+
+    pub fn key_index(&self, key: &[u8]) -> Option<&KeyIndex> {
+        self.tree.get(key)
+    }
+
+    pub fn key_index_mut(&mut self, key: &[u8]) -> Option<&mut KeyIndex> {
+        self.tree.get_mut(key)
+    }
+
+    /// Puts back (or removes, with `None`) a key's whole history; used to
+    /// undo an aborted write txn and to rebuild the index.
+    pub fn set_key_index(&mut self, key: &[u8], ki: Option<KeyIndex>) {
+        match ki {
+            Some(ki) => {
+                self.tree.insert(key.to_vec(), ki);
+            }
+            None => {
+                self.tree.remove(key);
+            }
+        }
+    }
+
+    /// Visits the key indexes in the range in key order.
+    fn visit<'s>(&'s self, key: &[u8], end: &[u8], mut f: impl FnMut(&'s KeyIndex)) {
+        let end = RangeEnd::from_raw(end);
+        if end == RangeEnd::Single {
+            if let Some(ki) = self.tree.get(key) {
+                f(ki);
+            }
+            return;
+        }
+        let from = (Bound::Included(key), Bound::Unbounded);
+        for (k, ki) in self.tree.range::<[u8], _>(from) {
+            if !end.admits(k) {
+                break;
+            }
+            f(ki);
+        }
+    }
+
+    /// The revision a read at `at_rev` sees for each key of the range that
+    /// existed then, in key order.
+    pub fn revisions(&self, key: &[u8], end: &[u8], at_rev: i64) -> Vec<Revision> {
+        let mut revs = Vec::new();
+        self.visit(key, end, |ki| {
+            if let Some(at) = ki.get(at_rev) {
+                revs.push(at.modified);
+            }
+        });
+        revs
+    }
+
+    /// Like [`TreeIndex::revisions`], with the keys.
+    pub fn range(&self, key: &[u8], end: &[u8], at_rev: i64) -> Vec<(Vec<u8>, Revision)> {
+        let mut out = Vec::new();
+        self.visit(key, end, |ki| {
+            if let Some(at) = ki.get(at_rev) {
+                out.push((ki.key.clone(), at.modified));
+            }
+        });
+        out
+    }
+
+    /// Records a put of `key` at `rev`.
+    pub fn put(&mut self, key: &[u8], rev: Revision) {
+        match self.tree.get_mut(key) {
+            Some(ki) => ki.put(rev),
+            None => {
+                let mut ki = KeyIndex::new(key.to_vec());
+                ki.put(rev);
+                self.tree.insert(key.to_vec(), ki);
+            }
+        }
+    }
+
+    /// Records a deletion of `key` at `rev`; `false` when the key does not
+    /// exist.
+    pub fn tombstone(&mut self, key: &[u8], rev: Revision) -> bool {
+        self.tree.get_mut(key).is_some_and(|ki| ki.tombstone(rev))
+    }
+
+    /// Every change in the range with `main >= rev`, in revision order (the
+    /// watch catch-up path).
+    pub fn range_since(&self, key: &[u8], end: &[u8], rev: i64) -> Vec<Revision> {
+        let mut revs = Vec::new();
+        self.visit(key, end, |ki| revs.extend(ki.since(rev)));
+        revs.sort();
+        revs
+    }
+
+    /// Compacts every key at `rev`, drops keys left without history and
+    /// returns the revisions that must stay in storage.
+    pub fn compact(&mut self, rev: i64) -> BTreeSet<Revision> {
+        let mut available = BTreeSet::new();
+        self.tree.retain(|_, ki| {
+            ki.compact(rev, &mut available);
+            !ki.is_empty()
+        });
+        available
+    }
+
+    /// The revisions [`TreeIndex::compact`] at `rev` would keep.
+    pub fn keep(&self, rev: i64) -> BTreeSet<Revision> {
+        let mut available = BTreeSet::new();
+        for ki in self.tree.values() {
+            ki.keep(rev, &mut available);
+        }
+        available
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(main: i64) -> Revision {
+        Revision::new(main, 0)
+    }
+
+    fn index() -> TreeIndex {
+        let mut ti = TreeIndex::new();
+        ti.put(b"a", r(2));
+        ti.put(b"b", r(3));
+        ti.put(b"c", r(4));
+        ti.put(b"b", r(5));
+        assert!(ti.tombstone(b"c", r(6)));
+        ti
+    }
+
+    #[test]
+    fn range_end_forms() {
+        let ti = index();
+        assert_eq!(ti.revisions(b"b", b"", 6), vec![r(5)], "empty end: one key");
+        assert_eq!(ti.revisions(b"a", b"\0", 6), vec![r(2), r(5)], "\\0: all keys >= key");
+        assert_eq!(ti.revisions(b"", b"\0", 4), vec![r(2), r(3), r(4)]);
+        assert_eq!(ti.revisions(b"a", b"c", 6), vec![r(2), r(5)]);
+        assert_eq!(ti.revisions(b"a", b"b", 6), vec![r(2)], "end is exclusive");
+        assert_eq!(ti.revisions(b"c", b"a", 6), vec![], "end before key");
+        assert_eq!(ti.revisions(b"zz", b"", 6), vec![]);
+        assert_eq!(
+            ti.revisions(b"c", b"", 5),
+            vec![r(4)],
+            "deleted key read before its delete"
+        );
+        let keys: Vec<Vec<u8>> = ti.range(b"a", b"\0", 4).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    }
+
+    #[test]
+    fn tombstone_missing_key() {
+        let mut ti = index();
+        assert!(!ti.tombstone(b"zz", r(7)));
+        assert!(!ti.tombstone(b"c", r(7)), "already deleted");
+    }
+
+    #[test]
+    fn range_since_sorted_by_revision() {
+        let ti = index();
+        assert_eq!(ti.range_since(b"a", b"\0", 3), vec![r(3), r(4), r(5), r(6)]);
+        assert_eq!(ti.range_since(b"b", b"", 0), vec![r(3), r(5)]);
+    }
+
+    #[test]
+    fn compact_drops_deleted_keys_and_agrees_with_keep() {
+        let mut ti = index();
+        let keep = ti.keep(6);
+        let avail = ti.compact(6);
+        assert_eq!(keep, avail);
+        assert_eq!(avail.into_iter().collect::<Vec<_>>(), vec![r(2), r(5)]);
+        assert_eq!(ti.len(), 2, "c was deleted at 6 and leaves the index");
+        assert_eq!(ti.get(b"b", 6).map(|a| a.version), Some(2));
+    }
+}

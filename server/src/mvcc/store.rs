@@ -1,0 +1,250 @@
+//! The store: the index and revision counters over the engine, the read path
+//! and start-up recovery.
+//!
+//! Concurrency: one `RwLock` guards the index and the revision counters. A
+//! [`ReadTxn`] holds it shared; a [`WriteTxn`] holds it exclusively from
+//! start to commit, so readers never see a txn half applied and the engine's
+//! `Cf::Kv` only changes while no reader looks at it. Apply txns are short,
+//! so readers wait at most one entry's apply.
+
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+
+use prost::Message;
+use timon_proto::mvccpb::KeyValue;
+
+use super::index::TreeIndex;
+use super::key_index::KeyIndex;
+use super::revision::{is_tombstone, Revision};
+use super::write::WriteTxn;
+use super::{MvccError, RangeOptions, RangeResult, ReadView};
+use crate::storage::keys::meta;
+use crate::storage::{Cf, KvRead, Scan, SharedEngine, StorageError};
+
+/// What the lock guards.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) index: TreeIndex,
+    /// The revision of the last write txn that changed something (1 when
+    /// nothing was ever written).
+    pub(crate) current_rev: i64,
+    /// The revision of the last compaction, -1 before the first.
+    pub(crate) compact_rev: i64,
+}
+
+/// The multi-version key-value store over a storage engine.
+pub struct MvccStore {
+    pub(crate) engine: SharedEngine,
+    pub(crate) state: RwLock<State>,
+}
+
+impl std::fmt::Debug for MvccStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MvccStore")
+            .field("current_rev", &self.current_revision())
+            .field("compact_rev", &self.compact_revision())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn decode_i64(raw: &[u8], what: &str) -> Result<i64, StorageError> {
+    let b: [u8; 8] = raw
+        .try_into()
+        .map_err(|_| StorageError(format!("corrupt {what}: {} bytes, want 8", raw.len())))?;
+    Ok(i64::from_be_bytes(b))
+}
+
+pub(crate) fn decode_kv(raw: &[u8], rev: Revision) -> Result<KeyValue, MvccError> {
+    KeyValue::decode(raw).map_err(|e| MvccError::Corrupt(format!("value at revision {rev:?}: {e}")))
+}
+
+impl MvccStore {
+    /// Opens the store over `engine`, rebuilding the index from every stored
+    /// revision (etcd's restore): a key seen first at a value starts its
+    /// history from that value's create revision and version; a key whose
+    /// first stored revision is a tombstone is gone already and is skipped.
+    pub fn open(engine: SharedEngine) -> Result<Self, StorageError> {
+        let compact_rev = match engine.get(Cf::Meta, meta::COMPACT_REV)? {
+            Some(raw) => decode_i64(&raw, "compact revision")?,
+            None => -1,
+        };
+        let saved_rev = match engine.get(Cf::Meta, meta::CURRENT_REV)? {
+            Some(raw) => decode_i64(&raw, "current revision")?,
+            None => 1,
+        };
+        let mut index = TreeIndex::new();
+        let mut last_rev = 1;
+        let mut failure = None;
+        engine.scan(Cf::Kv, &[], None, &mut |k, v| {
+            match restore_one(&mut index, k, v) {
+                Ok(main) => last_rev = main,
+                Err(e) => {
+                    failure = Some(e);
+                    return Scan::Stop;
+                }
+            }
+            Scan::Continue
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let current_rev = last_rev.max(compact_rev).max(saved_rev);
+        Ok(Self {
+            engine,
+            state: RwLock::new(State {
+                index,
+                current_rev,
+                compact_rev,
+            }),
+        })
+    }
+
+    pub fn current_revision(&self) -> i64 {
+        self.read_state().current_rev
+    }
+
+    /// The revision of the last compaction, -1 before the first.
+    pub fn compact_revision(&self) -> i64 {
+        self.read_state().compact_rev
+    }
+
+    /// A read view at the current revision. Writes wait while it lives, so
+    /// drop it once the read is done.
+    pub fn read(&self) -> ReadTxn<'_> {
+        ReadTxn {
+            engine: &*self.engine,
+            state: self.read_state(),
+        }
+    }
+
+    /// Starts the write txn of one request; it holds the store exclusively
+    /// until [`WriteTxn::commit`] or drop (which undoes its changes).
+    pub fn write(&self) -> WriteTxn<'_> {
+        let state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        WriteTxn::new(&*self.engine, state)
+    }
+
+    /// The engine underneath (the same one the caller handed to `open`).
+    pub fn engine(&self) -> &SharedEngine {
+        &self.engine
+    }
+
+    fn read_state(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Adds one stored revision to the index being rebuilt; returns its main
+/// revision.
+fn restore_one(index: &mut TreeIndex, k: &[u8], v: &[u8]) -> Result<i64, StorageError> {
+    let rev = Revision::from_bytes(k).ok_or_else(|| StorageError(format!("corrupt revision key {k:?}")))?;
+    let kv = decode_kv(v, rev).map_err(|e| StorageError(e.to_string()))?;
+    let tomb = is_tombstone(k);
+    match index.key_index_mut(&kv.key) {
+        Some(ki) if tomb => {
+            ki.tombstone(rev);
+        }
+        Some(ki) => ki.put(rev),
+        None if tomb => {}
+        None => {
+            let mut ki = KeyIndex::new(kv.key.clone());
+            ki.restore(Revision::new(kv.create_revision, 0), rev, kv.version);
+            index.set_key_index(&kv.key, Some(ki));
+        }
+    }
+    Ok(rev.main)
+}
+
+/// The range read shared by read views and write txns: `cur_rev` is the
+/// view's revision, `fetch` loads the value of an index revision.
+pub(crate) fn range_keys(
+    state: &State,
+    key: &[u8],
+    end: &[u8],
+    cur_rev: i64,
+    opts: RangeOptions,
+    mut fetch: impl FnMut(Revision) -> Result<KeyValue, MvccError>,
+) -> Result<RangeResult, MvccError> {
+    if opts.rev > cur_rev {
+        return Err(MvccError::FutureRev);
+    }
+    let rev = if opts.rev <= 0 { cur_rev } else { opts.rev };
+    if rev < state.compact_rev {
+        return Err(MvccError::Compacted);
+    }
+    let revs = state.index.revisions(key, end, rev);
+    let count = revs.len() as i64;
+    if revs.is_empty() || opts.count_only {
+        return Ok(RangeResult {
+            kvs: Vec::new(),
+            rev: cur_rev,
+            count,
+        });
+    }
+    let n = if opts.limit <= 0 || opts.limit >= count {
+        revs.len()
+    } else {
+        opts.limit as usize
+    };
+    let kvs = revs[..n].iter().map(|&r| fetch(r)).collect::<Result<Vec<_>, _>>()?;
+    Ok(RangeResult {
+        kvs,
+        rev: cur_rev,
+        count,
+    })
+}
+
+/// Loads a committed revision's value from storage.
+pub(crate) fn fetch_stored(engine: &dyn KvRead, rev: Revision) -> Result<KeyValue, MvccError> {
+    match engine.get(Cf::Kv, &rev.to_bytes())? {
+        Some(raw) => decode_kv(&raw, rev),
+        None => Err(MvccError::Corrupt(format!(
+            "index revision {rev:?} missing from storage"
+        ))),
+    }
+}
+
+/// A read-only view at the revision current when it was taken.
+pub struct ReadTxn<'a> {
+    engine: &'a dyn KvRead,
+    state: RwLockReadGuard<'a, State>,
+}
+
+impl ReadView for ReadTxn<'_> {
+    fn rev(&self) -> i64 {
+        self.state.current_rev
+    }
+
+    fn first_rev(&self) -> i64 {
+        self.state.compact_rev
+    }
+
+    fn range(&self, key: &[u8], end: &[u8], opts: RangeOptions) -> Result<RangeResult, MvccError> {
+        range_keys(&self.state, key, end, self.state.current_rev, opts, |r| {
+            fetch_stored(self.engine, r)
+        })
+    }
+}
+
+impl ReadTxn<'_> {
+    /// Every change in the range with main revision `>= rev`, in revision
+    /// order, with its key-value (deletions as the key with `mod_revision`
+    /// set and `create_revision` 0); for watch catch-up.
+    pub fn changes_since(&self, key: &[u8], end: &[u8], rev: i64) -> Result<Vec<(Revision, KeyValue)>, MvccError> {
+        let mut out = Vec::new();
+        for r in self.state.index.range_since(key, end, rev) {
+            let raw = match self.engine.get(Cf::Kv, &r.to_bytes())? {
+                Some(raw) => raw,
+                None => match self.engine.get(Cf::Kv, &r.to_tombstone_bytes())? {
+                    Some(raw) => raw,
+                    None => return Err(MvccError::Corrupt(format!("revision {r:?} missing from storage"))),
+                },
+            };
+            let mut kv = decode_kv(&raw, r)?;
+            if kv.create_revision == 0 {
+                kv.mod_revision = r.main;
+            }
+            out.push((r, kv));
+        }
+        Ok(out)
+    }
+}

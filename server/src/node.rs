@@ -1,0 +1,227 @@
+//! Start-up, wiring and shutdown of one member: lock the data dir, open the
+//! engine, start raft, bind the client listeners, serve until a signal.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::future::Future;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use fs2::FileExt;
+use timon_proto::etcdserverpb::kv_server::KvServer;
+use timon_proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::{parse_urls, Config};
+use crate::ids;
+use crate::raft::{Member, RaftNode, RaftSettings};
+use crate::rpc::kv::KvService;
+use crate::rpc::maintenance::MaintenanceService;
+use crate::rpc::{Ctx, Limits, ETCD_API_VERSION};
+use crate::storage::rocks::RocksEngine;
+use crate::storage::SharedEngine;
+
+/// gRPC framing on top of --max-request-bytes, as etcd allows.
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// Holds the data dir's lock for the life of the member.
+pub struct DataDir {
+    path: PathBuf,
+    _lock: File,
+}
+
+impl DataDir {
+    /// Creates the data dir if missing and takes its exclusive lock. Fails,
+    /// writing nothing, when another process holds the lock.
+    pub fn lock(path: &Path) -> anyhow::Result<Self> {
+        fs::create_dir_all(path).with_context(|| format!("cannot create data dir {}", path.display()))?;
+        let lock_path = path.join("lock");
+        let lock = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .with_context(|| format!("cannot open {}", lock_path.display()))?;
+        if lock.try_lock_exclusive().is_err() {
+            bail!("data dir {} is in use by another running member (lock {} is held)", path.display(), lock_path.display());
+        }
+        if path.join("member/wal").exists() && !path.join("member/db").exists() {
+            bail!(
+                "data dir {} holds an etcd data dir (member/wal); timon cannot read etcd's on-disk format: \
+                 restore an etcd snapshot instead",
+                path.display()
+            );
+        }
+        Ok(Self { path: path.to_path_buf(), _lock: lock })
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.path.join("member").join("db")
+    }
+}
+
+fn resolve(flag: &'static str, list: &str) -> anyhow::Result<Vec<SocketAddr>> {
+    let mut out = Vec::new();
+    for url in parse_urls(flag, list)? {
+        let host = url.host_str().unwrap_or("localhost");
+        let port = url.port_or_known_default().unwrap_or(2379);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        // As etcd (Go) does, "localhost" listens on the IPv4 loopback.
+        let addrs: Vec<SocketAddr> = if host == "localhost" {
+            vec![SocketAddr::from(([127, 0, 0, 1], port))]
+        } else {
+            (host, port).to_socket_addrs().with_context(|| format!("cannot resolve {url}"))?.collect()
+        };
+        out.extend(addrs.into_iter().take(1));
+    }
+    Ok(out)
+}
+
+fn init_logging(cfg: &Config) {
+    let level = match cfg.log_level.as_str() {
+        "debug" => "debug",
+        "info" => "info",
+        "warn" => "warn",
+        _ => "error",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TIMON_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn")));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if cfg.logger == "zap" { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
+}
+
+/// Runs a member until `shutdown` resolves.
+pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    init_logging(&cfg);
+    cfg.validate()?;
+    for flag in cfg.ignored_flags() {
+        tracing::warn!("{flag} is accepted for etcd compatibility but not acted on yet");
+    }
+
+    let members = cfg.initial_members()?;
+    if members.len() > 1 {
+        bail!("--initial-cluster names {} members: multi-member clusters are not supported yet", members.len());
+    }
+    let data_dir = DataDir::lock(&cfg.data_dir())?;
+    let fresh = !data_dir.db_path().exists();
+    if fresh && cfg.initial_cluster_state == "existing" {
+        bail!("--initial-cluster-state existing: joining an existing cluster is not supported yet");
+    }
+    let client_addrs = resolve("listen-client-urls", &cfg.listen_client_urls)?;
+
+    fs::create_dir_all(data_dir.db_path().parent().unwrap_or(Path::new(".")))?;
+    let engine: SharedEngine = Arc::new(
+        RocksEngine::open(&data_dir.db_path()).with_context(|| format!("cannot open {}", data_dir.db_path().display()))?,
+    );
+
+    let advertise_client: Vec<String> =
+        parse_urls("advertise-client-urls", &cfg.advertise_client_urls)?.iter().map(|u| u.to_string().trim_end_matches('/').to_string()).collect();
+    let mut initial = BTreeMap::new();
+    let mut member_id = 0;
+    for m in &members {
+        let id = ids::member_id(&m.peer_urls, &cfg.initial_cluster_token);
+        let client_urls = if m.name == cfg.name { advertise_client.clone() } else { vec![] };
+        if m.name == cfg.name {
+            member_id = id;
+        }
+        initial.insert(id, Member { name: m.name.clone(), peer_urls: m.peer_urls.clone(), client_urls });
+    }
+    let cluster_id = ids::cluster_id(&initial.keys().copied().collect::<Vec<_>>());
+
+    let settings = RaftSettings {
+        heartbeat_ms: cfg.heartbeat_interval,
+        election_ms: cfg.election_timeout,
+        snapshot_count: cfg.snapshot_count,
+    };
+    let raft = Arc::new(RaftNode::start(member_id, engine.clone(), initial, &settings).await?);
+    let ctx = Arc::new(Ctx {
+        raft: raft.clone(),
+        engine,
+        cluster_id,
+        member_id,
+        limits: Limits {
+            max_request_bytes: cfg.max_request_bytes,
+            max_txn_ops: cfg.max_txn_ops,
+            quota_backend_bytes: cfg.quota_backend_bytes,
+        },
+    });
+
+    // Bind every listener before announcing anything, so a taken port fails start-up.
+    let mut listeners = Vec::new();
+    for addr in &client_addrs {
+        let l = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        listeners.push(l);
+    }
+
+    let leader_wait = Duration::from_millis(cfg.election_timeout * 10);
+    match raft.wait_for_leader(leader_wait).await {
+        Some(_) => tracing::info!(
+            "published {{Name:{} ClientURLs:[{}]}} to cluster {:x}",
+            cfg.name,
+            advertise_client.join(" "),
+            cluster_id
+        ),
+        None => tracing::warn!("no leader elected within {leader_wait:?}; serving anyway"),
+    }
+    tracing::info!("enabled capabilities for version {}", &ETCD_API_VERSION[..3]);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut servers = Vec::new();
+    let max_decode = cfg.max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
+    for listener in listeners {
+        let local = listener.local_addr()?;
+        let mut stop = stop_rx.clone();
+        let router = tonic::transport::Server::builder()
+            .add_service(KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(max_decode))
+            .add_service(MaintenanceServer::new(MaintenanceService::new(ctx.clone())).max_decoding_message_size(max_decode));
+        servers.push(tokio::spawn(async move {
+            let signal = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal).await {
+                tracing::error!("client listener {local}: {e}");
+            }
+        }));
+        tracing::info!("ready to serve client requests on {local}");
+    }
+    tracing::info!("ready to serve client requests");
+
+    shutdown.await;
+    tracing::info!("received shutdown signal; stopping");
+    let _ = stop_tx.send(true);
+    for s in servers {
+        let _ = s.await;
+    }
+    raft.shutdown().await;
+    drop(ctx);
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

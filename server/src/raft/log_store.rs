@@ -1,0 +1,175 @@
+//! The raft log store: entries, vote, committed and purged log ids in the
+//! engine's `RaftLog` and `RaftMeta` column families.
+//!
+//! Durability (DESIGN.md invariant 4): an append is written with `sync` and
+//! only then reported to openraft as flushed, so an entry openraft counts
+//! towards a quorum is on stable storage. A vote is fsynced before it is
+//! answered for the same reason.
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{OptionalSend, RaftLogReader, StorageIOError};
+
+use super::types::{any, Entry, LogId, StorageError, TypeConfig, Vote};
+use crate::storage::keys::raft_meta;
+use crate::storage::{Cf, Scan, SharedEngine, WriteBatch};
+
+/// The log store; cheap to clone (clones share the engine).
+#[derive(Clone)]
+pub struct LogStore {
+    engine: SharedEngine,
+}
+
+fn index_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+fn read_err(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::read_logs(any(e)).into()
+}
+
+fn write_err(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::write_logs(any(e)).into()
+}
+
+impl LogStore {
+    pub fn new(engine: SharedEngine) -> Self {
+        Self { engine }
+    }
+
+    fn meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
+        match self.engine.get(Cf::RaftMeta, key).map_err(read_err)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(read_err),
+        }
+    }
+
+    fn put_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::new();
+        batch.put(Cf::RaftMeta, key.to_vec(), serde_json::to_vec(value).map_err(write_err)?);
+        self.engine.write(batch, true).map_err(write_err)
+    }
+
+    fn last_entry_log_id(&self) -> Result<Option<LogId>, StorageError> {
+        match self.engine.last_in(Cf::RaftLog, &[], None).map_err(read_err)? {
+            None => Ok(None),
+            Some((_, v)) => {
+                let e: Entry = bincode::deserialize(&v).map_err(read_err)?;
+                Ok(Some(e.log_id))
+            }
+        }
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let start = match range.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(i) => i.checked_add(1),
+            Bound::Excluded(i) => Some(*i),
+            Bound::Unbounded => None,
+        };
+        let end_key = end.map(index_key);
+        let mut out = Vec::new();
+        let mut failure = None;
+        self.engine
+            .scan(Cf::RaftLog, &index_key(start), end_key.as_ref().map(|k| &k[..]), &mut |_, v| {
+                match bincode::deserialize::<Entry>(v) {
+                    Ok(e) => {
+                        out.push(e);
+                        Scan::Continue
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        Scan::Stop
+                    }
+                }
+            })
+            .map_err(read_err)?;
+        match failure {
+            Some(e) => Err(read_err(e)),
+            None => Ok(out),
+        }
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged_log_id: Option<LogId> = self.meta(raft_meta::LAST_PURGED)?;
+        let last_log_id = self.last_entry_log_id()?.or(last_purged_log_id);
+        Ok(LogState { last_purged_log_id, last_log_id })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        self.put_meta(raft_meta::VOTE, vote)
+            .map_err(|e| StorageIOError::write_vote(any(e)).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        self.meta(raft_meta::VOTE)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        self.put_meta(raft_meta::COMMITTED, &committed)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self.meta::<Option<LogId>>(raft_meta::COMMITTED)?.flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = WriteBatch::new();
+        for entry in entries {
+            let bytes = bincode::serialize(&entry).map_err(write_err)?;
+            batch.put(Cf::RaftLog, index_key(entry.log_id.index).to_vec(), bytes);
+        }
+        let res = self.engine.write(batch, true).map_err(|e| std::io::Error::other(e.to_string()));
+        let failed = res.as_ref().err().map(|e| write_err(std::io::Error::other(e.to_string())));
+        callback.log_io_completed(res);
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let mut batch = WriteBatch::new();
+        batch.delete_range(Cf::RaftLog, index_key(log_id.index).to_vec(), index_key(u64::MAX).to_vec());
+        batch.delete(Cf::RaftLog, index_key(u64::MAX).to_vec());
+        self.engine.write(batch, true).map_err(write_err)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // Entries up to `log_id` are in the state machine; make sure those
+        // (unsynced) state-machine writes are durable before the log that
+        // could replay them disappears.
+        self.engine.sync().map_err(write_err)?;
+        let mut batch = WriteBatch::new();
+        batch.put(
+            Cf::RaftMeta,
+            raft_meta::LAST_PURGED.to_vec(),
+            serde_json::to_vec(&log_id).map_err(write_err)?,
+        );
+        batch.delete_range(Cf::RaftLog, index_key(0).to_vec(), index_key(log_id.index + 1).to_vec());
+        self.engine.write(batch, true).map_err(write_err)
+    }
+}

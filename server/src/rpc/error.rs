@@ -1,0 +1,45 @@
+//! etcd's errors as gRPC statuses: the exact codes and message strings of
+//! etcd's `rpctypes`, which clients match on.
+
+use tonic::{Code, Status};
+
+use crate::apply::{EtcdCode, EtcdError};
+use crate::raft::ProposeError;
+
+fn code(c: EtcdCode) -> Code {
+    match c {
+        EtcdCode::InvalidArgument => Code::InvalidArgument,
+        EtcdCode::OutOfRange => Code::OutOfRange,
+        EtcdCode::NotFound => Code::NotFound,
+        EtcdCode::FailedPrecondition => Code::FailedPrecondition,
+        EtcdCode::ResourceExhausted => Code::ResourceExhausted,
+        EtcdCode::Unavailable => Code::Unavailable,
+        EtcdCode::Internal => Code::Internal,
+        #[allow(unreachable_patterns)]
+        _ => Code::Unknown,
+    }
+}
+
+pub fn etcd_status(e: &EtcdError) -> Status {
+    Status::new(code(e.code()), e.to_string())
+}
+
+pub fn propose_status(e: &ProposeError) -> Status {
+    let msg = match e {
+        ProposeError::NoLeader => "etcdserver: no leader",
+        ProposeError::Timeout => "etcdserver: request timed out",
+        ProposeError::Stopped => "etcdserver: server stopped",
+    };
+    Status::unavailable(msg)
+}
+
+/// etcd's answer to a request whose raft entry would exceed
+/// --max-request-bytes.
+pub fn request_too_large() -> Status {
+    Status::invalid_argument("etcdserver: request is too large")
+}
+
+/// A storage failure on the read path; the member is unhealthy.
+pub fn internal(e: impl std::fmt::Display) -> Status {
+    Status::internal(format!("etcdserver: {e}"))
+}

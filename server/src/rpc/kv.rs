@@ -1,0 +1,115 @@
+//! The KV service: Range, Put, DeleteRange, Txn, Compact.
+//!
+//! Writes are proposed through raft and answered with what apply answered.
+//! Reads are served from the local MVCC store; a linearizable read (the
+//! default) first waits for the read index (DESIGN.md invariant 5), a
+//! serializable one does not.
+
+use std::sync::Arc;
+
+use prost::Message;
+use timon_proto::etcdserverpb::kv_server::Kv;
+use timon_proto::etcdserverpb::{
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, TxnRequest, TxnResponse,
+};
+use timon_proto::timonpb::internal_raft_request::Request as RaftRequest;
+use timon_proto::timonpb::InternalRaftRequest;
+use tonic::{Request, Response, Status};
+
+use super::error::{etcd_status, internal, propose_status, request_too_large};
+use super::{validate, Ctx};
+use crate::apply;
+
+pub struct KvService {
+    ctx: Arc<Ctx>,
+}
+
+impl KvService {
+    pub fn new(ctx: Arc<Ctx>) -> Self {
+        Self { ctx }
+    }
+
+    /// Proposes `req` and returns apply's response, or etcd's error.
+    async fn propose(&self, req: RaftRequest) -> Result<apply::Response, Status> {
+        let req = InternalRaftRequest { request: Some(req) };
+        // etcd measures the marshalled raft request against the limit.
+        if req.encoded_len() as u64 > self.ctx.limits.max_request_bytes {
+            return Err(request_too_large());
+        }
+        match self.ctx.raft.propose(req).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(etcd_status(&e)),
+            Err(e) => Err(propose_status(&e)),
+        }
+    }
+}
+
+fn unexpected(what: &str, got: &apply::Response) -> Status {
+    internal(format!("apply answered {got:?} to a {what} request"))
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn range(&self, request: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
+        let req = request.into_inner();
+        validate::check_range(&req).map_err(|e| etcd_status(&e))?;
+        if !req.serializable {
+            self.ctx.raft.read_index().await.map_err(|e| propose_status(&e))?;
+        }
+        let store = self.ctx.raft.store();
+        let mut resp = apply::range::range(&store.read(), &req).map_err(|e| etcd_status(&e))?;
+        self.ctx.fill_header(&mut resp.header);
+        Ok(Response::new(resp))
+    }
+
+    async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let req = request.into_inner();
+        validate::check_put(&req).map_err(|e| etcd_status(&e))?;
+        match self.propose(RaftRequest::Put(req)).await? {
+            apply::Response::Put(mut resp) => {
+                self.ctx.fill_header(&mut resp.header);
+                Ok(Response::new(resp))
+            }
+            other => Err(unexpected("put", &other)),
+        }
+    }
+
+    async fn delete_range(
+        &self,
+        request: Request<DeleteRangeRequest>,
+    ) -> Result<Response<DeleteRangeResponse>, Status> {
+        let req = request.into_inner();
+        validate::check_delete_range(&req).map_err(|e| etcd_status(&e))?;
+        match self.propose(RaftRequest::DeleteRange(req)).await? {
+            apply::Response::DeleteRange(mut resp) => {
+                self.ctx.fill_header(&mut resp.header);
+                Ok(Response::new(resp))
+            }
+            other => Err(unexpected("delete range", &other)),
+        }
+    }
+
+    async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        let req = request.into_inner();
+        validate::check_txn(&req, self.ctx.limits.max_txn_ops).map_err(|e| etcd_status(&e))?;
+        match self.propose(RaftRequest::Txn(req)).await? {
+            apply::Response::Txn(mut resp) => {
+                self.ctx.fill_header(&mut resp.header);
+                Ok(Response::new(resp))
+            }
+            other => Err(unexpected("txn", &other)),
+        }
+    }
+
+    async fn compact(&self, request: Request<CompactionRequest>) -> Result<Response<CompactionResponse>, Status> {
+        let req = request.into_inner();
+        match self.propose(RaftRequest::Compaction(req)).await? {
+            apply::Response::Compaction(mut resp) => {
+                self.ctx.fill_header(&mut resp.header);
+                Ok(Response::new(resp))
+            }
+            other => Err(unexpected("compaction", &other)),
+        }
+    }
+}

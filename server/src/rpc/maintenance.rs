@@ -1,0 +1,100 @@
+//! The Maintenance service. Status (what `etcdctl endpoint status` shows),
+//! Alarm (no alarms are raised yet: lists none) and Defragment (RocksDB
+//! compacts on its own: a no-op that succeeds). The rest answers
+//! `Unimplemented` until its issue lands.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use timon_proto::etcdserverpb::maintenance_server::Maintenance;
+use timon_proto::etcdserverpb::{
+    AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest, DowngradeResponse,
+    HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
+    ResponseHeader, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+};
+use tonic::{Request, Response, Status};
+
+use super::{Ctx, ETCD_API_VERSION};
+
+/// etcd's backend quota when --quota-backend-bytes is 0.
+const DEFAULT_QUOTA_BYTES: i64 = 2 * 1024 * 1024 * 1024;
+
+pub struct MaintenanceService {
+    ctx: Arc<Ctx>,
+}
+
+impl MaintenanceService {
+    pub fn new(ctx: Arc<Ctx>) -> Self {
+        Self { ctx }
+    }
+
+    fn header(&self) -> Option<ResponseHeader> {
+        let mut h = Some(ResponseHeader { revision: self.ctx.raft.store().current_revision(), ..Default::default() });
+        self.ctx.fill_header(&mut h);
+        h
+    }
+}
+
+type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Maintenance for MaintenanceService {
+    async fn alarm(&self, _request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        Ok(Response::new(AlarmResponse { header: self.header(), alarms: vec![] }))
+    }
+
+    async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        let raft = self.ctx.raft.status();
+        let db_size = self.ctx.engine.size_on_disk() as i64;
+        let quota = match self.ctx.limits.quota_backend_bytes {
+            q if q <= 0 => DEFAULT_QUOTA_BYTES,
+            q => q,
+        };
+        let mut errors = vec![];
+        if raft.leader.is_none() {
+            errors.push("etcdserver: no leader".to_string());
+        }
+        Ok(Response::new(StatusResponse {
+            header: self.header(),
+            version: ETCD_API_VERSION.to_string(),
+            db_size,
+            leader: raft.leader.unwrap_or(0),
+            raft_index: raft.last_log_index,
+            raft_term: raft.term,
+            raft_applied_index: raft.applied_index,
+            errors,
+            db_size_in_use: db_size,
+            is_learner: false,
+            storage_version: ETCD_API_VERSION.to_string(),
+            db_size_quota: quota,
+            downgrade_info: None,
+        }))
+    }
+
+    async fn defragment(&self, _request: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
+        Ok(Response::new(DefragmentResponse { header: self.header() }))
+    }
+
+    async fn hash(&self, _request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        Err(Status::unimplemented("Hash is not implemented yet"))
+    }
+
+    async fn hash_kv(&self, _request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+        Err(Status::unimplemented("HashKV is not implemented yet"))
+    }
+
+    type SnapshotStream = SnapshotStream;
+
+    async fn snapshot(&self, _request: Request<SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
+        Err(Status::unimplemented("Snapshot is not implemented yet"))
+    }
+
+    async fn move_leader(&self, _request: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
+        Err(Status::unimplemented("MoveLeader is not implemented yet"))
+    }
+
+    async fn downgrade(&self, _request: Request<DowngradeRequest>) -> Result<Response<DowngradeResponse>, Status> {
+        Err(Status::unimplemented("Downgrade is not implemented yet"))
+    }
+}

@@ -1,0 +1,56 @@
+//! The gRPC edge: thin tonic services that validate a request, hand it to
+//! raft (writes) or read the MVCC store (reads), map errors to etcd's exact
+//! gRPC status and fill the response header.
+//!
+//! # Layout
+//! - `validate`: etcd's checks before a request is proposed.
+//! - `error`: etcd's gRPC codes and message strings.
+//! - `kv`: the KV service. `maintenance`: the Maintenance service.
+
+pub mod error;
+pub mod kv;
+pub mod maintenance;
+pub mod validate;
+
+use std::sync::Arc;
+
+use timon_proto::etcdserverpb::ResponseHeader;
+
+use crate::raft::RaftNode;
+use crate::storage::SharedEngine;
+
+/// The etcd API level timon implements, reported as Status.version so
+/// clients (Kubernetes among them) enable the features of that version.
+pub const ETCD_API_VERSION: &str = "3.6.0";
+
+/// Request limits from etcd's flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// --max-request-bytes.
+    pub max_request_bytes: u64,
+    /// --max-txn-ops.
+    pub max_txn_ops: u64,
+    /// --quota-backend-bytes (0: etcd's default of 2 GiB).
+    pub quota_backend_bytes: i64,
+}
+
+/// What every service needs: the raft node, the IDs for headers and limits.
+pub struct Ctx {
+    pub raft: Arc<RaftNode>,
+    /// For Status.dbSize.
+    pub engine: SharedEngine,
+    pub cluster_id: u64,
+    pub member_id: u64,
+    pub limits: Limits,
+}
+
+impl Ctx {
+    /// Fills the fields of a response header that identify who answered;
+    /// `revision` is set by whoever produced the response.
+    pub fn fill_header(&self, header: &mut Option<ResponseHeader>) {
+        let h = header.get_or_insert_with(ResponseHeader::default);
+        h.cluster_id = self.cluster_id;
+        h.member_id = self.member_id;
+        h.raft_term = self.raft.status().term;
+    }
+}

@@ -1,0 +1,53 @@
+//! Column families and fixed meta keys: the on-disk layout in one place.
+
+/// A column family. Each holds one kind of data so a scan of one never walks
+/// another's keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cf {
+    /// Raft log entries keyed by big-endian u64 index.
+    RaftLog,
+    /// Raft meta: vote, committed log id, last purged log id.
+    RaftMeta,
+    /// MVCC revisions: key = encoded revision, value = encoded mvccpb.KeyValue.
+    Kv,
+    /// State-machine meta: applied log id, membership, compaction progress.
+    Meta,
+}
+
+impl Cf {
+    pub const ALL: [Cf; 4] = [Cf::RaftLog, Cf::RaftMeta, Cf::Kv, Cf::Meta];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cf::RaftLog => "raft_log",
+            Cf::RaftMeta => "raft_meta",
+            Cf::Kv => "kv",
+            Cf::Meta => "meta",
+        }
+    }
+}
+
+/// Keys in [`Cf::RaftMeta`].
+pub mod raft_meta {
+    pub const VOTE: &[u8] = b"vote";
+    pub const COMMITTED: &[u8] = b"committed";
+    pub const LAST_PURGED: &[u8] = b"last_purged";
+}
+
+/// Keys in [`Cf::Meta`].
+pub mod meta {
+    /// The raft log id of the last applied entry (written in the same batch
+    /// as the entry's data).
+    pub const APPLIED: &[u8] = b"applied";
+    /// The last membership config applied.
+    pub const MEMBERSHIP: &[u8] = b"membership";
+    /// The revision of the last completed compaction (i64, big-endian).
+    pub const COMPACT_REV: &[u8] = b"compact_rev";
+    /// The current store revision (i64, big-endian); lets a restart keep the
+    /// revision even when the latest revisions were compacted away.
+    pub const CURRENT_REV: &[u8] = b"current_rev";
+    /// The snapshot meta of the last built snapshot.
+    pub const SNAPSHOT_META: &[u8] = b"snapshot_meta";
+    /// The cluster id and this member's id.
+    pub const CLUSTER: &[u8] = b"cluster";
+}

@@ -1,0 +1,328 @@
+//! Shared helpers for the server's integration tests: start a real `etcd` or
+//! the `timon` binary on free local ports, wait until it serves, kill it when
+//! the test is done, and open tonic clients to it.
+//!
+//! Every process is a [`Member`]: it owns a temporary directory holding the
+//! data dir (unless the caller supplied one) and the captured stdout/stderr,
+//! and it is killed with SIGKILL when dropped, so a failing test never leaks
+//! servers. Readiness is a condition (a Status RPC that names a leader), not a
+//! sleep.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+use timon_proto::etcdserverpb::kv_client::KvClient;
+use timon_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use timon_proto::etcdserverpb::StatusRequest;
+use tonic::transport::Channel;
+
+/// How long a freshly spawned server may take to elect itself and answer.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Large enough for the biggest responses the tests provoke (several values
+/// of about 1 MiB at old revisions), far above tonic's 4 MiB default.
+const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// A port nobody listens on right now (the OS picks it; there is a small race
+/// until the server binds it, which is acceptable for tests).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr of ephemeral port").port()
+}
+
+/// The etcd binary to compare against: `$ETCD_BIN` or `/usr/bin/etcd`.
+pub fn etcd_bin() -> PathBuf {
+    std::env::var_os("ETCD_BIN").map_or_else(|| PathBuf::from("/usr/bin/etcd"), PathBuf::from)
+}
+
+/// The etcdctl binary: `$ETCDCTL_BIN` or `/usr/bin/etcdctl`.
+pub fn etcdctl_bin() -> PathBuf {
+    std::env::var_os("ETCDCTL_BIN").map_or_else(|| PathBuf::from("/usr/bin/etcdctl"), PathBuf::from)
+}
+
+/// True when the reference etcd is missing and the test may skip: only
+/// outside CI (in CI a missing etcd is a failure, not a skip). Prints why.
+pub fn skip_without_etcd(test: &str) -> bool {
+    if etcd_bin().exists() {
+        return false;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: {} is missing and CI is set; install etcd 3.4", etcd_bin().display());
+    }
+    eprintln!(
+        "SKIPPED {test}: etcd binary {} not found (set ETCD_BIN); this test compares timon with real etcd",
+        etcd_bin().display()
+    );
+    true
+}
+
+/// One running server process. Killed (SIGKILL, then reaped) on drop.
+pub struct Member {
+    child: Option<Child>,
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    client_port: u16,
+    peer_port: u16,
+    data_dir: PathBuf,
+    log_dir: PathBuf,
+    /// Keeps the temporary directory (logs and, by default, data) alive for
+    /// as long as the member exists.
+    _tmp: TempDir,
+}
+
+impl Member {
+    /// `http://127.0.0.1:<client port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn client_port(&self) -> u16 {
+        self.client_port
+    }
+
+    pub fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Path of the file that receives the process's stderr.
+    pub fn stderr_path(&self) -> PathBuf {
+        self.log_dir.join("stderr.log")
+    }
+
+    /// The last `max_bytes` of the captured stderr, for failure messages.
+    pub fn stderr_tail(&self, max_bytes: usize) -> String {
+        let text = std::fs::read(self.stderr_path()).unwrap_or_default();
+        let start = text.len().saturating_sub(max_bytes);
+        String::from_utf8_lossy(&text[start..]).into_owned()
+    }
+
+    /// Whether the process is still alive (false after it exited or was killed).
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Kill the process with SIGKILL and reap it; the data dir survives.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start the same program again with the same flags, ports and data dir
+    /// (after [`Member::kill9`], or killing it first), and wait until ready.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.child = Some(spawn(&self.program, &self.args, &self.env, &self.log_dir));
+        self.wait_ready();
+    }
+
+    /// Poll Status until the server answers and names a leader, or panic with
+    /// its stderr after [`READY_TIMEOUT`]. Fails fast if the process exits.
+    fn wait_ready(&mut self) {
+        let endpoint = self.endpoint();
+        let deadline = Instant::now() + READY_TIMEOUT;
+        // The caller may itself run inside a tokio runtime, so the probe gets
+        // its own runtime on its own thread instead of blocking on the caller's.
+        let probe = std::thread::spawn(move || -> Result<(), String> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async move {
+                let mut last = String::from("no attempt yet");
+                while Instant::now() < deadline {
+                    match status_leader(&endpoint).await {
+                        Ok(leader) if leader != 0 => return Ok(()),
+                        Ok(_) => last = "Status answered but names no leader".into(),
+                        Err(e) => last = e,
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(last)
+            })
+        });
+        // Watch for an early exit while the probe runs.
+        loop {
+            if probe.is_finished() {
+                break;
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "{} exited with {status} before becoming ready; stderr:\n{}",
+                        self.program.display(),
+                        self.stderr_tail(8000)
+                    );
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        match probe.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(last)) => panic!(
+                "{} on {} not ready within {READY_TIMEOUT:?} (last: {last}); stderr:\n{}",
+                self.program.display(),
+                self.endpoint(),
+                self.stderr_tail(8000)
+            ),
+            Err(_) => panic!("readiness probe thread panicked"),
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+async fn status_leader(endpoint: &str) -> Result<u64, String> {
+    let channel = Channel::from_shared(endpoint.to_string())
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(2))
+        .connect()
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let status = MaintenanceClient::new(channel)
+        .status(StatusRequest {})
+        .await
+        .map_err(|e| format!("Status: {e}"))?;
+    Ok(status.into_inner().leader)
+}
+
+fn spawn(program: &Path, args: &[String], env: &[(String, String)], log_dir: &Path) -> Child {
+    let stderr = File::create(log_dir.join("stderr.log")).expect("create stderr log");
+    let stdout = File::create(log_dir.join("stdout.log")).expect("create stdout log");
+    let mut command = Command::new(program);
+    // Both servers read ETCD_* variables as flags: none leak in from the
+    // test's own environment (ETCD_BIN, for one), only the explicit ones.
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(|k| k.starts_with("ETCD_") || k.starts_with("ETCDCTL_")) {
+            command.env_remove(key);
+        }
+    }
+    command
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()))
+}
+
+/// The single-member cluster flags etcd and timon share.
+fn cluster_args(name: &str, data_dir: &Path, client_port: u16, peer_port: u16) -> Vec<String> {
+    let client = format!("http://127.0.0.1:{client_port}");
+    let peer = format!("http://127.0.0.1:{peer_port}");
+    vec![
+        "--name".into(),
+        name.into(),
+        "--data-dir".into(),
+        data_dir.display().to_string(),
+        "--listen-client-urls".into(),
+        client.clone(),
+        "--advertise-client-urls".into(),
+        client,
+        "--listen-peer-urls".into(),
+        peer.clone(),
+        "--initial-advertise-peer-urls".into(),
+        peer.clone(),
+        "--initial-cluster".into(),
+        format!("{name}={peer}"),
+    ]
+}
+
+fn start(program: PathBuf, data_dir: Option<&Path>, extra_args: &[&str], env: &[(&str, &str)]) -> Member {
+    let tmp = tempfile::Builder::new().prefix("timon-test-").tempdir().expect("create temp dir");
+    let data_dir = data_dir.map_or_else(|| tmp.path().join("data"), Path::to_path_buf);
+    let log_dir = tmp.path().to_path_buf();
+    let client_port = free_port();
+    let mut peer_port = free_port();
+    while peer_port == client_port {
+        peer_port = free_port();
+    }
+    let mut args = cluster_args("m0", &data_dir, client_port, peer_port);
+    args.extend(extra_args.iter().map(|a| a.to_string()));
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let child = spawn(&program, &args, &env, &log_dir);
+    let mut member = Member {
+        child: Some(child),
+        program,
+        args,
+        env,
+        client_port,
+        peer_port,
+        data_dir,
+        log_dir,
+        _tmp: tmp,
+    };
+    member.wait_ready();
+    member
+}
+
+/// Start a single-member real etcd in a fresh temp data dir and wait until it
+/// has a leader.
+pub fn start_etcd() -> Member {
+    start(etcd_bin(), None, &[], &[])
+}
+
+/// Start a single-member timon with etcd's flags plus `extra_args`, in
+/// `data_dir` (or a fresh temp dir), and wait until it has a leader.
+pub fn start_timon(data_dir: Option<&Path>, extra_args: &[&str]) -> Member {
+    start_timon_with_env(data_dir, extra_args, &[])
+}
+
+/// [`start_timon`] with extra environment variables (e.g. `ETCD_*` settings).
+pub fn start_timon_with_env(data_dir: Option<&Path>, extra_args: &[&str], env: &[(&str, &str)]) -> Member {
+    start(PathBuf::from(env!("CARGO_BIN_EXE_timon")), data_dir, extra_args, env)
+}
+
+/// Open KV and Maintenance clients on one channel to `endpoint`, with message
+/// size limits lifted so oversized requests reach the server (which must
+/// reject them itself) and large responses decode.
+pub async fn connect(endpoint: &str) -> (KvClient<Channel>, MaintenanceClient<Channel>) {
+    let channel = Channel::from_shared(endpoint.to_string())
+        .expect("valid endpoint uri")
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(60))
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("connect to {endpoint}: {e}"));
+    let kv = KvClient::new(channel.clone())
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let maintenance = MaintenanceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    (kv, maintenance)
+}
+
+/// The server under test: timon, or a second real etcd when
+/// `TIMON_DIFF_TARGET=etcd` (which proves a differential harness sound by
+/// comparing etcd with itself).
+pub fn start_target() -> Member {
+    if target_is_etcd() {
+        start_etcd()
+    } else {
+        start_timon(None, &[])
+    }
+}
+
+/// True when `TIMON_DIFF_TARGET=etcd`.
+pub fn target_is_etcd() -> bool {
+    std::env::var("TIMON_DIFF_TARGET").is_ok_and(|v| v == "etcd")
+}
