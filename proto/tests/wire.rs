@@ -18,8 +18,8 @@ use std::process::{Command, Stdio};
 use prost::Message;
 use prost_types::{DescriptorProto, FileDescriptorSet};
 use timon_proto::etcdserverpb::{
-    compare, range_request, request_op, Compare, DeleteRangeRequest, DowngradeInfo, PutRequest,
-    RangeRequest, RequestOp, ResponseHeader, StatusResponse, TxnRequest,
+    compare, range_request, request_op, Compare, DeleteRangeRequest, DowngradeInfo, PutRequest, RangeRequest,
+    RequestOp, ResponseHeader, StatusResponse, TxnRequest,
 };
 use timon_proto::timonpb::{internal_raft_request, InternalRaftRequest};
 
@@ -154,7 +154,10 @@ fn range_request_with_every_field_matches_etcd() {
         revision: 42 sort_order: DESCEND sort_target: MOD serializable: true
         keys_only: true count_only: true min_mod_revision: 3 max_mod_revision: 40
         min_create_revision: -1 max_create_revision: 41"#;
-    assert_eq!(ours.encode_to_vec(), etcd_encode(&inc, "etcdserverpb.RangeRequest", text));
+    assert_eq!(
+        ours.encode_to_vec(),
+        etcd_encode(&inc, "etcdserverpb.RangeRequest", text)
+    );
 }
 
 #[test]
@@ -203,13 +206,11 @@ fn txn_request_with_compares_and_nested_ops_matches_etcd() {
                         range_end: Vec::new(),
                     }],
                     success: vec![RequestOp {
-                        request: Some(request_op::Request::RequestDeleteRange(
-                            DeleteRangeRequest {
-                                key: b"d".to_vec(),
-                                range_end: b"e".to_vec(),
-                                prev_kv: true,
-                            },
-                        )),
+                        request: Some(request_op::Request::RequestDeleteRange(DeleteRangeRequest {
+                            key: b"d".to_vec(),
+                            range_end: b"e".to_vec(),
+                            prev_kv: true,
+                        })),
                     }],
                     failure: vec![put("n", "2")],
                 })),
@@ -263,7 +264,10 @@ fn status_response_matches_etcd_for_3_4_fields() {
         version: "3.6.0" dbSize: 20480 leader: 10276657743932975437 raftIndex: 99
         raftTerm: 3 raftAppliedIndex: 98 errors: "memberID:1 alarm:NOSPACE "
         errors: "second" dbSizeInUse: 16384 isLearner: true"#;
-    assert_eq!(ours.encode_to_vec(), etcd_encode(&inc, "etcdserverpb.StatusResponse", text));
+    assert_eq!(
+        ours.encode_to_vec(),
+        etcd_encode(&inc, "etcdserverpb.StatusResponse", text)
+    );
 }
 
 /// Every message of `set` in one of `PACKAGES`, keyed by full name, nested
@@ -288,7 +292,10 @@ fn messages(set: &FileDescriptorSet) -> BTreeMap<String, DescriptorProto> {
 /// Every enum as full name -> (value name -> number).
 fn enums(set: &FileDescriptorSet) -> BTreeMap<String, BTreeMap<String, i32>> {
     let values = |e: &prost_types::EnumDescriptorProto| {
-        e.value.iter().map(|v| (v.name().to_string(), v.number())).collect::<BTreeMap<_, _>>()
+        e.value
+            .iter()
+            .map(|v| (v.name().to_string(), v.number()))
+            .collect::<BTreeMap<_, _>>()
     };
     let mut out = BTreeMap::new();
     for (msg_name, msg) in messages(set) {
@@ -350,7 +357,11 @@ fn schema_contains_every_etcd_3_4_message_field_enum_and_rpc() {
     let ours = our_descriptor_set();
 
     let (etcd_msgs, our_msgs) = (messages(&etcd), messages(&ours));
-    assert!(etcd_msgs.len() > 100, "expected etcd's full API, got {}", etcd_msgs.len());
+    assert!(
+        etcd_msgs.len() > 100,
+        "expected etcd's full API, got {}",
+        etcd_msgs.len()
+    );
     let mut problems = Vec::new();
     for (name, emsg) in &etcd_msgs {
         let Some(omsg) = our_msgs.get(name) else {
@@ -379,10 +390,17 @@ fn schema_contains_every_etcd_3_4_message_field_enum_and_rpc() {
     let our_rpcs = rpcs(&ours);
     for (name, shape) in rpcs(&etcd) {
         if our_rpcs.get(&name) != Some(&shape) {
-            problems.push(format!("rpc {name} {shape:?} differs or is missing: {:?}", our_rpcs.get(&name)));
+            problems.push(format!(
+                "rpc {name} {shape:?} differs or is missing: {:?}",
+                our_rpcs.get(&name)
+            ));
         }
     }
-    assert!(problems.is_empty(), "schema differs from etcd 3.4:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "schema differs from etcd 3.4:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -401,7 +419,10 @@ fn schema_has_the_3_5_and_3_6_additions() {
     assert_eq!(field(".etcdserverpb.SnapshotResponse", "version"), Some(4));
     assert_eq!(field(".etcdserverpb.MemberListRequest", "linearizable"), Some(1));
     assert_eq!(field(".etcdserverpb.AuthUserAddRequest", "hashedPassword"), Some(4));
-    assert_eq!(field(".etcdserverpb.AuthUserChangePasswordRequest", "hashedPassword"), Some(3));
+    assert_eq!(
+        field(".etcdserverpb.AuthUserChangePasswordRequest", "hashedPassword"),
+        Some(3)
+    );
     assert_eq!(field(".etcdserverpb.AuthStatusResponse", "authRevision"), Some(3));
     assert_eq!(field(".etcdserverpb.DowngradeRequest", "version"), Some(2));
     let rpcs = rpcs(&ours);
@@ -414,17 +435,14 @@ fn status_response_3_6_fields_use_their_etcd_numbers() {
     let msg = StatusResponse {
         storage_version: "3.6.0".to_string(),
         db_size_quota: 1,
-        downgrade_info: Some(DowngradeInfo { enabled: true, target_version: "3.5".to_string() }),
+        downgrade_info: Some(DowngradeInfo {
+            enabled: true,
+            target_version: "3.5".to_string(),
+        }),
         ..Default::default()
     };
     // field 11 (string), 12 (varint), 13 (message {1: true, 2: "3.5"}).
-    let want: Vec<u8> = [
-        &[0x5a, 5][..],
-        b"3.6.0",
-        &[0x60, 1, 0x6a, 7, 0x08, 1, 0x12, 3],
-        b"3.5",
-    ]
-    .concat();
+    let want: Vec<u8> = [&[0x5a, 5][..], b"3.6.0", &[0x60, 1, 0x6a, 7, 0x08, 1, 0x12, 3], b"3.5"].concat();
     assert_eq!(msg.encode_to_vec(), want);
 }
 

@@ -14,7 +14,11 @@ use url::Url;
 pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 1024 * 1024 + 512 * 1024;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "timon", version, about = "timon: an etcd replacement (etcd v3 API over Raft and RocksDB)")]
+#[command(
+    name = "timon",
+    version,
+    about = "timon: an etcd replacement (etcd v3 API over Raft and RocksDB)"
+)]
 pub struct Config {
     /// Human-readable name for this member.
     #[arg(long, env = "ETCD_NAME", default_value = "default")]
@@ -37,7 +41,11 @@ pub struct Config {
     pub listen_peer_urls: String,
 
     /// List of this member's peer URLs to advertise to the rest of the cluster.
-    #[arg(long, env = "ETCD_INITIAL_ADVERTISE_PEER_URLS", default_value = "http://localhost:2380")]
+    #[arg(
+        long,
+        env = "ETCD_INITIAL_ADVERTISE_PEER_URLS",
+        default_value = "http://localhost:2380"
+    )]
     pub initial_advertise_peer_urls: String,
 
     /// Initial cluster configuration for bootstrapping (default: <name>=<initial-advertise-peer-urls>).
@@ -117,7 +125,11 @@ pub struct Config {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("invalid URL {url:?} in --{flag}: {reason}")]
-    BadUrl { flag: &'static str, url: String, reason: String },
+    BadUrl {
+        flag: &'static str,
+        url: String,
+        reason: String,
+    },
     #[error("--initial-cluster {0:?}: each member must be name=URL")]
     BadInitialCluster(String),
     #[error("--initial-cluster has no member named {name:?} (the --name of this member)")]
@@ -154,7 +166,11 @@ pub fn parse_urls(flag: &'static str, list: &str) -> Result<Vec<Url>, ConfigErro
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
-            let bad = |reason: &str| ConfigError::BadUrl { flag, url: s.to_string(), reason: reason.into() };
+            let bad = |reason: &str| ConfigError::BadUrl {
+                flag,
+                url: s.to_string(),
+                reason: reason.into(),
+            };
             let url = Url::parse(s).map_err(|e| bad(&e.to_string()))?;
             match url.scheme() {
                 "http" => {}
@@ -183,7 +199,9 @@ impl Config {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.etcd", self.name)))
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", self.name)))
     }
 
     /// --initial-cluster as members, with etcd's default of this member alone
@@ -200,15 +218,22 @@ impl Config {
         };
         let mut members: Vec<InitialMember> = Vec::new();
         for pair in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let (name, url) = pair.split_once('=').ok_or_else(|| ConfigError::BadInitialCluster(pair.into()))?;
+            let (name, url) = pair
+                .split_once('=')
+                .ok_or_else(|| ConfigError::BadInitialCluster(pair.into()))?;
             parse_urls("initial-cluster", url)?;
             match members.iter_mut().find(|m| m.name == name) {
                 Some(m) => m.peer_urls.push(url.to_string()),
-                None => members.push(InitialMember { name: name.to_string(), peer_urls: vec![url.to_string()] }),
+                None => members.push(InitialMember {
+                    name: name.to_string(),
+                    peer_urls: vec![url.to_string()],
+                }),
             }
         }
         if !members.iter().any(|m| m.name == self.name) {
-            return Err(ConfigError::NotInInitialCluster { name: self.name.clone() });
+            return Err(ConfigError::NotInInitialCluster {
+                name: self.name.clone(),
+            });
         }
         Ok(members)
     }
@@ -278,7 +303,10 @@ mod tests {
         assert_eq!(c.max_txn_ops, 128);
         assert_eq!(
             c.initial_members().unwrap(),
-            vec![InitialMember { name: "default".into(), peer_urls: vec!["http://localhost:2380".into()] }]
+            vec![InitialMember {
+                name: "default".into(),
+                peer_urls: vec!["http://localhost:2380".into()]
+            }]
         );
         c.validate().unwrap();
     }
@@ -316,7 +344,11 @@ mod tests {
                 continue;
             }
             let expected = format!("ETCD_{}", id.to_uppercase());
-            assert_eq!(arg.get_env().and_then(|e| e.to_str()), Some(expected.as_str()), "flag {id}");
+            assert_eq!(
+                arg.get_env().and_then(|e| e.to_str()),
+                Some(expected.as_str()),
+                "flag {id}"
+            );
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::config::{parse_urls, Config};
 use crate::ids;
 use crate::raft::{Member, RaftNode, RaftSettings};
 use crate::rpc::kv::KvService;
+use crate::rpc::limit::GrpcLimitLayer;
 use crate::rpc::maintenance::MaintenanceService;
 use crate::rpc::{Ctx, Limits, ETCD_API_VERSION};
 use crate::storage::rocks::RocksEngine;
@@ -49,7 +50,11 @@ impl DataDir {
             .open(&lock_path)
             .with_context(|| format!("cannot open {}", lock_path.display()))?;
         if lock.try_lock_exclusive().is_err() {
-            bail!("data dir {} is in use by another running member (lock {} is held)", path.display(), lock_path.display());
+            bail!(
+                "data dir {} is in use by another running member (lock {} is held)",
+                path.display(),
+                lock_path.display()
+            );
         }
         if path.join("member/wal").exists() && !path.join("member/db").exists() {
             bail!(
@@ -58,7 +63,10 @@ impl DataDir {
                 path.display()
             );
         }
-        Ok(Self { path: path.to_path_buf(), _lock: lock })
+        Ok(Self {
+            path: path.to_path_buf(),
+            _lock: lock,
+        })
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -76,7 +84,10 @@ fn resolve(flag: &'static str, list: &str) -> anyhow::Result<Vec<SocketAddr>> {
         let addrs: Vec<SocketAddr> = if host == "localhost" {
             vec![SocketAddr::from(([127, 0, 0, 1], port))]
         } else {
-            (host, port).to_socket_addrs().with_context(|| format!("cannot resolve {url}"))?.collect()
+            (host, port)
+                .to_socket_addrs()
+                .with_context(|| format!("cannot resolve {url}"))?
+                .collect()
         };
         out.extend(addrs.into_iter().take(1));
     }
@@ -92,8 +103,14 @@ fn init_logging(cfg: &Config) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TIMON_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if cfg.logger == "zap" { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if cfg.logger == "zap" {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// Runs a member until `shutdown` resolves.
@@ -106,7 +123,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
 
     let members = cfg.initial_members()?;
     if members.len() > 1 {
-        bail!("--initial-cluster names {} members: multi-member clusters are not supported yet", members.len());
+        bail!(
+            "--initial-cluster names {} members: multi-member clusters are not supported yet",
+            members.len()
+        );
     }
     let data_dir = DataDir::lock(&cfg.data_dir())?;
     let fresh = !data_dir.db_path().exists();
@@ -117,20 +137,34 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
 
     fs::create_dir_all(data_dir.db_path().parent().unwrap_or(Path::new(".")))?;
     let engine: SharedEngine = Arc::new(
-        RocksEngine::open(&data_dir.db_path()).with_context(|| format!("cannot open {}", data_dir.db_path().display()))?,
+        RocksEngine::open(&data_dir.db_path())
+            .with_context(|| format!("cannot open {}", data_dir.db_path().display()))?,
     );
 
-    let advertise_client: Vec<String> =
-        parse_urls("advertise-client-urls", &cfg.advertise_client_urls)?.iter().map(|u| u.to_string().trim_end_matches('/').to_string()).collect();
+    let advertise_client: Vec<String> = parse_urls("advertise-client-urls", &cfg.advertise_client_urls)?
+        .iter()
+        .map(|u| u.to_string().trim_end_matches('/').to_string())
+        .collect();
     let mut initial = BTreeMap::new();
     let mut member_id = 0;
     for m in &members {
         let id = ids::member_id(&m.peer_urls, &cfg.initial_cluster_token);
-        let client_urls = if m.name == cfg.name { advertise_client.clone() } else { vec![] };
+        let client_urls = if m.name == cfg.name {
+            advertise_client.clone()
+        } else {
+            vec![]
+        };
         if m.name == cfg.name {
             member_id = id;
         }
-        initial.insert(id, Member { name: m.name.clone(), peer_urls: m.peer_urls.clone(), client_urls });
+        initial.insert(
+            id,
+            Member {
+                name: m.name.clone(),
+                peer_urls: m.peer_urls.clone(),
+                client_urls,
+            },
+        );
     }
     let cluster_id = ids::cluster_id(&initial.keys().copied().collect::<Vec<_>>());
 
@@ -155,7 +189,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     // Bind every listener before announcing anything, so a taken port fails start-up.
     let mut listeners = Vec::new();
     for addr in &client_addrs {
-        let l = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let l = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
         listeners.push(l);
     }
 
@@ -178,13 +214,19 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         let local = listener.local_addr()?;
         let mut stop = stop_rx.clone();
         let router = tonic::transport::Server::builder()
+            .layer(GrpcLimitLayer)
             .add_service(KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(max_decode))
-            .add_service(MaintenanceServer::new(MaintenanceService::new(ctx.clone())).max_decoding_message_size(max_decode));
+            .add_service(
+                MaintenanceServer::new(MaintenanceService::new(ctx.clone())).max_decoding_message_size(max_decode),
+            );
         servers.push(tokio::spawn(async move {
             let signal = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal).await {
+            if let Err(e) = router
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+                .await
+            {
                 tracing::error!("client listener {local}: {e}");
             }
         }));

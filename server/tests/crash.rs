@@ -38,7 +38,11 @@ async fn kill9_during_writes_loses_no_acknowledged_write() {
                 for i in 0.. {
                     let key = format!("r{round}/w{w}/k{i:05}");
                     let value = format!("value of {key}");
-                    let put = PutRequest { key: key.clone().into(), value: value.clone().into(), ..Default::default() };
+                    let put = PutRequest {
+                        key: key.clone().into(),
+                        value: value.clone().into(),
+                        ..Default::default()
+                    };
                     match kv.put(put).await {
                         Ok(resp) => {
                             let revision = resp.into_inner().header.expect("put header").revision;
@@ -53,7 +57,11 @@ async fn kill9_during_writes_loses_no_acknowledged_write() {
         // Kill once enough writes are acknowledged, while writers are still sending.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
         while acked.lock().unwrap().len() < start + ACKED_BEFORE_KILL {
-            assert!(tokio::time::Instant::now() < deadline, "writes too slow: {}", member.stderr_tail(2000));
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "writes too slow: {}",
+                member.stderr_tail(2000)
+            );
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         member.kill9();
@@ -65,17 +73,35 @@ async fn kill9_during_writes_loses_no_acknowledged_write() {
         let max_acked_rev = all.iter().map(|a| a.revision).max().unwrap_or(0);
         for a in &all {
             let resp = kv
-                .range(RangeRequest { key: a.key.clone().into(), ..Default::default() })
+                .range(RangeRequest {
+                    key: a.key.clone().into(),
+                    ..Default::default()
+                })
                 .await
                 .expect("range after restart")
                 .into_inner();
-            assert_eq!(resp.kvs.len(), 1, "acknowledged write {a:?} lost after kill -9 in round {round}");
+            assert_eq!(
+                resp.kvs.len(),
+                1,
+                "acknowledged write {a:?} lost after kill -9 in round {round}"
+            );
             assert_eq!(resp.kvs[0].value, a.value.as_bytes(), "{a:?}");
             assert_eq!(resp.kvs[0].mod_revision, a.revision, "{a:?}");
         }
         // The revision continues: no acknowledged revision is handed out again.
-        let put = PutRequest { key: b"after-restart".to_vec().into(), value: b"x".to_vec().into(), ..Default::default() };
-        let rev = kv.put(put).await.expect("put after restart").into_inner().header.unwrap().revision;
+        let put = PutRequest {
+            key: b"after-restart".to_vec(),
+            value: b"x".to_vec(),
+            ..Default::default()
+        };
+        let rev = kv
+            .put(put)
+            .await
+            .expect("put after restart")
+            .into_inner()
+            .header
+            .unwrap()
+            .revision;
         assert!(rev > max_acked_rev, "revision went back: {rev} <= {max_acked_rev}");
     }
 }

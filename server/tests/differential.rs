@@ -25,9 +25,8 @@ use timon_proto::etcdserverpb::kv_client::KvClient;
 use timon_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
 use timon_proto::etcdserverpb::request_op::Request;
 use timon_proto::etcdserverpb::{
-    CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse,
-    PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseHeader, TxnRequest,
-    TxnResponse,
+    CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, RequestOp, ResponseHeader, TxnRequest, TxnResponse,
 };
 use tonic::transport::Channel;
 
@@ -121,7 +120,10 @@ fn outcome<T>(result: Result<tonic::Response<T>, tonic::Status>, wrap: impl FnOn
             }
             out
         }
-        Err(status) => Outcome::Error { code: status.code(), message: status.message().to_string() },
+        Err(status) => Outcome::Error {
+            code: status.code(),
+            message: status.message().to_string(),
+        },
     }
 }
 
@@ -243,7 +245,13 @@ impl Gen {
             6..=8 => self.rng.gen_range(1..=5),
             _ => *[-1, 100].get(self.rng.gen_range(0..2)).unwrap_or(&0),
         };
-        let mut rev_bound = || if self.chance(85) { 0 } else { self.rng.gen_range(1..=self.current_rev.max(1) + 1) };
+        let mut rev_bound = || {
+            if self.chance(85) {
+                0
+            } else {
+                self.rng.gen_range(1..=self.current_rev.max(1) + 1)
+            }
+        };
         let min_mod_revision = rev_bound();
         let max_mod_revision = rev_bound();
         let min_create_revision = rev_bound();
@@ -253,7 +261,11 @@ impl Gen {
             range_end,
             limit,
             revision: self.read_rev(sane),
-            sort_order: if self.chance(60) { SortOrder::None as i32 } else { self.rng.gen_range(1..=2) },
+            sort_order: if self.chance(60) {
+                SortOrder::None as i32
+            } else {
+                self.rng.gen_range(1..=2)
+            },
             sort_target,
             serializable: self.chance(30),
             keys_only: self.chance(20),
@@ -269,17 +281,36 @@ impl Gen {
         let ignore_value = self.chance(if sane { 0 } else { 6 });
         let ignore_lease = self.chance(if sane { 0 } else { 6 });
         // ignore_value wants no value; sometimes send one anyway (an error).
-        let value = if ignore_value && self.chance(70) { Vec::new() } else { self.value() };
-        PutRequest { key, value, lease: 0, prev_kv: self.chance(35), ignore_value, ignore_lease }
+        let value = if ignore_value && self.chance(70) {
+            Vec::new()
+        } else {
+            self.value()
+        };
+        PutRequest {
+            key,
+            value,
+            lease: 0,
+            prev_kv: self.chance(35),
+            ignore_value,
+            ignore_lease,
+        }
     }
 
     fn delete(&mut self) -> DeleteRangeRequest {
         let (key, range_end) = self.interval();
-        DeleteRangeRequest { key, range_end, prev_kv: self.chance(40) }
+        DeleteRangeRequest {
+            key,
+            range_end,
+            prev_kv: self.chance(40),
+        }
     }
 
     fn compare(&mut self) -> Compare {
-        let (key, range_end) = if self.chance(20) { self.interval() } else { (self.key(), Vec::new()) };
+        let (key, range_end) = if self.chance(20) {
+            self.interval()
+        } else {
+            (self.key(), Vec::new())
+        };
         let target = self.rng.gen_range(0..5);
         let rev_near = |g: &mut Gen| {
             if g.chance(30) {
@@ -311,7 +342,13 @@ impl Gen {
     /// Txn ops. In a "clean" txn, put keys never repeat or fall in a delete
     /// interval anywhere in the tree, so etcd accepts it; otherwise anything
     /// goes (duplicate keys, ignore_value puts, bad revisions).
-    fn ops(&mut self, depth: u32, clean: bool, puts: &mut Vec<Vec<u8>>, dels: &mut Vec<(Vec<u8>, Vec<u8>)>) -> Vec<RequestOp> {
+    fn ops(
+        &mut self,
+        depth: u32,
+        clean: bool,
+        puts: &mut Vec<Vec<u8>>,
+        dels: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Vec<RequestOp> {
         let n = self.rng.gen_range(0..=4);
         let mut ops = Vec::with_capacity(n);
         for _ in 0..n {
@@ -343,11 +380,21 @@ impl Gen {
         ops
     }
 
-    fn txn_with(&mut self, depth: u32, clean: bool, puts: &mut Vec<Vec<u8>>, dels: &mut Vec<(Vec<u8>, Vec<u8>)>) -> TxnRequest {
+    fn txn_with(
+        &mut self,
+        depth: u32,
+        clean: bool,
+        puts: &mut Vec<Vec<u8>>,
+        dels: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> TxnRequest {
         let compare = (0..self.rng.gen_range(0..=3)).map(|_| self.compare()).collect();
         let success = self.ops(depth, clean, puts, dels);
         let failure = self.ops(depth, clean, puts, dels);
-        TxnRequest { compare, success, failure }
+        TxnRequest {
+            compare,
+            success,
+            failure,
+        }
     }
 
     fn txn(&mut self) -> TxnRequest {
@@ -365,48 +412,107 @@ impl Gen {
 
     /// Txns that etcd rejects before applying (or that sit on a limit).
     fn bad_txn(&mut self) -> TxnRequest {
-        let range_a = || RequestOp { request: Some(Request::RequestRange(RangeRequest { key: b"a".to_vec(), ..Default::default() })) };
-        let put = |k: &[u8]| RequestOp { request: Some(Request::RequestPut(PutRequest { key: k.to_vec(), value: b"d".to_vec(), ..Default::default() })) };
+        let range_a = || RequestOp {
+            request: Some(Request::RequestRange(RangeRequest {
+                key: b"a".to_vec(),
+                ..Default::default()
+            })),
+        };
+        let put = |k: &[u8]| RequestOp {
+            request: Some(Request::RequestPut(PutRequest {
+                key: k.to_vec(),
+                value: b"d".to_vec(),
+                ..Default::default()
+            })),
+        };
         match self.rng.gen_range(0..9) {
             // 129 ops: too many.
-            0 => TxnRequest { success: (0..129).map(|_| range_a()).collect(), ..Default::default() },
+            0 => TxnRequest {
+                success: (0..129).map(|_| range_a()).collect(),
+                ..Default::default()
+            },
             // Exactly 128 ops in failure and 128 compares: accepted.
             1 => TxnRequest {
-                compare: (0..128).map(|_| Compare { key: b"a".to_vec(), target: 2, result: 1, target_union: Some(TargetUnion::ModRevision(0)), ..Default::default() }).collect(),
+                compare: (0..128)
+                    .map(|_| Compare {
+                        key: b"a".to_vec(),
+                        target: 2,
+                        result: 1,
+                        target_union: Some(TargetUnion::ModRevision(0)),
+                        ..Default::default()
+                    })
+                    .collect(),
                 failure: (0..128).map(|_| range_a()).collect(),
                 ..Default::default()
             },
             // A nested txn may only use what its parent leaves of the budget.
             2 => {
-                let inner = TxnRequest { success: (0..30).map(|_| range_a()).collect(), ..Default::default() };
+                let inner = TxnRequest {
+                    success: (0..30).map(|_| range_a()).collect(),
+                    ..Default::default()
+                };
                 let mut success: Vec<RequestOp> = (0..self.rng.gen_range(97..=99)).map(|_| range_a()).collect();
-                success.push(RequestOp { request: Some(Request::RequestTxn(inner)) });
-                TxnRequest { success, ..Default::default() }
+                success.push(RequestOp {
+                    request: Some(Request::RequestTxn(inner)),
+                });
+                TxnRequest {
+                    success,
+                    ..Default::default()
+                }
             }
             // Duplicate put keys, at one level or across nesting levels.
-            3 => TxnRequest { success: vec![put(b"a"), put(b"b"), put(b"a")], ..Default::default() },
+            3 => TxnRequest {
+                success: vec![put(b"a"), put(b"b"), put(b"a")],
+                ..Default::default()
+            },
             4 => {
-                let inner = TxnRequest { success: vec![put(b"a")], failure: vec![put(b"a")], ..Default::default() };
+                let inner = TxnRequest {
+                    success: vec![put(b"a")],
+                    failure: vec![put(b"a")],
+                    ..Default::default()
+                };
                 let outer_dup = self.chance(50);
-                let mut success = vec![RequestOp { request: Some(Request::RequestTxn(inner)) }];
+                let mut success = vec![RequestOp {
+                    request: Some(Request::RequestTxn(inner)),
+                }];
                 if outer_dup {
                     success.push(put(b"a"));
                 }
-                TxnRequest { success, ..Default::default() }
+                TxnRequest {
+                    success,
+                    ..Default::default()
+                }
             }
             // Empty keys in a compare or in an op.
-            5 => TxnRequest { compare: vec![Compare { key: Vec::new(), ..Default::default() }], ..Default::default() },
+            5 => TxnRequest {
+                compare: vec![Compare {
+                    key: Vec::new(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
             6 => TxnRequest {
-                failure: vec![RequestOp { request: Some(Request::RequestDeleteRange(DeleteRangeRequest::default())) }],
+                failure: vec![RequestOp {
+                    request: Some(Request::RequestDeleteRange(DeleteRangeRequest::default())),
+                }],
                 ..Default::default()
             },
             // A RequestOp with no request at all.
-            7 => TxnRequest { success: vec![RequestOp { request: None }], ..Default::default() },
+            7 => TxnRequest {
+                success: vec![RequestOp { request: None }],
+                ..Default::default()
+            },
             // Put and delete of the same key.
             _ => TxnRequest {
                 success: vec![
                     put(b"foo"),
-                    RequestOp { request: Some(Request::RequestDeleteRange(DeleteRangeRequest { key: b"f".to_vec(), range_end: prefix_end(b"f"), prev_kv: false })) },
+                    RequestOp {
+                        request: Some(Request::RequestDeleteRange(DeleteRangeRequest {
+                            key: b"f".to_vec(),
+                            range_end: prefix_end(b"f"),
+                            prev_kv: false,
+                        })),
+                    },
                 ],
                 ..Default::default()
             },
@@ -423,37 +529,90 @@ impl Gen {
             80..=89 => self.current_rev + self.rng.gen_range(1..=2),
             _ => self.rng.gen_range(-1..=1),
         };
-        CompactionRequest { revision, physical: self.chance(30) }
+        CompactionRequest {
+            revision,
+            physical: self.chance(30),
+        }
     }
 
     /// Requests that must fail: empty keys, oversized requests; and a large
     /// range key that must not fail (reads are not raft proposals).
     fn bad_request(&mut self) -> Op {
         match self.rng.gen_range(0..10) {
-            0 => Op::Range(RangeRequest { key: Vec::new(), range_end: vec![0], ..Default::default() }),
-            1 => Op::Put(PutRequest { key: Vec::new(), value: b"v".to_vec(), ..Default::default() }),
-            2 => Op::Delete(DeleteRangeRequest { key: Vec::new(), range_end: b"z".to_vec(), prev_kv: true }),
-            3 => Op::Put(PutRequest { key: self.key(), value: vec![b'x'; TOO_LARGE_FOR_RAFT], ..Default::default() }),
+            0 => Op::Range(RangeRequest {
+                key: Vec::new(),
+                range_end: vec![0],
+                ..Default::default()
+            }),
+            1 => Op::Put(PutRequest {
+                key: Vec::new(),
+                value: b"v".to_vec(),
+                ..Default::default()
+            }),
+            2 => Op::Delete(DeleteRangeRequest {
+                key: Vec::new(),
+                range_end: b"z".to_vec(),
+                prev_kv: true,
+            }),
+            3 => Op::Put(PutRequest {
+                key: self.key(),
+                value: vec![b'x'; TOO_LARGE_FOR_RAFT],
+                ..Default::default()
+            }),
             4 => {
-                let big = PutRequest { key: self.key(), value: vec![b'y'; TOO_LARGE_FOR_RAFT / 2], ..Default::default() };
+                let big = PutRequest {
+                    key: self.key(),
+                    value: vec![b'y'; TOO_LARGE_FOR_RAFT / 2],
+                    ..Default::default()
+                };
                 let mut other = big.clone();
                 other.key = if big.key == b"a" { b"b".to_vec() } else { b"a".to_vec() };
                 Op::Txn(TxnRequest {
-                    success: vec![RequestOp { request: Some(Request::RequestPut(big)) }, RequestOp { request: Some(Request::RequestPut(other)) }],
+                    success: vec![
+                        RequestOp {
+                            request: Some(Request::RequestPut(big)),
+                        },
+                        RequestOp {
+                            request: Some(Request::RequestPut(other)),
+                        },
+                    ],
                     ..Default::default()
                 })
             }
-            5 => Op::Delete(DeleteRangeRequest { key: vec![b'k'; TOO_LARGE_FOR_RAFT], ..Default::default() }),
-            6 => Op::Range(RangeRequest { key: vec![b'k'; TOO_LARGE_FOR_RAFT], ..Default::default() }),
+            5 => Op::Delete(DeleteRangeRequest {
+                key: vec![b'k'; TOO_LARGE_FOR_RAFT],
+                ..Default::default()
+            }),
+            6 => Op::Range(RangeRequest {
+                key: vec![b'k'; TOO_LARGE_FOR_RAFT],
+                ..Default::default()
+            }),
             7 => {
                 let key = self.key();
                 if self.skip.iter().any(|s| s == "grpc-limit") {
-                    return Op::Range(RangeRequest { key, ..Default::default() });
+                    return Op::Range(RangeRequest {
+                        key,
+                        ..Default::default()
+                    });
                 }
-                Op::Put(PutRequest { key, value: vec![b'x'; TOO_LARGE_FOR_GRPC], ..Default::default() })
+                Op::Put(PutRequest {
+                    key,
+                    value: vec![b'x'; TOO_LARGE_FOR_GRPC],
+                    ..Default::default()
+                })
             }
-            8 => Op::Put(PutRequest { key: self.key(), value: vec![b'm'; 1024 * 1024], ..Default::default() }),
-            _ => Op::Put(PutRequest { key: self.key(), ignore_value: true, ignore_lease: true, prev_kv: true, ..Default::default() }),
+            8 => Op::Put(PutRequest {
+                key: self.key(),
+                value: vec![b'm'; 1024 * 1024],
+                ..Default::default()
+            }),
+            _ => Op::Put(PutRequest {
+                key: self.key(),
+                ignore_value: true,
+                ignore_lease: true,
+                prev_kv: true,
+                ..Default::default()
+            }),
         }
     }
 
@@ -467,7 +626,10 @@ impl Gen {
             _ => "",
         };
         if self.skip.iter().any(|s| s == category) {
-            return Op::Range(RangeRequest { key: b"a".to_vec(), ..Default::default() });
+            return Op::Range(RangeRequest {
+                key: b"a".to_vec(),
+                ..Default::default()
+            });
         }
         op
     }
@@ -529,7 +691,14 @@ fn shown(x: &impl std::fmt::Debug) -> String {
         return text;
     }
     let head: String = text.chars().take(MAX / 2).collect();
-    let tail: String = text.chars().rev().take(MAX / 2).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: String = text
+        .chars()
+        .rev()
+        .take(MAX / 2)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     format!("{head}\n... ({} bytes elided) ...\n{tail}", text.len() - MAX)
 }
 
@@ -545,8 +714,17 @@ fn bytes_as_strings(text: &str) -> String {
         let bytes: Option<Vec<u8>> = after[..close].split(", ").map(|n| n.parse::<u8>().ok()).collect();
         match bytes {
             Some(bytes) if close > 0 => {
-                let shown: String = bytes.iter().take(64).flat_map(|b| std::ascii::escape_default(*b)).map(char::from).collect();
-                let more = if bytes.len() > 64 { format!("...({} bytes)", bytes.len()) } else { String::new() };
+                let shown: String = bytes
+                    .iter()
+                    .take(64)
+                    .flat_map(|b| std::ascii::escape_default(*b))
+                    .map(char::from)
+                    .collect();
+                let more = if bytes.len() > 64 {
+                    format!("...({} bytes)", bytes.len())
+                } else {
+                    String::new()
+                };
                 out.push_str(&format!("b\"{shown}\"{more}"));
                 rest = after.get(close + 1..).unwrap_or("");
             }
@@ -569,7 +747,11 @@ fn first_difference(a: &Outcome, b: &Outcome) -> String {
         let start = s.char_indices().map(|(i, _)| i).rfind(|&i| i + 150 <= at).unwrap_or(0);
         s[start..].chars().take(300).collect::<String>()
     };
-    format!("first difference at byte {at}:\n  etcd:   ...{}\n  target: ...{}", window(&a), window(&b))
+    format!(
+        "first difference at byte {at}:\n  etcd:   ...{}\n  target: ...{}",
+        window(&a),
+        window(&b)
+    )
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -594,7 +776,11 @@ fn is_transport_failure(out: &Outcome) -> bool {
 impl Pair {
     async fn check(&mut self, index: usize, seed: u64, op: &Op) -> Outcome {
         let (expected, actual) = tokio::join!(send(&mut self.reference, op), send(&mut self.target, op));
-        if is_transport_failure(&expected) || is_transport_failure(&actual) || !self.etcd.is_running() || !self.server.is_running() {
+        if is_transport_failure(&expected)
+            || is_transport_failure(&actual)
+            || !self.etcd.is_running()
+            || !self.server.is_running()
+        {
             panic!(
                 "op #{index} (DIFF_SEED={seed}) lost a server\nrequest: {}\netcd: {}\n{}: {}\netcd stderr:\n{}\n{} stderr:\n{}",
                 shown(op),
@@ -627,16 +813,39 @@ async fn random_kv_ops_match_etcd() {
     }
     let seed = env_u64("DIFF_SEED").unwrap_or_else(rand::random);
     let count = env_u64("DIFF_OPS").unwrap_or(2000) as usize;
-    let target_name = if support::target_is_etcd() { "second etcd" } else { "timon" };
-    println!("differential: DIFF_SEED={seed} DIFF_OPS={count} target={target_name} DIFF_SKIP={:?}", std::env::var("DIFF_SKIP").unwrap_or_default());
+    let target_name = if support::target_is_etcd() {
+        "second etcd"
+    } else {
+        "timon"
+    };
+    println!(
+        "differential: DIFF_SEED={seed} DIFF_OPS={count} target={target_name} DIFF_SKIP={:?}",
+        std::env::var("DIFF_SKIP").unwrap_or_default()
+    );
 
     let etcd = support::start_etcd();
     let target = support::start_target();
     let (reference, _) = support::connect(&etcd.endpoint()).await;
     let (target_kv, _) = support::connect(&target.endpoint()).await;
-    let mut pair = Pair { etcd, server: target, reference, target: target_kv, target_name };
-    let skip: Vec<String> = std::env::var("DIFF_SKIP").unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
-    let mut gen = Gen { rng: StdRng::seed_from_u64(seed), current_rev: 1, compact_rev: -1, skip };
+    let mut pair = Pair {
+        etcd,
+        server: target,
+        reference,
+        target: target_kv,
+        target_name,
+    };
+    let skip: Vec<String> = std::env::var("DIFF_SKIP")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let mut gen = Gen {
+        rng: StdRng::seed_from_u64(seed),
+        current_rev: 1,
+        compact_rev: -1,
+        skip,
+    };
 
     // What the run covered, printed at the end: a generator that drifts
     // into only errors would otherwise pass silently.
@@ -665,7 +874,12 @@ async fn random_kv_ops_match_etcd() {
     // Sweep the whole retained history: every key at every revision.
     let first = gen.compact_rev.max(1);
     for (i, revision) in (first..=gen.current_rev).enumerate() {
-        let op = Op::Range(RangeRequest { key: vec![0], range_end: vec![0], revision, ..Default::default() });
+        let op = Op::Range(RangeRequest {
+            key: vec![0],
+            range_end: vec![0],
+            revision,
+            ..Default::default()
+        });
         pair.check(count + i, seed, &op).await;
     }
     for (kind, n) in &tally {

@@ -26,15 +26,25 @@ struct Cmd {
 }
 
 fn cmd(args: &[&str]) -> Cmd {
-    Cmd { args: args.iter().map(|a| a.to_string()).collect(), stdin: None, bare: false }
+    Cmd {
+        args: args.iter().map(|a| a.to_string()).collect(),
+        stdin: None,
+        bare: false,
+    }
 }
 
 fn bare(args: &[&str]) -> Cmd {
-    Cmd { bare: true, ..cmd(args) }
+    Cmd {
+        bare: true,
+        ..cmd(args)
+    }
 }
 
 fn txn(args: &[&str], stdin: &'static str) -> Cmd {
-    Cmd { stdin: Some(stdin), ..cmd(args) }
+    Cmd {
+        stdin: Some(stdin),
+        ..cmd(args)
+    }
 }
 
 /// The command script. Revisions and outputs depend on every earlier step,
@@ -139,11 +149,19 @@ fn run(endpoint: &str, c: &Cmd) -> Output {
     }
     let out = child.wait_with_output().expect("wait for etcdctl");
     let is_json = c.args.windows(2).any(|w| w[0] == "-w" && w[1] == "json");
-    let stdout = String::from_utf8_lossy(&out.stdout).replace(endpoint, "<endpoint>").replace(host_port, "<endpoint>");
-    let stderr = String::from_utf8_lossy(&out.stderr).replace(endpoint, "<endpoint>").replace(host_port, "<endpoint>");
+    let stdout = String::from_utf8_lossy(&out.stdout)
+        .replace(endpoint, "<endpoint>")
+        .replace(host_port, "<endpoint>");
+    let stderr = String::from_utf8_lossy(&out.stderr)
+        .replace(endpoint, "<endpoint>")
+        .replace(host_port, "<endpoint>");
     Output {
         code: out.status.code(),
-        stdout: if is_json { normalise_json(&stdout) } else { normalise_text(&stdout) },
+        stdout: if is_json {
+            normalise_json(&stdout)
+        } else {
+            normalise_text(&stdout)
+        },
         stderr: normalise_stderr(&stderr),
     }
 }
@@ -152,7 +170,11 @@ fn run(endpoint: &str, c: &Cmd) -> Output {
 /// id) before each failed retry; the `Error: ...` line that follows is kept.
 /// `endpoint health` prints its verdict (with a timing) to stderr.
 fn normalise_stderr(text: &str) -> String {
-    text.lines().filter(|l| !l.starts_with("{\"level\":")).map(normalise_line).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .filter(|l| !l.starts_with("{\"level\":"))
+        .map(normalise_line)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Replace a value that differs between clusters, after checking that it is
@@ -165,7 +187,10 @@ fn placeholder(name: &str, value: &Value) -> Value {
             assert!(v.starts_with("3."), "Status version {v:?} is not an etcd 3.x version");
         }
         "cluster_id" | "member_id" | "leader" | "raft_term" | "raftTerm" | "raftIndex" | "raftAppliedIndex" => {
-            assert!(value.as_u64().is_some_and(|n| n > 0), "{name} must be a positive number, got {value}");
+            assert!(
+                value.as_u64().is_some_and(|n| n > 0),
+                "{name} must be a positive number, got {value}"
+            );
         }
         _ => {}
     }
@@ -195,12 +220,24 @@ fn normalise_json(text: &str) -> String {
         for item in items {
             if let Some(status) = item.get_mut("Status") {
                 let member = status.pointer("/header/member_id").cloned();
-                assert_eq!(status.get("leader"), member.as_ref(), "a single member must lead itself: {status}");
+                assert_eq!(
+                    status.get("leader"),
+                    member.as_ref(),
+                    "a single member must lead itself: {status}"
+                );
                 if let Some(header) = status.get_mut("header") {
                     normalise_header(header);
                 }
                 if let Some(obj) = status.as_object_mut() {
-                    for key in ["version", "dbSize", "dbSizeInUse", "leader", "raftIndex", "raftTerm", "raftAppliedIndex"] {
+                    for key in [
+                        "version",
+                        "dbSize",
+                        "dbSizeInUse",
+                        "leader",
+                        "raftIndex",
+                        "raftTerm",
+                        "raftAppliedIndex",
+                    ] {
                         if let Some(v) = obj.get_mut(key) {
                             *v = placeholder(key, v);
                         }
@@ -275,8 +312,16 @@ fn etcdctl_output_matches_etcd() {
     if support::skip_without_etcd("etcdctl_output_matches_etcd") {
         return;
     }
-    assert!(support::etcdctl_bin().exists(), "{} is missing", support::etcdctl_bin().display());
-    let target_name = if support::target_is_etcd() { "second etcd" } else { "timon" };
+    assert!(
+        support::etcdctl_bin().exists(),
+        "{} is missing",
+        support::etcdctl_bin().display()
+    );
+    let target_name = if support::target_is_etcd() {
+        "second etcd"
+    } else {
+        "timon"
+    };
     let etcd = support::start_etcd();
     let target = support::start_target();
     // TIMON_TEST_VERBOSE=1 prints every step, to review what the script covers.

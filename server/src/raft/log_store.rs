@@ -48,7 +48,11 @@ impl LogStore {
 
     fn put_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError> {
         let mut batch = WriteBatch::new();
-        batch.put(Cf::RaftMeta, key.to_vec(), serde_json::to_vec(value).map_err(write_err)?);
+        batch.put(
+            Cf::RaftMeta,
+            key.to_vec(),
+            serde_json::to_vec(value).map_err(write_err)?,
+        );
         self.engine.write(batch, true).map_err(write_err)
     }
 
@@ -82,8 +86,11 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let mut out = Vec::new();
         let mut failure = None;
         self.engine
-            .scan(Cf::RaftLog, &index_key(start), end_key.as_ref().map(|k| &k[..]), &mut |_, v| {
-                match bincode::deserialize::<Entry>(v) {
+            .scan(
+                Cf::RaftLog,
+                &index_key(start),
+                end_key.as_ref().map(|k| &k[..]),
+                &mut |_, v| match bincode::deserialize::<Entry>(v) {
                     Ok(e) => {
                         out.push(e);
                         Scan::Continue
@@ -92,8 +99,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
                         failure = Some(e);
                         Scan::Stop
                     }
-                }
-            })
+                },
+            )
             .map_err(read_err)?;
         match failure {
             Some(e) => Err(read_err(e)),
@@ -108,7 +115,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let last_purged_log_id: Option<LogId> = self.meta(raft_meta::LAST_PURGED)?;
         let last_log_id = self.last_entry_log_id()?.or(last_purged_log_id);
-        Ok(LogState { last_purged_log_id, last_log_id })
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -142,8 +152,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let bytes = bincode::serialize(&entry).map_err(write_err)?;
             batch.put(Cf::RaftLog, index_key(entry.log_id.index).to_vec(), bytes);
         }
-        let res = self.engine.write(batch, true).map_err(|e| std::io::Error::other(e.to_string()));
-        let failed = res.as_ref().err().map(|e| write_err(std::io::Error::other(e.to_string())));
+        let res = self
+            .engine
+            .write(batch, true)
+            .map_err(|e| std::io::Error::other(e.to_string()));
+        let failed = res
+            .as_ref()
+            .err()
+            .map(|e| write_err(std::io::Error::other(e.to_string())));
         callback.log_io_completed(res);
         match failed {
             Some(e) => Err(e),
@@ -153,7 +169,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let mut batch = WriteBatch::new();
-        batch.delete_range(Cf::RaftLog, index_key(log_id.index).to_vec(), index_key(u64::MAX).to_vec());
+        batch.delete_range(
+            Cf::RaftLog,
+            index_key(log_id.index).to_vec(),
+            index_key(u64::MAX).to_vec(),
+        );
         batch.delete(Cf::RaftLog, index_key(u64::MAX).to_vec());
         self.engine.write(batch, true).map_err(write_err)
     }

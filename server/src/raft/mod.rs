@@ -11,6 +11,9 @@
 //! - `snapshot`: the snapshot byte format.
 //! - `network`: openraft's network (no peers yet: single-member clusters).
 
+// openraft's storage traits return its large `StorageError` by value.
+#![allow(clippy::result_large_err)]
+
 pub mod log_store;
 pub mod network;
 pub mod snapshot;
@@ -47,7 +50,11 @@ pub struct RaftSettings {
 
 impl Default for RaftSettings {
     fn default() -> Self {
-        Self { heartbeat_ms: 100, election_ms: 1000, snapshot_count: 100_000 }
+        Self {
+            heartbeat_ms: 100,
+            election_ms: 1000,
+            snapshot_count: 100_000,
+        }
     }
 }
 
@@ -115,7 +122,12 @@ impl RaftNode {
         }
         // etcd's request timeout: 5 s plus two election timeouts.
         let request_timeout = Duration::from_millis(5_000 + 2 * settings.election_ms);
-        Ok(Self { raft, id, store, request_timeout })
+        Ok(Self {
+            raft,
+            id,
+            store,
+            request_timeout,
+        })
     }
 
     pub fn id(&self) -> u64 {

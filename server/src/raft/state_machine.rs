@@ -27,7 +27,9 @@ pub struct StoreHandle {
 
 impl StoreHandle {
     pub fn new(store: MvccStore) -> Self {
-        Self { current: RwLock::new(Arc::new(store)) }
+        Self {
+            current: RwLock::new(Arc::new(store)),
+        }
     }
     pub fn current(&self) -> Arc<MvccStore> {
         self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
@@ -37,11 +39,14 @@ impl StoreHandle {
     }
 }
 
+/// The last snapshot built or installed: its meta and its bytes.
+type CurrentSnapshot = Arc<Mutex<Option<(SnapshotMeta, Vec<u8>)>>>;
+
 pub struct StateMachine {
     engine: SharedEngine,
     store: Arc<StoreHandle>,
     /// The last snapshot built or installed, kept for followers that need it.
-    current_snapshot: Arc<Mutex<Option<(SnapshotMeta, Vec<u8>)>>>,
+    current_snapshot: CurrentSnapshot,
     snapshot_seq: u64,
 }
 
@@ -99,14 +104,22 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut out = Vec::new();
         for entry in entries {
             let mut extra = WriteBatch::new();
-            extra.put(Cf::Meta, meta::APPLIED.to_vec(), serde_json::to_vec(&entry.log_id).map_err(sm_write)?);
+            extra.put(
+                Cf::Meta,
+                meta::APPLIED.to_vec(),
+                serde_json::to_vec(&entry.log_id).map_err(sm_write)?,
+            );
             let mut txn = store.write();
             let result = match entry.payload {
                 EntryPayload::Blank => Ok(Response::Empty),
                 EntryPayload::Normal(req) => apply::execute(&mut txn, req),
                 EntryPayload::Membership(m) => {
                     let stored = StoredMembership::new(Some(entry.log_id), m);
-                    extra.put(Cf::Meta, meta::MEMBERSHIP.to_vec(), serde_json::to_vec(&stored).map_err(sm_write)?);
+                    extra.put(
+                        Cf::Meta,
+                        meta::MEMBERSHIP.to_vec(),
+                        serde_json::to_vec(&stored).map_err(sm_write)?,
+                    );
                     Ok(Response::Empty)
                 }
             };
@@ -137,8 +150,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let data = snapshot.into_inner();
         let mut batch = snapshot::restore_batch(&data)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), any(e)))?;
-        batch.put(Cf::Meta, meta::APPLIED.to_vec(), serde_json::to_vec(&meta.last_log_id).map_err(sm_write)?);
-        batch.put(Cf::Meta, meta::MEMBERSHIP.to_vec(), serde_json::to_vec(&meta.last_membership).map_err(sm_write)?);
+        batch.put(
+            Cf::Meta,
+            meta::APPLIED.to_vec(),
+            serde_json::to_vec(&meta.last_log_id).map_err(sm_write)?,
+        );
+        batch.put(
+            Cf::Meta,
+            meta::MEMBERSHIP.to_vec(),
+            serde_json::to_vec(&meta.last_membership).map_err(sm_write)?,
+        );
         self.engine.write(batch, true).map_err(sm_write)?;
         let rebuilt = MvccStore::open(self.engine.clone()).map_err(sm_read)?;
         self.store.replace(rebuilt);
@@ -148,13 +169,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
         let current = self.current_snapshot.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        Ok(current.map(|(meta, data)| Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+        Ok(current.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
     }
 }
 
 pub struct SnapshotBuilder {
     engine: SharedEngine,
-    current_snapshot: Arc<Mutex<Option<(SnapshotMeta, Vec<u8>)>>>,
+    current_snapshot: CurrentSnapshot,
     seq: u64,
 }
 
@@ -170,8 +194,15 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, self.seq),
             None => format!("0-0-{}", self.seq),
         };
-        let meta = SnapshotMeta { last_log_id, last_membership, snapshot_id };
+        let meta = SnapshotMeta {
+            last_log_id,
+            last_membership,
+            snapshot_id,
+        };
         *self.current_snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some((meta.clone(), data.clone()));
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
     }
 }

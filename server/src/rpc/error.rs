@@ -14,9 +14,11 @@ fn code(c: EtcdCode) -> Code {
         EtcdCode::FailedPrecondition => Code::FailedPrecondition,
         EtcdCode::ResourceExhausted => Code::ResourceExhausted,
         EtcdCode::Unavailable => Code::Unavailable,
+        EtcdCode::PermissionDenied => Code::PermissionDenied,
+        EtcdCode::Unauthenticated => Code::Unauthenticated,
+        EtcdCode::DataLoss => Code::DataLoss,
         EtcdCode::Internal => Code::Internal,
-        #[allow(unreachable_patterns)]
-        _ => Code::Unknown,
+        EtcdCode::Unknown => Code::Unknown,
     }
 }
 

@@ -45,6 +45,15 @@ impl KvService {
     }
 }
 
+/// Whether every range of a read-only txn asked for a serializable read.
+fn is_txn_serializable(req: &TxnRequest) -> bool {
+    use timon_proto::etcdserverpb::request_op::Request as Op;
+    req.success
+        .iter()
+        .chain(&req.failure)
+        .all(|op| matches!(&op.request, Some(Op::RequestRange(r)) if r.serializable))
+}
+
 fn unexpected(what: &str, got: &apply::Response) -> Status {
     internal(format!("apply answered {got:?} to a {what} request"))
 }
@@ -93,6 +102,17 @@ impl Kv for KvService {
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
         let req = request.into_inner();
         validate::check_txn(&req, self.ctx.limits.max_txn_ops).map_err(|e| etcd_status(&e))?;
+        // Like etcd, a txn of ranges only is a read: served locally after the
+        // read index (unless every range is serializable), never proposed.
+        if apply::txn::is_txn_read_only(&req) {
+            if !is_txn_serializable(&req) {
+                self.ctx.raft.read_index().await.map_err(|e| propose_status(&e))?;
+            }
+            let store = self.ctx.raft.store();
+            let mut resp = apply::txn::txn_read_only(&store.read(), &req).map_err(|e| etcd_status(&e))?;
+            self.ctx.fill_header(&mut resp.header);
+            return Ok(Response::new(resp));
+        }
         match self.propose(RaftRequest::Txn(req)).await? {
             apply::Response::Txn(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);

@@ -10,8 +10,8 @@ use futures::Stream;
 use timon_proto::etcdserverpb::maintenance_server::Maintenance;
 use timon_proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest, DowngradeResponse,
-    HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
-    ResponseHeader, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+    HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse, ResponseHeader,
+    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -30,7 +30,10 @@ impl MaintenanceService {
     }
 
     fn header(&self) -> Option<ResponseHeader> {
-        let mut h = Some(ResponseHeader { revision: self.ctx.raft.store().current_revision(), ..Default::default() });
+        let mut h = Some(ResponseHeader {
+            revision: self.ctx.raft.store().current_revision(),
+            ..Default::default()
+        });
         self.ctx.fill_header(&mut h);
         h
     }
@@ -41,7 +44,10 @@ type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
     async fn alarm(&self, _request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        Ok(Response::new(AlarmResponse { header: self.header(), alarms: vec![] }))
+        Ok(Response::new(AlarmResponse {
+            header: self.header(),
+            alarms: vec![],
+        }))
     }
 
     async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {

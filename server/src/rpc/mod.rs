@@ -6,9 +6,11 @@
 //! - `validate`: etcd's checks before a request is proposed.
 //! - `error`: etcd's gRPC codes and message strings.
 //! - `kv`: the KV service. `maintenance`: the Maintenance service.
+//! - `limit`: etcd's status for a message over the gRPC receive limit.
 
 pub mod error;
 pub mod kv;
+pub mod limit;
 pub mod maintenance;
 pub mod validate;
 

@@ -28,13 +28,7 @@ fn range_of(start: &[u8], end: Option<&[u8]>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>
     (Bound::Included(start.to_vec()), hi)
 }
 
-fn read_tables(
-    t: &Tables,
-    cf: Cf,
-    start: &[u8],
-    end: Option<&[u8]>,
-    f: &mut dyn FnMut(&[u8], &[u8]) -> Scan,
-) {
+fn read_tables(t: &Tables, cf: Cf, start: &[u8], end: Option<&[u8]>, f: &mut dyn FnMut(&[u8], &[u8]) -> Scan) {
     if end.is_some_and(|e| e <= start) {
         return;
     }
@@ -51,20 +45,17 @@ fn last_of(t: &Tables, cf: Cf, start: &[u8], end: Option<&[u8]>) -> Option<(Vec<
     if end.is_some_and(|e| e <= start) {
         return None;
     }
-    t.get(&cf)?.range(range_of(start, end)).next_back().map(|(k, v)| (k.clone(), v.clone()))
+    t.get(&cf)?
+        .range(range_of(start, end))
+        .next_back()
+        .map(|(k, v)| (k.clone(), v.clone()))
 }
 
 impl KvRead for MemEngine {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.tables.read().unwrap().get(&cf).and_then(|m| m.get(key).cloned()))
     }
-    fn scan(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: Option<&[u8]>,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Scan,
-    ) -> Result<()> {
+    fn scan(&self, cf: Cf, start: &[u8], end: Option<&[u8]>, f: &mut dyn FnMut(&[u8], &[u8]) -> Scan) -> Result<()> {
         read_tables(&self.tables.read().unwrap(), cf, start, end, f);
         Ok(())
     }
@@ -80,13 +71,7 @@ impl KvRead for MemSnapshot {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.0.get(&cf).and_then(|m| m.get(key).cloned()))
     }
-    fn scan(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: Option<&[u8]>,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Scan,
-    ) -> Result<()> {
+    fn scan(&self, cf: Cf, start: &[u8], end: Option<&[u8]>, f: &mut dyn FnMut(&[u8], &[u8]) -> Scan) -> Result<()> {
         read_tables(&self.0, cf, start, end, f);
         Ok(())
     }
@@ -109,8 +94,7 @@ impl Engine for MemEngine {
                 WriteOp::DeleteRange { cf, start, end } => {
                     let m = t.entry(cf).or_default();
                     if start < end {
-                        let doomed: Vec<Vec<u8>> =
-                            m.range(start..end).map(|(k, _)| k.clone()).collect();
+                        let doomed: Vec<Vec<u8>> = m.range(start..end).map(|(k, _)| k.clone()).collect();
                         for k in doomed {
                             m.remove(&k);
                         }
@@ -128,7 +112,10 @@ impl Engine for MemEngine {
     }
     fn size_on_disk(&self) -> u64 {
         let t = self.tables.read().unwrap();
-        t.values().flat_map(|m| m.iter()).map(|(k, v)| (k.len() + v.len()) as u64).sum()
+        t.values()
+            .flat_map(|m| m.iter())
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum()
     }
 }
 
@@ -157,6 +144,9 @@ mod tests {
         assert_eq!(seen, vec![b"c".to_vec()]);
         assert_eq!(snap.get(Cf::Kv, b"a").unwrap(), Some(b"1".to_vec()));
         assert_eq!(e.last_in(Cf::Kv, b"a", Some(b"c")).unwrap(), None);
-        assert_eq!(snap.last_in(Cf::Kv, b"a", Some(b"c")).unwrap().unwrap().0, b"b".to_vec());
+        assert_eq!(
+            snap.last_in(Cf::Kv, b"a", Some(b"c")).unwrap().unwrap().0,
+            b"b".to_vec()
+        );
     }
 }

@@ -29,10 +29,21 @@ pub type Result<T> = std::result::Result<T, StorageError>;
 /// One operation of a [`WriteBatch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOp {
-    Put { cf: Cf, key: Vec<u8>, value: Vec<u8> },
-    Delete { cf: Cf, key: Vec<u8> },
+    Put {
+        cf: Cf,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        cf: Cf,
+        key: Vec<u8>,
+    },
     /// Deletes every key in `[start, end)`.
-    DeleteRange { cf: Cf, start: Vec<u8>, end: Vec<u8> },
+    DeleteRange {
+        cf: Cf,
+        start: Vec<u8>,
+        end: Vec<u8>,
+    },
 }
 
 /// An ordered list of writes applied atomically by [`Engine::write`].
@@ -46,13 +57,21 @@ impl WriteBatch {
         Self::default()
     }
     pub fn put(&mut self, cf: Cf, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.ops.push(WriteOp::Put { cf, key: key.into(), value: value.into() });
+        self.ops.push(WriteOp::Put {
+            cf,
+            key: key.into(),
+            value: value.into(),
+        });
     }
     pub fn delete(&mut self, cf: Cf, key: impl Into<Vec<u8>>) {
         self.ops.push(WriteOp::Delete { cf, key: key.into() });
     }
     pub fn delete_range(&mut self, cf: Cf, start: impl Into<Vec<u8>>, end: impl Into<Vec<u8>>) {
-        self.ops.push(WriteOp::DeleteRange { cf, start: start.into(), end: end.into() });
+        self.ops.push(WriteOp::DeleteRange {
+            cf,
+            start: start.into(),
+            end: end.into(),
+        });
     }
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
@@ -77,13 +96,7 @@ pub trait KvRead {
     /// Visits the keys of `cf` in `[start, end)` (`end = None`: to the end of
     /// the column family) in ascending byte order until `f` answers
     /// [`Scan::Stop`].
-    fn scan(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: Option<&[u8]>,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Scan,
-    ) -> Result<()>;
+    fn scan(&self, cf: Cf, start: &[u8], end: Option<&[u8]>, f: &mut dyn FnMut(&[u8], &[u8]) -> Scan) -> Result<()>;
 
     /// The last key-value pair of `cf` in `[start, end)`, if any.
     fn last_in(&self, cf: Cf, start: &[u8], end: Option<&[u8]>) -> Result<Option<(Vec<u8>, Vec<u8>)>>;

@@ -4,9 +4,7 @@
 
 use std::path::Path;
 
-use rocksdb::{
-    ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, WriteOptions, DB,
-};
+use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, WriteOptions, DB};
 
 use super::{Cf, Engine, KvRead, Result, Scan, StorageError, WriteBatch, WriteOp};
 
@@ -26,7 +24,9 @@ impl RocksEngine {
         opts.create_missing_column_families(true);
         // The raft log is fsynced per append; the rest relies on the WAL.
         opts.set_max_background_jobs(2);
-        let cfs = Cf::ALL.iter().map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
+        let cfs = Cf::ALL
+            .iter()
+            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(err)?;
         Ok(Self { db })
     }
@@ -54,7 +54,9 @@ impl RocksEngine {
         if let Some(s) = snap {
             ro.set_snapshot(s);
         }
-        let iter = self.db.iterator_cf_opt(self.cf(cf), ro, IteratorMode::From(start, Direction::Forward));
+        let iter = self
+            .db
+            .iterator_cf_opt(self.cf(cf), ro, IteratorMode::From(start, Direction::Forward));
         for item in iter {
             let (k, v) = item.map_err(err)?;
             if f(&k, &v) == Scan::Stop {
@@ -93,13 +95,7 @@ impl KvRead for RocksEngine {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.db.get_cf(self.cf(cf), key).map_err(err)
     }
-    fn scan(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: Option<&[u8]>,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Scan,
-    ) -> Result<()> {
+    fn scan(&self, cf: Cf, start: &[u8], end: Option<&[u8]>, f: &mut dyn FnMut(&[u8], &[u8]) -> Scan) -> Result<()> {
         self.scan_with(None, cf, start, end, f)
     }
     fn last_in(&self, cf: Cf, start: &[u8], end: Option<&[u8]>) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
@@ -116,13 +112,7 @@ impl KvRead for RocksSnapshot<'_> {
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.snap.get_cf(self.engine.cf(cf), key).map_err(err)
     }
-    fn scan(
-        &self,
-        cf: Cf,
-        start: &[u8],
-        end: Option<&[u8]>,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Scan,
-    ) -> Result<()> {
+    fn scan(&self, cf: Cf, start: &[u8], end: Option<&[u8]>, f: &mut dyn FnMut(&[u8], &[u8]) -> Scan) -> Result<()> {
         self.engine.scan_with(Some(&self.snap), cf, start, end, f)
     }
     fn last_in(&self, cf: Cf, start: &[u8], end: Option<&[u8]>) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
@@ -152,13 +142,19 @@ impl Engine for RocksEngine {
         self.db.flush_wal(true).map_err(err)
     }
     fn snapshot(&self) -> Box<dyn KvRead + Send + '_> {
-        Box::new(RocksSnapshot { engine: self, snap: self.db.snapshot() })
+        Box::new(RocksSnapshot {
+            engine: self,
+            snap: self.db.snapshot(),
+        })
     }
     fn size_on_disk(&self) -> u64 {
         Cf::ALL
             .iter()
             .filter_map(|cf| {
-                self.db.property_int_value_cf(self.cf(*cf), "rocksdb.total-sst-files-size").ok().flatten()
+                self.db
+                    .property_int_value_cf(self.cf(*cf), "rocksdb.total-sst-files-size")
+                    .ok()
+                    .flatten()
             })
             .sum::<u64>()
             + self

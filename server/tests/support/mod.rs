@@ -53,7 +53,10 @@ pub fn skip_without_etcd(test: &str) -> bool {
         return false;
     }
     if std::env::var_os("CI").is_some() {
-        panic!("{test}: {} is missing and CI is set; install etcd 3.4", etcd_bin().display());
+        panic!(
+            "{test}: {} is missing and CI is set; install etcd 3.4",
+            etcd_bin().display()
+        );
     }
     eprintln!(
         "SKIPPED {test}: etcd binary {} not found (set ETCD_BIN); this test compares timon with real etcd",
@@ -210,7 +213,10 @@ fn spawn(program: &Path, args: &[String], env: &[(String, String)], log_dir: &Pa
     // Both servers read ETCD_* variables as flags: none leak in from the
     // test's own environment (ETCD_BIN, for one), only the explicit ones.
     for (key, _) in std::env::vars_os() {
-        if key.to_str().is_some_and(|k| k.starts_with("ETCD_") || k.starts_with("ETCDCTL_")) {
+        if key
+            .to_str()
+            .is_some_and(|k| k.starts_with("ETCD_") || k.starts_with("ETCDCTL_"))
+        {
             command.env_remove(key);
         }
     }
@@ -247,7 +253,10 @@ fn cluster_args(name: &str, data_dir: &Path, client_port: u16, peer_port: u16) -
 }
 
 fn start(program: PathBuf, data_dir: Option<&Path>, extra_args: &[&str], env: &[(&str, &str)]) -> Member {
-    let tmp = tempfile::Builder::new().prefix("timon-test-").tempdir().expect("create temp dir");
+    let tmp = tempfile::Builder::new()
+        .prefix("timon-test-")
+        .tempdir()
+        .expect("create temp dir");
     let data_dir = data_dir.map_or_else(|| tmp.path().join("data"), Path::to_path_buf);
     let log_dir = tmp.path().to_path_buf();
     let client_port = free_port();
