@@ -72,6 +72,11 @@ impl DataDir {
     pub fn db_path(&self) -> PathBuf {
         self.path.join("member").join("db")
     }
+
+    /// Where raft snapshots are kept (etcd's layout has `member/snap` too).
+    pub fn snap_path(&self) -> PathBuf {
+        self.path.join("member").join("snap")
+    }
 }
 
 fn resolve(flag: &'static str, list: &str) -> anyhow::Result<Vec<SocketAddr>> {
@@ -172,6 +177,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         heartbeat_ms: cfg.heartbeat_interval,
         election_ms: cfg.election_timeout,
         snapshot_count: cfg.snapshot_count,
+        snapshot_dir: data_dir.snap_path(),
     };
     let raft = Arc::new(RaftNode::start(member_id, engine.clone(), initial, &settings).await?);
     let ctx = Arc::new(Ctx {

@@ -1,5 +1,6 @@
 //! openraft's storage conformance suite run against our log store and state
-//! machine, on RocksDB (what we ship) and on the in-memory engine.
+//! machine, on RocksDB (what we ship) and on the in-memory engine; snapshot
+//! files go to a temp dir either way.
 
 use std::sync::Arc;
 
@@ -17,18 +18,19 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Roc
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError> {
         let dir = tempfile::tempdir().expect("temp dir");
         let engine = Arc::new(RocksEngine::open(dir.path()).expect("open rocksdb"));
-        let sm = StateMachine::open(engine.clone())?;
+        let sm = StateMachine::open(engine.clone(), &dir.path().join("snap"))?;
         Ok((dir, LogStore::new(engine), sm))
     }
 }
 
 struct Mem;
 
-impl StoreBuilder<TypeConfig, LogStore, StateMachine, ()> for Mem {
-    async fn build(&self) -> Result<((), LogStore, StateMachine), StorageError> {
+impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Mem {
+    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError> {
+        let dir = tempfile::tempdir().expect("temp dir");
         let engine = Arc::new(MemEngine::new());
-        let sm = StateMachine::open(engine.clone())?;
-        Ok(((), LogStore::new(engine), sm))
+        let sm = StateMachine::open(engine.clone(), &dir.path().join("snap"))?;
+        Ok((dir, LogStore::new(engine), sm))
     }
 }
 

@@ -8,7 +8,9 @@
 //! - `types`: openraft's type config (entry payload, apply response, member).
 //! - `log_store`: the fsynced raft log on the storage engine.
 //! - `state_machine`: applies entries through `apply`, builds/installs snapshots.
-//! - `snapshot`: the snapshot byte format.
+//! - `snapshot`: the snapshot byte format (streamed encode/decode).
+//! - `snapshot_store`: the snapshot directory: snapshot files, the current one.
+//! - `snapshot_install`: replacing the state machine with a snapshot, crash-safe.
 //! - `network`: openraft's network (no peers yet: single-member clusters).
 
 // openraft's storage traits return its large `StorageError` by value.
@@ -17,13 +19,18 @@
 pub mod log_store;
 pub mod network;
 pub mod snapshot;
+pub mod snapshot_install;
+pub mod snapshot_store;
 pub mod state_machine;
 pub mod types;
 
 #[cfg(test)]
 mod conformance_test;
+#[cfg(test)]
+mod snapshot_tests;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,7 +44,7 @@ use crate::apply::{EtcdError, Response};
 use crate::mvcc::MvccStore;
 use crate::storage::SharedEngine;
 
-/// Timing and compaction settings, from etcd's flags.
+/// Timing and snapshot settings, from etcd's flags and the data dir.
 #[derive(Debug, Clone)]
 pub struct RaftSettings {
     /// --heartbeat-interval, in ms.
@@ -46,16 +53,8 @@ pub struct RaftSettings {
     pub election_ms: u64,
     /// --snapshot-count: entries between snapshots.
     pub snapshot_count: u64,
-}
-
-impl Default for RaftSettings {
-    fn default() -> Self {
-        Self {
-            heartbeat_ms: 100,
-            election_ms: 1000,
-            snapshot_count: 100_000,
-        }
-    }
+    /// Where snapshot files are kept: `<data-dir>/member/snap`.
+    pub snapshot_dir: PathBuf,
 }
 
 /// Why a proposal or read index did not complete. Each maps to the etcd
@@ -109,7 +108,7 @@ impl RaftNode {
         };
         let config = Arc::new(config.validate()?);
         let log_store = log_store::LogStore::new(engine.clone());
-        let state_machine = state_machine::StateMachine::open(engine)?;
+        let state_machine = state_machine::StateMachine::open(engine, &settings.snapshot_dir)?;
         let store = state_machine.store();
         let raft = types::Raft::new(id, config, network::NetworkFactory, log_store, state_machine).await?;
         if !raft.is_initialized().await? {

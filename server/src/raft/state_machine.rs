@@ -1,22 +1,34 @@
 //! The raft state machine: applies committed entries to the MVCC store
 //! through `apply`, one engine batch per entry holding the entry's writes and
-//! its log id (DESIGN.md invariant 3), and builds/installs snapshots.
+//! its log id (DESIGN.md invariant 3), and builds/installs snapshots as files
+//! in the snapshot directory (`snapshot_store`, `snapshot_install`).
 //!
 //! State-machine batches are not fsynced: the raft log that can replay them
 //! is, and the log store syncs the engine before it purges entries.
 
-use std::io::Cursor;
-use std::sync::{Arc, Mutex, RwLock};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use openraft::storage::RaftStateMachine;
-use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 
 use super::snapshot;
-use super::types::{any, Applied, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use super::snapshot_install;
+use super::snapshot_store::{SnapshotFile, SnapshotStore};
+use super::types::{
+    sm_read, sm_write, snapshot_read, snapshot_write, Applied, Entry, LogId, Snapshot, SnapshotMeta, StorageError,
+    StoredMembership, TypeConfig,
+};
 use crate::apply::{self, Response};
 use crate::mvcc::MvccStore;
 use crate::storage::keys::meta;
 use crate::storage::{Cf, KvRead, SharedEngine, WriteBatch};
+
+/// Meta keys that never travel in a snapshot: the applied log id and the
+/// membership travel in its `SnapshotMeta`; the install marker is local.
+const NOT_IN_SNAPSHOT: [&[u8]; 3] = [meta::APPLIED, meta::MEMBERSHIP, meta::INSTALLING];
 
 /// The MVCC store the rest of the server reads from. Installing a snapshot
 /// swaps in a store rebuilt from the new data; readers take the current one
@@ -39,23 +51,18 @@ impl StoreHandle {
     }
 }
 
-/// The last snapshot built or installed: its meta and its bytes.
-type CurrentSnapshot = Arc<Mutex<Option<(SnapshotMeta, Vec<u8>)>>>;
+/// Held for writing while an install replaces the column families and for
+/// reading while a snapshot builder takes its engine view, so a snapshot
+/// never sees a half-installed state machine (builds run concurrently with
+/// the state machine's other work).
+type InstallGate = Arc<RwLock<()>>;
 
 pub struct StateMachine {
     engine: SharedEngine,
     store: Arc<StoreHandle>,
-    /// The last snapshot built or installed, kept for followers that need it.
-    current_snapshot: CurrentSnapshot,
+    snapshots: Arc<SnapshotStore>,
+    install_gate: InstallGate,
     snapshot_seq: u64,
-}
-
-fn sm_read(e: impl std::error::Error + 'static) -> StorageError {
-    StorageIOError::read_state_machine(any(e)).into()
-}
-
-fn sm_write(e: impl std::error::Error + 'static) -> StorageError {
-    StorageIOError::write_state_machine(any(e)).into()
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(view: &dyn KvRead, key: &[u8]) -> Result<Option<T>, StorageError> {
@@ -73,12 +80,18 @@ fn applied_in(view: &dyn KvRead) -> Result<(Option<LogId>, StoredMembership), St
 }
 
 impl StateMachine {
-    pub fn open(engine: SharedEngine) -> Result<Self, StorageError> {
+    /// Opens the state machine on `engine` with its snapshots in
+    /// `snapshot_dir` (created if missing). An install a crash interrupted
+    /// is completed first.
+    pub fn open(engine: SharedEngine, snapshot_dir: &Path) -> Result<Self, StorageError> {
+        let snapshots = SnapshotStore::open(snapshot_dir).map_err(|e| snapshot_read(None, e))?;
+        snapshot_install::resume(engine.as_ref(), &snapshots)?;
         let store = MvccStore::open(engine.clone()).map_err(sm_read)?;
         Ok(Self {
             engine,
             store: Arc::new(StoreHandle::new(store)),
-            current_snapshot: Arc::new(Mutex::new(None)),
+            snapshots: Arc::new(snapshots),
+            install_gate: InstallGate::default(),
             snapshot_seq: 0,
         })
     }
@@ -86,6 +99,28 @@ impl StateMachine {
     pub fn store(&self) -> Arc<StoreHandle> {
         self.store.clone()
     }
+}
+
+/// Checks a received snapshot, makes it the local current snapshot, installs
+/// it and rebuilds the MVCC store from the result.
+fn install_received(
+    engine: &SharedEngine,
+    snapshots: &SnapshotStore,
+    gate: &RwLock<()>,
+    meta: &SnapshotMeta,
+    (mut file, path): (File, PathBuf),
+) -> Result<MvccStore, StorageError> {
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| snapshot_read(Some(meta), e))?;
+    snapshot::verify(BufReader::new(&mut file)).map_err(|e| snapshot_read(Some(meta), e))?;
+    let local = snapshots
+        .adopt(meta, file, &path)
+        .map_err(|e| snapshot_write(Some(meta), e))?;
+    {
+        let _installing = gate.write().unwrap_or_else(|p| p.into_inner());
+        snapshot_install::install(engine.as_ref(), meta, local)?;
+    }
+    MvccStore::open(engine.clone()).map_err(sm_read)
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -133,76 +168,107 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.snapshot_seq += 1;
         SnapshotBuilder {
             engine: self.engine.clone(),
-            current_snapshot: self.current_snapshot.clone(),
+            snapshots: self.snapshots.clone(),
+            install_gate: self.install_gate.clone(),
             seq: self.snapshot_seq,
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError> {
+        let (file, path) = self.snapshots.create_receiving().map_err(|e| snapshot_write(None, e))?;
+        Ok(Box::new(SnapshotFile::new(file, path)))
     }
 
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError> {
-        let data = snapshot.into_inner();
-        let mut batch = snapshot::restore_batch(&data)
-            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), any(e)))?;
-        batch.put(
-            Cf::Meta,
-            meta::APPLIED.to_vec(),
-            serde_json::to_vec(&meta.last_log_id).map_err(sm_write)?,
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<SnapshotFile>) -> Result<(), StorageError> {
+        let received = snapshot.into_std().await;
+        let (engine, snapshots, gate, meta) = (
+            self.engine.clone(),
+            self.snapshots.clone(),
+            self.install_gate.clone(),
+            meta.clone(),
         );
-        batch.put(
-            Cf::Meta,
-            meta::MEMBERSHIP.to_vec(),
-            serde_json::to_vec(&meta.last_membership).map_err(sm_write)?,
-        );
-        self.engine.write(batch, true).map_err(sm_write)?;
-        let rebuilt = MvccStore::open(self.engine.clone()).map_err(sm_read)?;
+        let rebuilt =
+            tokio::task::spawn_blocking(move || install_received(&engine, &snapshots, &gate, &meta, received))
+                .await
+                .map_err(sm_write)??;
         self.store.replace(rebuilt);
-        *self.current_snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some((meta.clone(), data));
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        let current = self.current_snapshot.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        Ok(current.map(|(meta, data)| Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
+        let current = self.snapshots.open_current().map_err(|e| snapshot_read(None, e))?;
+        Ok(current.map(|(meta, file)| {
+            let path = self.snapshots.data_path(&meta.snapshot_id);
+            Snapshot {
+                meta,
+                snapshot: Box::new(SnapshotFile::new(file, path)),
+            }
         }))
     }
 }
 
 pub struct SnapshotBuilder {
     engine: SharedEngine,
-    current_snapshot: CurrentSnapshot,
+    snapshots: Arc<SnapshotStore>,
+    install_gate: InstallGate,
     seq: u64,
+}
+
+/// Writes a snapshot of one consistent engine view into the snapshot
+/// directory; answers its meta and its data file, positioned at the start.
+fn build(
+    engine: &SharedEngine,
+    snapshots: &SnapshotStore,
+    gate: &RwLock<()>,
+    seq: u64,
+) -> Result<(SnapshotMeta, File), StorageError> {
+    let view = {
+        let _not_installing = gate.read().unwrap_or_else(|p| p.into_inner());
+        engine.snapshot()
+    };
+    let (last_log_id, last_membership) = applied_in(view.as_ref())?;
+    let snapshot_id = match last_log_id {
+        Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, seq),
+        None => format!("0-0-{seq}"),
+    };
+    let meta = SnapshotMeta {
+        last_log_id,
+        last_membership,
+        snapshot_id,
+    };
+    let failed = |e| snapshot_write(Some(&meta), e);
+    let (file, tmp) = snapshots.create_building().map_err(failed)?;
+    let written = snapshot::encode(view.as_ref(), &NOT_IN_SNAPSHOT, BufWriter::new(file))
+        .map_err(|e| snapshot_write(Some(&meta), e))
+        .and_then(|(w, _)| w.into_inner().map_err(|e| failed(e.into_error())));
+    drop(view);
+    let mut file = match written {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    snapshots.publish(&meta, &file, &tmp).map_err(failed)?;
+    file.seek(SeekFrom::Start(0)).map_err(failed)?;
+    Ok((meta, file))
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
-        // One engine view gives the data and the log id it corresponds to,
-        // while apply goes on.
-        let view = self.engine.snapshot();
-        let (last_log_id, last_membership) = applied_in(view.as_ref())?;
-        let data = snapshot::dump(view.as_ref(), &[meta::APPLIED, meta::MEMBERSHIP])
-            .map_err(|e| StorageIOError::read_snapshot(None, any(e)))?;
-        let snapshot_id = match last_log_id {
-            Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, self.seq),
-            None => format!("0-0-{}", self.seq),
-        };
-        let meta = SnapshotMeta {
-            last_log_id,
-            last_membership,
-            snapshot_id,
-        };
-        *self.current_snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some((meta.clone(), data.clone()));
+        let (engine, snapshots, gate, seq) = (
+            self.engine.clone(),
+            self.snapshots.clone(),
+            self.install_gate.clone(),
+            self.seq,
+        );
+        let (meta, file) = tokio::task::spawn_blocking(move || build(&engine, &snapshots, &gate, seq))
+            .await
+            .map_err(sm_read)??;
+        let path = self.snapshots.data_path(&meta.snapshot_id);
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(SnapshotFile::new(file, path)),
         })
     }
 }

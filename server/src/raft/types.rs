@@ -2,7 +2,6 @@
 //! applying one answers, and how a member is described.
 
 use std::fmt;
-use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 use timon_proto::timonpb::InternalRaftRequest;
@@ -38,7 +37,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = Member,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = super::snapshot_store::SnapshotFile,
         AsyncRuntime = openraft::TokioRuntime,
 );
 
@@ -54,4 +53,24 @@ pub type Snapshot = openraft::Snapshot<TypeConfig>;
 /// Turns any error into openraft's opaque error payload.
 pub(crate) fn any(e: impl std::error::Error + 'static) -> openraft::AnyError {
     openraft::AnyError::new(&e)
+}
+
+/// A failure reading the state machine.
+pub(crate) fn sm_read(e: impl std::error::Error + 'static) -> StorageError {
+    openraft::StorageIOError::read_state_machine(any(e)).into()
+}
+
+/// A failure writing the state machine.
+pub(crate) fn sm_write(e: impl std::error::Error + 'static) -> StorageError {
+    openraft::StorageIOError::write_state_machine(any(e)).into()
+}
+
+/// A failure reading snapshot `meta` (`None`: a snapshot not yet built).
+pub(crate) fn snapshot_read(meta: Option<&SnapshotMeta>, e: impl std::error::Error + 'static) -> StorageError {
+    openraft::StorageIOError::read_snapshot(meta.map(SnapshotMeta::signature), any(e)).into()
+}
+
+/// A failure writing snapshot `meta` (`None`: a snapshot being received).
+pub(crate) fn snapshot_write(meta: Option<&SnapshotMeta>, e: impl std::error::Error + 'static) -> StorageError {
+    openraft::StorageIOError::write_snapshot(meta.map(SnapshotMeta::signature), any(e)).into()
 }

@@ -46,8 +46,10 @@ pub mod meta {
     /// The current store revision (i64, big-endian); lets a restart keep the
     /// revision even when the latest revisions were compacted away.
     pub const CURRENT_REV: &[u8] = b"current_rev";
-    /// The snapshot meta of the last built snapshot.
-    pub const SNAPSHOT_META: &[u8] = b"snapshot_meta";
+    /// Present (holding the snapshot's meta) while a snapshot install
+    /// replaces the state machine; a member that finds it at start-up redoes
+    /// the install from the snapshot file. Local: never in a snapshot.
+    pub const INSTALLING: &[u8] = b"installing";
     /// The cluster id and this member's id.
     pub const CLUSTER: &[u8] = b"cluster";
 }
