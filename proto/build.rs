@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "v3lockpb/v3lock.proto",
     "v3electionpb/v3election.proto",
     "timonpb/internal.proto",
+    "timonpb/peer.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -7,7 +7,8 @@
 //! - [`etcdserverpb`]: the KV, Watch, Lease, Cluster, Maintenance and Auth
 //!   services with their messages, as of etcd 3.6.
 //! - [`v3lockpb`], [`v3electionpb`]: the Lock and Election services.
-//! - [`timonpb`]: `InternalRaftRequest`, the command carried by the raft log.
+//! - [`timonpb`]: `InternalRaftRequest`, the command carried by the raft log,
+//!   and the `Peer` service members speak to each other.
 //!
 //! Message, field and enum names and field numbers are etcd's, so the bytes
 //! on the wire are exactly what etcd clients send and expect. Every generated
@@ -38,7 +39,7 @@ pub mod v3electionpb {
     tonic::include_proto!("v3electionpb");
 }
 
-/// timon's internal messages: the raft command envelope.
+/// timon's internal messages: the raft command envelope and the peer API.
 pub mod timonpb {
     tonic::include_proto!("timonpb");
 }

@@ -13,12 +13,14 @@ use anyhow::{bail, Context};
 use fs2::FileExt;
 use timon_proto::etcdserverpb::kv_server::KvServer;
 use timon_proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use timon_proto::timonpb::peer_server::PeerServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::{parse_urls, Config};
 use crate::ids;
+use crate::raft::service::PeerService;
 use crate::raft::{Member, RaftNode, RaftSettings};
 use crate::rpc::kv::KvService;
 use crate::rpc::limit::GrpcLimitLayer;
@@ -127,18 +129,21 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     }
 
     let members = cfg.initial_members()?;
-    if members.len() > 1 {
-        bail!(
-            "--initial-cluster names {} members: multi-member clusters are not supported yet",
-            members.len()
-        );
-    }
     let data_dir = DataDir::lock(&cfg.data_dir())?;
     let fresh = !data_dir.db_path().exists();
-    if fresh && cfg.initial_cluster_state == "existing" {
-        bail!("--initial-cluster-state existing: joining an existing cluster is not supported yet");
-    }
+    // A new member of an existing cluster waits for the leader to replicate
+    // to it instead of initializing a cluster of its own.
+    let join = fresh && cfg.initial_cluster_state == "existing";
     let client_addrs = resolve("listen-client-urls", &cfg.listen_client_urls)?;
+    let peer_addrs = resolve("listen-peer-urls", &cfg.listen_peer_urls)?;
+    // Bind the peer listeners first, so a taken port fails start-up.
+    let mut peer_listeners = Vec::new();
+    for addr in &peer_addrs {
+        let l = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        peer_listeners.push(l);
+    }
 
     fs::create_dir_all(data_dir.db_path().parent().unwrap_or(Path::new(".")))?;
     let engine: SharedEngine = Arc::new(
@@ -179,7 +184,29 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         snapshot_count: cfg.snapshot_count,
         snapshot_dir: data_dir.snap_path(),
     };
-    let raft = Arc::new(RaftNode::start(member_id, engine.clone(), initial, &settings).await?);
+    let raft = Arc::new(RaftNode::start(member_id, engine.clone(), initial, join, &settings).await?);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut servers = Vec::new();
+    for listener in peer_listeners {
+        let local = listener.local_addr()?;
+        let mut stop = stop_rx.clone();
+        let peer = PeerServer::new(PeerService::new(raft.clone()))
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        let router = tonic::transport::Server::builder().add_service(peer);
+        servers.push(tokio::spawn(async move {
+            let signal = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = router
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+                .await
+            {
+                tracing::error!("peer listener {local}: {e}");
+            }
+        }));
+        tracing::info!("listening for peers on {local}");
+    }
     let ctx = Arc::new(Ctx {
         raft: raft.clone(),
         engine,
@@ -213,8 +240,6 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     }
     tracing::info!("enabled capabilities for version {}", &ETCD_API_VERSION[..3]);
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut servers = Vec::new();
     let max_decode = cfg.max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
     for listener in listeners {
         let local = listener.local_addr()?;

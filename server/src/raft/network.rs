@@ -1,65 +1,206 @@
-//! openraft's network for a member with no peers.
+//! The peer transport, client side: openraft's network over gRPC to the
+//! other members' `--listen-peer-urls` (the `timonpb.Peer` service), and the
+//! connections the member uses to forward writes and read-index requests to
+//! the leader.
 //!
-//! A one-member cluster never sends a raft message; should openraft ask for
-//! one (it cannot while the membership names only this member), the peer is
-//! reported unreachable.
-// TODO(issue 3): the peer transport over tonic on --listen-peer-urls.
+//! One lazily connected HTTP/2 channel per peer, reused by every RPC to it
+//! (tonic reconnects on its own after a failure). openraft's per-RPC deadline
+//! bounds every call; a peer that cannot be reached is reported
+//! `Unreachable`, which makes openraft back off before retrying it.
 
-use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
 };
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use timon_proto::timonpb::peer_client::PeerClient;
+use timon_proto::timonpb::RaftMessage;
+use tonic::transport::{Channel, Endpoint};
 
 use super::types::{Member, TypeConfig};
 
-#[derive(Debug, thiserror::Error)]
-#[error("no peer transport: member {0} is unreachable")]
-struct NoTransport(u64);
+/// How long to wait for a TCP connection to a peer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-pub struct NetworkFactory;
-
-pub struct NoPeer {
-    target: u64,
+/// Serializes an openraft message for the wire.
+pub(crate) fn encode<T: Serialize>(v: &T) -> Result<RaftMessage, bincode::Error> {
+    Ok(RaftMessage {
+        data: bincode::serialize(v)?,
+    })
 }
 
-impl NoPeer {
-    fn unreachable<E: std::error::Error>(&self) -> RPCError<u64, Member, E> {
-        RPCError::Unreachable(Unreachable::new(&NoTransport(self.target)))
+/// Deserializes an openraft message from the wire.
+pub(crate) fn decode<T: DeserializeOwned>(m: &RaftMessage) -> Result<T, bincode::Error> {
+    bincode::deserialize(&m.data)
+}
+
+/// A transport failure talking to a peer.
+#[derive(Debug, thiserror::Error)]
+#[error("peer {target} ({url}): {msg}")]
+pub struct PeerError {
+    pub target: u64,
+    pub url: String,
+    pub msg: String,
+    /// The peer could not be reached at all (refused, reset, no route).
+    pub unreachable: bool,
+}
+
+/// One channel per peer, shared by the raft network and request forwarding.
+#[derive(Default)]
+pub struct Peers {
+    channels: Mutex<HashMap<u64, (String, Channel)>>,
+}
+
+impl Peers {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// A client for `target` at the first of its peer URLs; reuses the
+    /// channel unless the member's URL changed.
+    pub fn client(&self, target: u64, member: &Member) -> Result<PeerClient<Channel>, PeerError> {
+        let url = member.peer_urls.first().cloned().unwrap_or_default();
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((known, ch)) = channels.get(&target) {
+            if *known == url {
+                return Ok(Self::wrap(ch.clone()));
+            }
+        }
+        let endpoint = Endpoint::from_shared(url.clone()).map_err(|e| PeerError {
+            target,
+            url: url.clone(),
+            msg: format!("bad peer URL: {e}"),
+            unreachable: true,
+        })?;
+        let ch = endpoint
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .connect_lazy();
+        channels.insert(target, (url, ch.clone()));
+        Ok(Self::wrap(ch))
+    }
+
+    fn wrap(ch: Channel) -> PeerClient<Channel> {
+        // Peers are trusted and raft batches can exceed any client limit.
+        PeerClient::new(ch)
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX)
+    }
+
+    /// Turns a failed call into a [`PeerError`].
+    pub fn error(target: u64, member: &Member, status: &tonic::Status) -> PeerError {
+        PeerError {
+            target,
+            url: member.peer_urls.first().cloned().unwrap_or_default(),
+            msg: status.to_string(),
+            // tonic reports connect failures as Unavailable.
+            unreachable: status.code() == tonic::Code::Unavailable,
+        }
+    }
+}
+
+pub struct NetworkFactory {
+    peers: Arc<Peers>,
+}
+
+impl NetworkFactory {
+    pub fn new(peers: Arc<Peers>) -> Self {
+        Self { peers }
     }
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
-    type Network = NoPeer;
+    type Network = PeerNetwork;
 
-    async fn new_client(&mut self, target: u64, _node: &Member) -> Self::Network {
-        NoPeer { target }
+    async fn new_client(&mut self, target: u64, node: &Member) -> Self::Network {
+        PeerNetwork {
+            peers: self.peers.clone(),
+            target,
+            member: node.clone(),
+        }
     }
 }
 
-impl RaftNetwork<TypeConfig> for NoPeer {
+/// openraft's connection to one peer.
+pub struct PeerNetwork {
+    peers: Arc<Peers>,
+    target: u64,
+    member: Member,
+}
+
+type Rpc<T, E> = Result<T, RPCError<u64, Member, E>>;
+
+impl PeerNetwork {
+    /// Sends `req` with `call`, bounded by openraft's deadline, and decodes
+    /// the peer's `Result<Resp, E>`.
+    async fn call<Req, Resp, E, F, Fut>(&self, req: &Req, option: &RPCOption, call: F) -> Rpc<Resp, E>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+        F: FnOnce(PeerClient<Channel>, RaftMessage) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<RaftMessage>, tonic::Status>>,
+    {
+        let msg = encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let client = self
+            .peers
+            .client(self.target, &self.member)
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        let resp = match tokio::time::timeout(option.hard_ttl(), call(client, msg)).await {
+            Err(_) => {
+                let e = PeerError {
+                    target: self.target,
+                    url: self.member.peer_urls.first().cloned().unwrap_or_default(),
+                    msg: format!("no answer within {:?}", option.hard_ttl()),
+                    unreachable: false,
+                };
+                return Err(RPCError::Network(NetworkError::new(&e)));
+            }
+            Ok(Err(status)) => {
+                let e = Peers::error(self.target, &self.member, &status);
+                return Err(if e.unreachable {
+                    RPCError::Unreachable(Unreachable::new(&e))
+                } else {
+                    RPCError::Network(NetworkError::new(&e))
+                });
+            }
+            Ok(Ok(r)) => r.into_inner(),
+        };
+        let result: Result<Resp, E> = decode(&resp).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new_with_node(self.target, self.member.clone(), e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerNetwork {
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, Member, RaftError<u64>>> {
-        Err(self.unreachable())
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Rpc<AppendEntriesResponse<u64>, RaftError<u64>> {
+        self.call(&rpc, &option, |mut c, m| async move { c.append_entries(m).await })
+            .await
     }
 
     async fn install_snapshot(
         &mut self,
-        _rpc: InstallSnapshotRequest<TypeConfig>,
-        _option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<u64>, RPCError<u64, Member, RaftError<u64, InstallSnapshotError>>> {
-        Err(self.unreachable())
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Rpc<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> {
+        self.call(&rpc, &option, |mut c, m| async move { c.install_snapshot(m).await })
+            .await
     }
 
-    async fn vote(
-        &mut self,
-        _rpc: VoteRequest<u64>,
-        _option: RPCOption,
-    ) -> Result<VoteResponse<u64>, RPCError<u64, Member, RaftError<u64>>> {
-        Err(self.unreachable())
+    async fn vote(&mut self, rpc: VoteRequest<u64>, option: RPCOption) -> Rpc<VoteResponse<u64>, RaftError<u64>> {
+        self.call(&rpc, &option, |mut c, m| async move { c.vote(m).await })
+            .await
     }
 }

@@ -181,6 +181,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<SnapshotFile>) -> Result<(), StorageError> {
         let received = snapshot.into_std().await;
+        let snapshot_id = meta.snapshot_id.clone();
         let (engine, snapshots, gate, meta) = (
             self.engine.clone(),
             self.snapshots.clone(),
@@ -192,6 +193,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .await
                 .map_err(sm_write)??;
         self.store.replace(rebuilt);
+        tracing::info!("applied snapshot {} from the leader", snapshot_id);
         Ok(())
     }
 

@@ -29,6 +29,7 @@ pub fn etcd_status(e: &EtcdError) -> Status {
 pub fn propose_status(e: &ProposeError) -> Status {
     let msg = match e {
         ProposeError::NoLeader => "etcdserver: no leader",
+        ProposeError::NotLeader | ProposeError::LeaderChanged => "etcdserver: leader changed",
         ProposeError::Timeout => "etcdserver: request timed out",
         ProposeError::Stopped => "etcdserver: server stopped",
     };

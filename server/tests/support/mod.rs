@@ -335,3 +335,87 @@ pub fn start_target() -> Member {
 pub fn target_is_etcd() -> bool {
     std::env::var("TIMON_DIFF_TARGET").is_ok_and(|v| v == "etcd")
 }
+
+/// Start an `n`-member cluster of `program` (timon or etcd) with etcd's
+/// bootstrap flags (`--initial-cluster` naming all, state `new`) plus
+/// `extra_args` on every member. All are spawned before any is awaited, as a
+/// member only becomes ready once a quorum is up.
+pub fn start_cluster(program: PathBuf, n: usize, extra_args: &[&str]) -> Vec<Member> {
+    let mut ports = Vec::new();
+    while ports.len() < 2 * n {
+        let p = free_port();
+        if !ports.contains(&p) {
+            ports.push(p);
+        }
+    }
+    let initial: Vec<String> = (0..n)
+        .map(|i| format!("m{i}=http://127.0.0.1:{}", ports[2 * i + 1]))
+        .collect();
+    let mut members = Vec::new();
+    for i in 0..n {
+        let tmp = tempfile::Builder::new()
+            .prefix("timon-cluster-")
+            .tempdir()
+            .expect("create temp dir");
+        let data_dir = tmp.path().join("data");
+        let log_dir = tmp.path().to_path_buf();
+        let (client_port, peer_port) = (ports[2 * i], ports[2 * i + 1]);
+        let mut args = cluster_args(&format!("m{i}"), &data_dir, client_port, peer_port);
+        let last = args.len() - 1;
+        args[last] = initial.join(",");
+        args.extend(["--initial-cluster-state".to_string(), "new".to_string()]);
+        args.extend(extra_args.iter().map(|a| a.to_string()));
+        let child = spawn(&program, &args, &[], &log_dir);
+        members.push(Member {
+            child: Some(child),
+            program: program.clone(),
+            args,
+            env: Vec::new(),
+            client_port,
+            peer_port,
+            data_dir,
+            log_dir,
+            _tmp: tmp,
+        });
+    }
+    for m in &mut members {
+        m.wait_ready();
+    }
+    members
+}
+
+/// The timon binary under test.
+pub fn timon_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_timon"))
+}
+
+impl Member {
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends `signal` (e.g. "STOP", "CONT") to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("member is not running");
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{signal} {pid} failed");
+    }
+
+    /// Starts the process again with the same flags and data dir without
+    /// waiting for readiness (a member of a cluster that lost quorum cannot
+    /// become ready alone).
+    pub fn respawn(&mut self) {
+        self.kill9();
+        self.child = Some(spawn(&self.program, &self.args, &self.env, &self.log_dir));
+    }
+
+    /// Waits until the member answers Status naming a leader.
+    pub fn await_ready(&mut self) {
+        self.wait_ready();
+    }
+}

@@ -1,0 +1,388 @@
+//! [`RaftNode`]: one member's raft, as the rest of the server sees it.
+//!
+//! Every member serves every request (DESIGN.md invariant 5): a write on a
+//! follower is forwarded to the leader, which proposes it and answers the
+//! apply result; a linearizable read on a follower asks the leader for its
+//! read index and waits until its own state machine has applied that far.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::ChangeMembers;
+use timon_proto::timonpb::{InternalRaftRequest, ReadIndexRequest};
+
+use timon_proto::timonpb::peer_client::PeerClient;
+use tonic::transport::Channel;
+
+use super::network::{decode, encode, NetworkFactory, Peers};
+use super::read_index::ReadBatcher;
+use super::state_machine::{StateMachine, StoreHandle};
+use super::types::{self, Member};
+use super::{log_store, ProposeError, RaftSettings};
+use crate::apply::{EtcdError, Response};
+use crate::mvcc::MvccStore;
+use crate::storage::SharedEngine;
+
+/// A snapshot of raft's progress, for Status and headers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RaftStatus {
+    pub member_id: u64,
+    pub leader: Option<u64>,
+    pub term: u64,
+    pub last_log_index: u64,
+    pub applied_index: u64,
+    pub is_learner: bool,
+}
+
+/// A member of the current membership config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub id: u64,
+    pub member: Member,
+    pub is_learner: bool,
+}
+
+/// What applying a proposal answered, or why it was not applied.
+pub type ProposeResult = Result<Result<Response, EtcdError>, ProposeError>;
+
+/// An apply result with the log index of its entry.
+pub type Indexed = (Result<Response, EtcdError>, u64);
+
+pub struct RaftNode {
+    raft: types::Raft,
+    id: u64,
+    store: Arc<StoreHandle>,
+    peers: Arc<Peers>,
+    reads: ReadBatcher,
+    request_timeout: Duration,
+}
+
+impl RaftNode {
+    /// Opens the log and state machine on `engine` and starts raft. A member
+    /// with an empty log initializes the cluster from `initial_members`
+    /// unless it joins an existing cluster (`join`); every member of a new
+    /// cluster does so with the same config, which yields the same first
+    /// entry everywhere. A restarted member resumes from its log.
+    pub async fn start(
+        id: u64,
+        engine: SharedEngine,
+        initial_members: BTreeMap<u64, Member>,
+        join: bool,
+        settings: &RaftSettings,
+    ) -> anyhow::Result<Self> {
+        let config = openraft::Config {
+            cluster_name: "timon".into(),
+            heartbeat_interval: settings.heartbeat_ms,
+            election_timeout_min: settings.election_ms,
+            election_timeout_max: settings.election_ms * 2,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(settings.snapshot_count.max(1)),
+            // etcd keeps 5000 entries after a snapshot for slow followers;
+            // a smaller --snapshot-count keeps fewer.
+            max_in_snapshot_log_to_keep: settings.snapshot_count.clamp(1, 5_000),
+            ..Default::default()
+        };
+        let config = Arc::new(config.validate()?);
+        let log_store = log_store::LogStore::new(engine.clone());
+        let state_machine = StateMachine::open(engine, &settings.snapshot_dir)?;
+        let store = state_machine.store();
+        let peers = Peers::new();
+        let network = NetworkFactory::new(peers.clone());
+        let raft = types::Raft::new(id, config, network, log_store, state_machine).await?;
+        if !join && !raft.is_initialized().await? {
+            match raft.initialize(initial_members).await {
+                Ok(()) => {}
+                // Another member's first entry reached us first.
+                Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let reads = ReadBatcher::start(raft.clone());
+        // etcd's request timeout: 5 s plus two election timeouts.
+        let request_timeout = Duration::from_millis(5_000 + 2 * settings.election_ms);
+        Ok(Self {
+            raft,
+            id,
+            store,
+            peers,
+            reads,
+            request_timeout,
+        })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(crate) fn raft(&self) -> &types::Raft {
+        &self.raft
+    }
+
+    /// The MVCC store as of now (a snapshot install swaps it).
+    pub fn store(&self) -> Arc<MvccStore> {
+        self.store.current()
+    }
+
+    /// Replicates `req`, waits until it is applied on this member and
+    /// answers what applying it answered. On a follower the leader proposes
+    /// it. With no leader, or while the leader changes, it waits and retries
+    /// for as long as etcd's request timeout, but only a request that
+    /// certainly was not proposed is sent again.
+    pub async fn propose(&self, req: InternalRaftRequest) -> ProposeResult {
+        let deadline = Instant::now() + self.request_timeout;
+        loop {
+            let leader = self.leader_within(deadline).await?;
+            let attempt = async {
+                if leader == self.id {
+                    return self.propose_local(req.clone()).await;
+                }
+                let (result, index) = self.forward(leader, req.clone()).await?;
+                // Answer once this member applied it too, so a read here
+                // that follows the write sees it.
+                self.wait_applied(index, deadline).await?;
+                Ok((result, index))
+            };
+            match tokio::time::timeout_at(deadline.into(), attempt).await {
+                Err(_) => return Err(ProposeError::Timeout),
+                Ok(Ok((result, _))) => return Ok(result),
+                Ok(Err(ProposeError::NotLeader)) => self.wait_leader_change(leader, deadline).await?,
+                Ok(Err(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Proposes `req` on this member, which must be the leader; answers the
+    /// apply result and the entry's log index. `NotLeader`: not proposed.
+    pub async fn propose_local(&self, req: InternalRaftRequest) -> Result<Indexed, ProposeError> {
+        match self.raft.client_write(req).await {
+            Ok(resp) => Ok((resp.data.0, resp.log_id.index)),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(ProposeError::NotLeader),
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(_))) => Err(ProposeError::Timeout),
+            Err(RaftError::Fatal(_)) => Err(ProposeError::Stopped),
+        }
+    }
+
+    /// Asks `leader` to propose `req`. `NotLeader` when the request certainly
+    /// did not reach a leader (connection refused, or it is leader no more);
+    /// `LeaderChanged` when the connection failed and its fate is unknown.
+    async fn forward(&self, leader: u64, req: InternalRaftRequest) -> Result<Indexed, ProposeError> {
+        let mut client = self.peer(leader)?;
+        match client.propose(req).await {
+            Ok(resp) => {
+                decode::<Result<Indexed, ProposeError>>(&resp.into_inner()).map_err(|_| ProposeError::Stopped)?
+            }
+            Err(status) if status.code() == tonic::Code::Unavailable => Err(ProposeError::NotLeader),
+            Err(_) => Err(ProposeError::LeaderChanged),
+        }
+    }
+
+    /// Waits briefly for a leader other than `old`, so a retry does not
+    /// hammer a member that just failed; errors once `deadline` passed.
+    async fn wait_leader_change(&self, old: u64, deadline: Instant) -> Result<(), ProposeError> {
+        if Instant::now() >= deadline {
+            return Err(ProposeError::Timeout);
+        }
+        let mut rx = self.raft.metrics();
+        let backoff = Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now()));
+        let _ = tokio::time::timeout(backoff, rx.wait_for(|m| m.current_leader.is_some_and(|l| l != old))).await;
+        Ok(())
+    }
+
+    fn peer(&self, id: u64) -> Result<PeerClient<Channel>, ProposeError> {
+        let member = self.member(id).ok_or(ProposeError::NoLeader)?;
+        self.peers.client(id, &member).map_err(|_| ProposeError::NoLeader)
+    }
+
+    /// Makes the next read linearizable: learns the read index (from the
+    /// leader, DESIGN.md invariant 5) and waits until this member applied it.
+    pub async fn read_index(&self) -> Result<(), ProposeError> {
+        let deadline = Instant::now() + self.request_timeout;
+        let index = tokio::time::timeout_at(deadline.into(), self.leader_read_index(deadline))
+            .await
+            .map_err(|_| ProposeError::Timeout)??;
+        self.wait_applied(index, deadline).await
+    }
+
+    async fn leader_read_index(&self, deadline: Instant) -> Result<u64, ProposeError> {
+        loop {
+            let leader = self.leader_within(deadline).await?;
+            let result = if leader == self.id {
+                self.reads.read_index().await
+            } else {
+                match self.peer(leader)?.read_index(ReadIndexRequest {}).await {
+                    Ok(r) => Ok(r.into_inner().index),
+                    Err(status) => Err(super::service::propose_error_from_status(&status)),
+                }
+            };
+            match result {
+                // A read is safe to ask again: wait for the new leader.
+                Err(ProposeError::NotLeader | ProposeError::LeaderChanged) => {
+                    self.wait_leader_change(leader, deadline).await?
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The read index, answered by the leader for itself or a follower.
+    pub async fn local_read_index(&self) -> Result<u64, ProposeError> {
+        self.reads.read_index().await
+    }
+
+    async fn wait_applied(&self, index: u64, deadline: Instant) -> Result<(), ProposeError> {
+        if self.status().applied_index >= index {
+            return Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.raft
+            .wait(Some(left))
+            .applied_index_at_least(Some(index), "read index")
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                openraft::metrics::WaitError::Timeout(..) => ProposeError::Timeout,
+                openraft::metrics::WaitError::ShuttingDown => ProposeError::Stopped,
+            })
+    }
+
+    /// The current leader, waiting for one until `deadline`.
+    async fn leader_within(&self, deadline: Instant) -> Result<u64, ProposeError> {
+        if let Some(l) = self.status().leader {
+            return Ok(l);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.wait_for_leader(left).await.ok_or(ProposeError::NoLeader)
+    }
+
+    fn member(&self, id: u64) -> Option<Member> {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        m.membership().get_node(&id).cloned()
+    }
+
+    /// Every member of the current membership config, voters and learners.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        let voters: BTreeSet<u64> = m.membership().voter_ids().collect();
+        m.membership()
+            .nodes()
+            .map(|(id, member)| MemberInfo {
+                id: *id,
+                member: member.clone(),
+                is_learner: !voters.contains(id),
+            })
+            .collect()
+    }
+
+    /// Runs a membership change on the leader (forwarded from a follower)
+    /// and waits until it is committed.
+    pub async fn change_membership(&self, change: MembershipChange) -> Result<(), ProposeError> {
+        let deadline = Instant::now() + self.request_timeout;
+        let leader = self.leader_within(deadline).await?;
+        let run = async {
+            if leader == self.id {
+                return self.change_local(change).await;
+            }
+            let msg = encode(&change).map_err(|_| ProposeError::Stopped)?;
+            match self.peer(leader)?.change_membership(msg).await {
+                Ok(resp) => {
+                    decode::<Result<(), ProposeError>>(&resp.into_inner()).map_err(|_| ProposeError::Stopped)?
+                }
+                Err(_) => Err(ProposeError::LeaderChanged),
+            }
+        };
+        tokio::time::timeout_at(deadline.into(), run)
+            .await
+            .map_err(|_| ProposeError::Timeout)?
+    }
+
+    /// Runs a membership change on this member, which must be the leader.
+    pub async fn change_local(&self, change: MembershipChange) -> Result<(), ProposeError> {
+        match change {
+            MembershipChange::Add { id, member, learner } => {
+                self.raft
+                    .add_learner(id, member, false)
+                    .await
+                    .map_err(|e| change_error(&e))?;
+                if !learner {
+                    self.change(ChangeMembers::AddVoterIds(BTreeSet::from([id]))).await?;
+                }
+                Ok(())
+            }
+            MembershipChange::Promote { id } => self.change(ChangeMembers::AddVoterIds(BTreeSet::from([id]))).await,
+            MembershipChange::Remove { id } => {
+                if self.members().iter().any(|m| m.id == id && !m.is_learner) {
+                    self.change(ChangeMembers::RemoveVoters(BTreeSet::from([id]))).await?;
+                }
+                self.change(ChangeMembers::RemoveNodes(BTreeSet::from([id]))).await
+            }
+            MembershipChange::Update { id, member } => {
+                self.change(ChangeMembers::SetNodes(BTreeMap::from([(id, member)])))
+                    .await
+            }
+        }
+    }
+
+    async fn change(&self, change: ChangeMembers<u64, Member>) -> Result<(), ProposeError> {
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map(|_| ())
+            .map_err(|e| change_error(&e))
+    }
+
+    pub fn status(&self) -> RaftStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let is_learner = !m.membership_config.membership().voter_ids().any(|v| v == self.id);
+        RaftStatus {
+            member_id: self.id,
+            leader: m.current_leader,
+            term: m.current_term,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+            is_learner,
+        }
+    }
+
+    /// Waits until some member is leader, up to `timeout`.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Option<u64> {
+        let mut rx = self.raft.metrics();
+        let wait = async {
+            loop {
+                if let Some(l) = rx.borrow_and_update().current_leader {
+                    return Some(l);
+                }
+                if rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.ok().flatten()
+    }
+
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!("raft shutdown: {e}");
+        }
+    }
+}
+
+fn change_error(e: &RaftError<u64, ClientWriteError<u64, Member>>) -> ProposeError {
+    match e {
+        RaftError::Fatal(_) => ProposeError::Stopped,
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => ProposeError::LeaderChanged,
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
+            tracing::warn!("membership change refused: {c}");
+            ProposeError::Timeout
+        }
+    }
+}
+
+/// A change to the cluster's members, as the Cluster service asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum MembershipChange {
+    Add { id: u64, member: Member, learner: bool },
+    Promote { id: u64 },
+    Remove { id: u64 },
+    Update { id: u64, member: Member },
+}

@@ -1,0 +1,95 @@
+//! The peer transport, server side: the `timonpb.Peer` gRPC service on
+//! `--listen-peer-urls`. It hands openraft's RPCs to the local raft and, on
+//! the leader, runs what followers forward: proposals, read-index requests
+//! and membership changes.
+//!
+//! Answers carry the serialized `Result` of the local call, so a raft error
+//! on this member reaches the caller's openraft as a remote error.
+
+use std::sync::Arc;
+
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use serde::Serialize;
+use timon_proto::timonpb::peer_server::Peer;
+use timon_proto::timonpb::{InternalRaftRequest, RaftMessage, ReadIndexRequest, ReadIndexResponse};
+use tonic::{Request, Response, Status};
+
+use super::network::{decode, encode};
+use super::node::{MembershipChange, RaftNode};
+use super::types::TypeConfig;
+use super::ProposeError;
+
+pub struct PeerService {
+    node: Arc<RaftNode>,
+}
+
+impl PeerService {
+    pub fn new(node: Arc<RaftNode>) -> Self {
+        Self { node }
+    }
+}
+
+fn bad_message(e: bincode::Error) -> Status {
+    Status::invalid_argument(format!("malformed raft message: {e}"))
+}
+
+fn answer<T: Serialize>(v: &T) -> Result<Response<RaftMessage>, Status> {
+    encode(v)
+        .map(Response::new)
+        .map_err(|e| Status::internal(format!("cannot encode answer: {e}")))
+}
+
+/// The status a leader answers a read-index request with, and its inverse.
+fn propose_error_status(e: &ProposeError) -> Status {
+    match e {
+        ProposeError::NotLeader | ProposeError::LeaderChanged => Status::failed_precondition("leader changed"),
+        ProposeError::NoLeader => Status::unavailable("no leader"),
+        ProposeError::Timeout => Status::deadline_exceeded("request timed out"),
+        ProposeError::Stopped => Status::aborted("server stopped"),
+    }
+}
+
+/// Reads a leader's read-index failure back into a [`ProposeError`].
+pub fn propose_error_from_status(s: &Status) -> ProposeError {
+    match s.code() {
+        tonic::Code::FailedPrecondition => ProposeError::LeaderChanged,
+        tonic::Code::DeadlineExceeded => ProposeError::Timeout,
+        tonic::Code::Aborted => ProposeError::Stopped,
+        // The leader could not be reached: it is gone or partitioned.
+        _ => ProposeError::LeaderChanged,
+    }
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn append_entries(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let req: AppendEntriesRequest<TypeConfig> = decode(request.get_ref()).map_err(bad_message)?;
+        answer(&self.node.raft().append_entries(req).await)
+    }
+
+    async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let req: VoteRequest<u64> = decode(request.get_ref()).map_err(bad_message)?;
+        answer(&self.node.raft().vote(req).await)
+    }
+
+    async fn install_snapshot(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let req: InstallSnapshotRequest<TypeConfig> = decode(request.get_ref()).map_err(bad_message)?;
+        answer(&self.node.raft().install_snapshot(req).await)
+    }
+
+    async fn propose(&self, request: Request<InternalRaftRequest>) -> Result<Response<RaftMessage>, Status> {
+        answer(&self.node.propose_local(request.into_inner()).await)
+    }
+
+    async fn read_index(&self, _request: Request<ReadIndexRequest>) -> Result<Response<ReadIndexResponse>, Status> {
+        match self.node.local_read_index().await {
+            Ok(index) => Ok(Response::new(ReadIndexResponse { index })),
+            Err(e) => Err(propose_error_status(&e)),
+        }
+    }
+
+    async fn change_membership(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let change: MembershipChange = decode(request.get_ref()).map_err(bad_message)?;
+        answer(&self.node.change_local(change).await)
+    }
+}

@@ -1,0 +1,272 @@
+//! Replication: 3- and 5-member timon clusters on loopback, started with
+//! etcd's bootstrap flags. Every member serves every request; killing the
+//! leader under load loses no acknowledged write; a paused follower catches
+//! up from a snapshot once the leader purged the entries it missed.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::{connect, start_cluster, timon_bin, Member};
+use timon_proto::etcdserverpb::{PutRequest, RangeRequest, StatusRequest, StatusResponse};
+
+async fn status(m: &Member) -> Option<StatusResponse> {
+    let (_, mut maint) = connect(&m.endpoint()).await;
+    maint.status(StatusRequest {}).await.ok().map(|r| r.into_inner())
+}
+
+async fn put(m: &Member, key: &str, value: &str) -> Result<i64, tonic::Status> {
+    let (mut kv, _) = connect(&m.endpoint()).await;
+    let r = kv
+        .put(PutRequest {
+            key: key.into(),
+            value: value.into(),
+            ..Default::default()
+        })
+        .await?;
+    Ok(r.into_inner().header.map_or(0, |h| h.revision))
+}
+
+/// Every key under `prefix` on `m`, read linearizably (or serializably).
+async fn keys(m: &Member, prefix: &str, serializable: bool) -> Result<(i64, Vec<(Vec<u8>, Vec<u8>)>), tonic::Status> {
+    let (mut kv, _) = connect(&m.endpoint()).await;
+    let mut end = prefix.as_bytes().to_vec();
+    *end.last_mut().unwrap() += 1;
+    let r = kv
+        .range(RangeRequest {
+            key: prefix.into(),
+            range_end: end,
+            serializable,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let rev = r.header.map_or(0, |h| h.revision);
+    Ok((rev, r.kvs.into_iter().map(|kv| (kv.key, kv.value)).collect()))
+}
+
+/// The member all members name as leader, once they agree.
+async fn agreed_leader(members: &[Member], timeout: Duration) -> u64 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut leaders = BTreeSet::new();
+        for m in members {
+            leaders.insert(status(m).await.map_or(0, |s| s.leader));
+        }
+        if leaders.len() == 1 && !leaders.contains(&0) {
+            return *leaders.first().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "members never agreed on a leader: {leaders:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn member_id(m: &Member) -> u64 {
+    status(m).await.and_then(|s| s.header).map_or(0, |h| h.member_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_member_serves_writes_and_linearizable_reads() {
+    for n in [3, 5] {
+        let members = start_cluster(timon_bin(), n, &[]);
+        let leader = agreed_leader(&members, Duration::from_secs(20)).await;
+        let mut ids = BTreeSet::new();
+        for m in &members {
+            let s = status(m).await.expect("status");
+            assert!(!s.is_learner);
+            ids.insert(s.header.unwrap().member_id);
+        }
+        assert_eq!(ids.len(), n, "member IDs must be distinct");
+        assert!(ids.contains(&leader));
+        // A write on any member is seen at once by a linearizable read on
+        // any other member (DESIGN.md invariant 5).
+        for i in 0..(6 * n) {
+            let w = &members[i % n];
+            let r = &members[(i + 1) % n];
+            let key = format!("k/{i:03}");
+            let rev = put(w, &key, &format!("v{i}")).await.expect("put");
+            let (read_rev, kvs) = keys(r, &key, false).await.expect("range");
+            assert!(
+                read_rev >= rev,
+                "member {} read revision {read_rev} < write {rev}",
+                (i + 1) % n
+            );
+            assert_eq!(kvs, vec![(key.into_bytes(), format!("v{i}").into_bytes())]);
+        }
+        let (rev0, all0) = keys(&members[0], "k/", false).await.unwrap();
+        for m in &members[1..] {
+            let (rev, all) = keys(m, "k/", false).await.unwrap();
+            assert_eq!((rev, &all), (rev0, &all0));
+        }
+        assert_eq!(all0.len(), 6 * n);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_the_leader_under_load_loses_no_acknowledged_write() {
+    let mut members = start_cluster(timon_bin(), 3, &[]);
+    let endpoints: Vec<String> = members.iter().map(Member::endpoint).collect();
+    let leader = agreed_leader(&members, Duration::from_secs(20)).await;
+
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let last_ok = Arc::new(Mutex::new(Instant::now()));
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (endpoints, acked, stop, last_ok) = (endpoints.clone(), acked.clone(), stop.clone(), last_ok.clone());
+        writers.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            let mut target = w % endpoints.len();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let key = format!("w/{w}/{n:06}");
+                let attempt = async {
+                    let ch = tonic::transport::Channel::from_shared(endpoints[target].clone())
+                        .unwrap()
+                        .connect_timeout(Duration::from_millis(300))
+                        .timeout(Duration::from_secs(10))
+                        .connect()
+                        .await
+                        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+                    timon_proto::etcdserverpb::kv_client::KvClient::new(ch)
+                        .put(PutRequest {
+                            key: key.clone().into_bytes(),
+                            value: b"x".to_vec(),
+                            ..Default::default()
+                        })
+                        .await
+                };
+                match attempt.await {
+                    Ok(_) => {
+                        acked.lock().unwrap().push(key);
+                        *last_ok.lock().unwrap() = Instant::now();
+                        n += 1;
+                    }
+                    // Try another member; the same key again (a put is
+                    // idempotent for this check).
+                    Err(_) => target = (target + 1) % endpoints.len(),
+                }
+            }
+        }));
+    }
+    // Let the load run, then kill the leader.
+    let wait_for_acks = |min: usize| {
+        let acked = acked.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while acked.lock().unwrap().len() < min {
+                assert!(Instant::now() < deadline, "writes stalled below {min} acks");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    wait_for_acks(100).await;
+    let mut leader_idx = 0;
+    for (i, m) in members.iter().enumerate() {
+        if member_id(m).await == leader {
+            leader_idx = i;
+        }
+    }
+    let before_kill = acked.lock().unwrap().len();
+    let killed_at = Instant::now();
+    members[leader_idx].kill9();
+    // Writes resume through the survivors.
+    let deadline = killed_at + Duration::from_secs(15);
+    loop {
+        if *last_ok.lock().unwrap() > killed_at + Duration::from_millis(1) {
+            let n = acked.lock().unwrap().len();
+            if n > before_kill + 20 {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writes did not resume within 15 s of the leader kill"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let survivors: Vec<&Member> = members
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != leader_idx)
+        .map(|(_, m)| m)
+        .collect();
+    let mut new_leader = 0;
+    for m in &survivors {
+        new_leader = new_leader.max(status(m).await.map_or(0, |s| s.leader));
+    }
+    let recovered = killed_at.elapsed();
+    println!("leader {leader:x} killed; new leader {new_leader:x}; writes resumed within {recovered:?}");
+    assert_ne!(new_leader, leader);
+    wait_for_acks(before_kill + 200).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+
+    // The killed member comes back with its data and catches up.
+    members[leader_idx].respawn();
+    members[leader_idx].await_ready();
+    let acked: BTreeSet<String> = acked.lock().unwrap().iter().cloned().collect();
+    for (i, m) in members.iter().enumerate() {
+        let (_, kvs) = keys(m, "w/", false).await.expect("range on every member");
+        let present: BTreeSet<String> = kvs.into_iter().map(|(k, _)| String::from_utf8(k).unwrap()).collect();
+        let missing: Vec<&String> = acked.difference(&present).take(5).collect();
+        assert!(
+            missing.is_empty(),
+            "member {i} lost acknowledged writes, e.g. {missing:?}"
+        );
+    }
+    println!("{} acknowledged writes present on all 3 members", acked.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn paused_follower_catches_up_from_a_snapshot() {
+    let members = start_cluster(timon_bin(), 3, &["--snapshot-count", "50"]);
+    let leader = agreed_leader(&members, Duration::from_secs(20)).await;
+    let mut follower = None;
+    let mut leader_m = None;
+    for m in &members {
+        if member_id(m).await == leader {
+            leader_m = Some(m);
+        } else if follower.is_none() {
+            follower = Some(m);
+        }
+    }
+    let (follower, leader_m) = (follower.unwrap(), leader_m.unwrap());
+    follower.signal("STOP");
+    for i in 0..400 {
+        put(leader_m, &format!("s/{i:04}"), &"v".repeat(100))
+            .await
+            .expect("put while a follower is paused");
+    }
+    follower.signal("CONT");
+    // The follower applies everything the leader has.
+    let target = status(leader_m).await.unwrap().raft_applied_index;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let applied = status(follower).await.map_or(0, |s| s.raft_applied_index);
+        if applied >= target {
+            break;
+        }
+        assert!(Instant::now() < deadline, "follower stuck at {applied} < {target}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        follower.stderr_tail(1 << 20).contains("applied snapshot"),
+        "the follower caught up without a snapshot; stderr:\n{}",
+        follower.stderr_tail(4000)
+    );
+    // Identical data at the same revision on every member.
+    let (rev0, all0) = keys(&members[0], "s/", false).await.unwrap();
+    assert_eq!(all0.len(), 400);
+    for m in &members[1..] {
+        let (rev, all) = keys(m, "s/", false).await.unwrap();
+        assert_eq!(rev, rev0);
+        assert!(all == all0, "members differ after catch-up");
+    }
+}
