@@ -7,11 +7,12 @@
 //! - `raft`: the only openraft import: log store, state machine, node.
 //! - `rpc`: thin tonic services, validation, etcd's errors and headers.
 //! - `config`: etcd-compatible flags and ETCD_* variables.
-//! - `ids`: etcd's member and cluster IDs.
+//! - `ids`: etcd's member and cluster IDs; `identity`: this member's, fixed per data dir.
 //! - `node`: start-up, wiring, shutdown.
 
 pub mod apply;
 pub mod config;
+pub mod identity;
 pub mod ids;
 pub mod mvcc;
 pub mod node;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use fs2::FileExt;
+use timon_proto::etcdserverpb::cluster_server::ClusterServer;
 use timon_proto::etcdserverpb::kv_server::KvServer;
 use timon_proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use timon_proto::timonpb::peer_server::PeerServer;
@@ -19,9 +20,11 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::{parse_urls, Config};
-use crate::ids;
+use crate::{identity, ids};
+use crate::raft::network::REMOVED_MESSAGE;
 use crate::raft::service::PeerService;
-use crate::raft::{Member, RaftNode, RaftSettings};
+use crate::raft::{Member, ProposeError, RaftNode, RaftSettings};
+use crate::rpc::cluster::ClusterService;
 use crate::rpc::kv::KvService;
 use crate::rpc::limit::GrpcLimitLayer;
 use crate::rpc::maintenance::MaintenanceService;
@@ -155,8 +158,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         .iter()
         .map(|u| u.to_string().trim_end_matches('/').to_string())
         .collect();
+    let identity = identity::resolve(&engine, &cfg.name, &members, &cfg.initial_cluster_token, join).await?;
+    let (member_id, cluster_id) = (identity.member_id, identity.cluster_id);
+    // The membership a new cluster starts with (unused when joining).
     let mut initial = BTreeMap::new();
-    let mut member_id = 0;
     for m in &members {
         let id = ids::member_id(&m.peer_urls, &cfg.initial_cluster_token);
         let client_urls = if m.name == cfg.name {
@@ -164,9 +169,6 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         } else {
             vec![]
         };
-        if m.name == cfg.name {
-            member_id = id;
-        }
         initial.insert(
             id,
             Member {
@@ -176,7 +178,6 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
             },
         );
     }
-    let cluster_id = ids::cluster_id(&initial.keys().copied().collect::<Vec<_>>());
 
     let settings = RaftSettings {
         heartbeat_ms: cfg.heartbeat_interval,
@@ -190,7 +191,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     for listener in peer_listeners {
         let local = listener.local_addr()?;
         let mut stop = stop_rx.clone();
-        let peer = PeerServer::new(PeerService::new(raft.clone()))
+        let peer = PeerServer::new(PeerService::new(raft.clone(), cluster_id))
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
         let router = tonic::transport::Server::builder().add_service(peer);
@@ -228,15 +229,32 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         listeners.push(l);
     }
 
-    let leader_wait = Duration::from_millis(cfg.election_timeout * 10);
-    match raft.wait_for_leader(leader_wait).await {
-        Some(_) => tracing::info!(
-            "published {{Name:{} ClientURLs:[{}]}} to cluster {:x}",
-            cfg.name,
-            advertise_client.join(" "),
-            cluster_id
-        ),
-        None => tracing::warn!("no leader elected within {leader_wait:?}; serving anyway"),
+    // Like etcd, publish this member's name and client URLs through raft
+    // before serving; a member without quorum keeps trying in the background.
+    let publish = {
+        let (raft, name, urls) = (raft.clone(), cfg.name.clone(), advertise_client.clone());
+        tokio::spawn(async move {
+            loop {
+                match raft.publish(&name, &urls).await {
+                    Ok(()) => {
+                        tracing::info!(
+                            "published {{Name:{name} ClientURLs:[{}]}} to cluster {cluster_id:x}",
+                            urls.join(" ")
+                        );
+                        return;
+                    }
+                    Err(ProposeError::Stopped) => return,
+                    Err(e) => {
+                        tracing::warn!("cannot publish member attributes yet: {e}; retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        })
+    };
+    let publish_wait = Duration::from_millis(cfg.election_timeout * 10);
+    if tokio::time::timeout(publish_wait, publish).await.is_err() {
+        tracing::warn!("not published within {publish_wait:?}: no quorum yet; serving anyway");
     }
     tracing::info!("enabled capabilities for version {}", &ETCD_API_VERSION[..3]);
 
@@ -247,6 +265,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         let router = tonic::transport::Server::builder()
             .layer(GrpcLimitLayer)
             .add_service(KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(max_decode))
+            .add_service(ClusterServer::new(ClusterService::new(ctx.clone())).max_decoding_message_size(max_decode))
             .add_service(
                 MaintenanceServer::new(MaintenanceService::new(ctx.clone())).max_decoding_message_size(max_decode),
             );
@@ -265,8 +284,14 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     }
     tracing::info!("ready to serve client requests");
 
-    shutdown.await;
-    tracing::info!("received shutdown signal; stopping");
+    let mut removed = raft.removed();
+    tokio::select! {
+        _ = shutdown => tracing::info!("received shutdown signal; stopping"),
+        _ = removed.wait_for(|r| *r) => {
+            // As etcd does, a removed member stops serving.
+            tracing::warn!("{}; the data-dir used by this member must be removed", REMOVED_MESSAGE);
+        }
+    }
     let _ = stop_tx.send(true);
     for s in servers {
         let _ = s.await;

@@ -80,6 +80,22 @@ pub enum EtcdError {
     PermissionDenied,
     #[error("etcdserver: invalid auth token")]
     InvalidAuthToken,
+    #[error("etcdserver: member ID already exist")]
+    MemberExist,
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExist,
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    MemberNotEnoughStarted,
+    #[error("etcdserver: given member URLs are invalid")]
+    MemberBadUrls,
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    #[error("etcdserver: can only promote a learner member")]
+    MemberNotLearner,
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
     /// A failure of this member (storage, corrupt data), not of the request.
     #[error("{0}")]
     Internal(String),
@@ -90,13 +106,13 @@ impl EtcdError {
     pub fn code(&self) -> EtcdCode {
         use EtcdError::*;
         match self {
-            EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey | RequestTooLarge => {
-                EtcdCode::InvalidArgument
-            }
+            EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey | RequestTooLarge
+            | MemberBadUrls => EtcdCode::InvalidArgument,
             Compacted | FutureRev | LeaseTtlTooLarge => EtcdCode::OutOfRange,
             NoSpace | TooManyRequests => EtcdCode::ResourceExhausted,
-            LeaseNotFound => EtcdCode::NotFound,
-            LeaseExist | NotLeader => EtcdCode::FailedPrecondition,
+            LeaseNotFound | MemberNotFound => EtcdCode::NotFound,
+            LeaseExist | NotLeader | MemberExist | PeerUrlExist | MemberNotEnoughStarted | MemberNotLearner
+            | LearnerNotReady | TooManyLearners => EtcdCode::FailedPrecondition,
             NoLeader
             | LeaderChanged
             | Stopped

@@ -56,7 +56,9 @@ pub fn execute(txn: &mut WriteTxn<'_>, req: InternalRaftRequest) -> Result<Respo
         Some(Request::DeleteRange(d)) => delete::delete_range(txn, &d).map(Response::DeleteRange),
         Some(Request::Txn(t)) => txn::txn(txn, &t).map(Response::Txn),
         Some(Request::Compaction(c)) => compact::compact(txn, &c).map(Response::Compaction),
-        None => Ok(Response::Empty),
+        // Cluster bookkeeping: the state machine records it, the KV store
+        // does not change.
+        Some(Request::MemberAttributes(_)) | None => Ok(Response::Empty),
     };
     if result.is_err() {
         txn.rollback();

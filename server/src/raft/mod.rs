@@ -14,12 +14,14 @@
 //! - `network`: the peer transport, client side (openraft's network, forwarding).
 //! - `service`: the peer transport, server side (the `timonpb.Peer` service).
 //! - `read_index`: batched read-index rounds on the leader.
-//! - `node`: [`RaftNode`], start-up, proposing, reads, membership.
+//! - `node`: [`RaftNode`], start-up, proposing, reads.
+//! - `membership`: the member list and membership changes with etcd's checks.
 
 // openraft's storage traits return its large `StorageError` by value.
 #![allow(clippy::result_large_err)]
 
 pub mod log_store;
+pub mod membership;
 pub mod network;
 mod node;
 pub mod read_index;
@@ -37,7 +39,8 @@ mod snapshot_tests;
 
 use std::path::PathBuf;
 
-pub use node::{MemberInfo, MembershipChange, RaftNode, RaftStatus};
+pub use membership::{MemberError, MembershipChange};
+pub use node::{MemberInfo, RaftNode, RaftStatus};
 pub use state_machine::StoreHandle;
 pub use types::{Applied, Member};
 

@@ -21,7 +21,7 @@ use openraft::raft::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use timon_proto::timonpb::peer_client::PeerClient;
-use timon_proto::timonpb::RaftMessage;
+use timon_proto::timonpb::{ClusterInfoRequest, ClusterInfoResponse, RaftMessage};
 use tonic::transport::{Channel, Endpoint};
 
 use super::types::{Member, TypeConfig};
@@ -52,15 +52,32 @@ pub struct PeerError {
     pub unreachable: bool,
 }
 
+/// What a member answers a removed member, which then stops (etcd's text).
+pub const REMOVED_MESSAGE: &str = "the member has been permanently removed from the cluster";
+
 /// One channel per peer, shared by the raft network and request forwarding.
-#[derive(Default)]
 pub struct Peers {
     channels: Mutex<HashMap<u64, (String, Channel)>>,
+    /// Set once a peer says this member was removed from the cluster.
+    removed: tokio::sync::watch::Sender<bool>,
 }
 
 impl Peers {
     pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+        Arc::new(Self {
+            channels: Mutex::default(),
+            removed: tokio::sync::watch::Sender::new(false),
+        })
+    }
+
+    /// Records that this member was removed from the cluster.
+    pub fn mark_removed(&self) {
+        self.removed.send_replace(true);
+    }
+
+    /// Becomes true once this member learns it was removed.
+    pub fn removed(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.removed.subscribe()
     }
 
     /// A client for `target` at the first of its peer URLs; reuses the
@@ -106,6 +123,29 @@ impl Peers {
             unreachable: status.code() == tonic::Code::Unavailable,
         }
     }
+}
+
+/// Asks the members at `peer_urls`, in turn, for the cluster's ID and
+/// members (a joining member learns its own ID from them).
+pub async fn fetch_cluster_info(peer_urls: &[String]) -> Result<ClusterInfoResponse, String> {
+    let mut last = String::from("no peer URL given");
+    for url in peer_urls {
+        let endpoint = match Endpoint::from_shared(url.clone()) {
+            Ok(e) => e.connect_timeout(CONNECT_TIMEOUT).timeout(Duration::from_secs(5)),
+            Err(e) => {
+                last = format!("{url}: {e}");
+                continue;
+            }
+        };
+        match endpoint.connect().await {
+            Ok(ch) => match PeerClient::new(ch).cluster_info(ClusterInfoRequest {}).await {
+                Ok(r) => return Ok(r.into_inner()),
+                Err(e) => last = format!("{url}: {e}"),
+            },
+            Err(e) => last = format!("{url}: {e}"),
+        }
+    }
+    Err(last)
 }
 
 pub struct NetworkFactory {
@@ -166,6 +206,9 @@ impl PeerNetwork {
                 return Err(RPCError::Network(NetworkError::new(&e)));
             }
             Ok(Err(status)) => {
+                if status.code() == tonic::Code::PermissionDenied && status.message() == REMOVED_MESSAGE {
+                    self.peers.mark_removed();
+                }
                 let e = Peers::error(self.target, &self.member, &status);
                 return Err(if e.unreachable {
                     RPCError::Unreachable(Unreachable::new(&e))

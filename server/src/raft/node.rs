@@ -5,18 +5,17 @@
 //! apply result; a linearizable read on a follower asks the leader for its
 //! read index and waits until its own state machine has applied that far.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
-use openraft::ChangeMembers;
 use timon_proto::timonpb::{InternalRaftRequest, ReadIndexRequest};
 
 use timon_proto::timonpb::peer_client::PeerClient;
 use tonic::transport::Channel;
 
-use super::network::{decode, encode, NetworkFactory, Peers};
+use super::network::{decode, NetworkFactory, Peers};
 use super::read_index::ReadBatcher;
 use super::state_machine::{StateMachine, StoreHandle};
 use super::types::{self, Member};
@@ -99,6 +98,7 @@ impl RaftNode {
             }
         }
         let reads = ReadBatcher::start(raft.clone());
+        watch_own_removal(&raft, id, peers.clone());
         // etcd's request timeout: 5 s plus two election timeouts.
         let request_timeout = Duration::from_millis(5_000 + 2 * settings.election_ms);
         Ok(Self {
@@ -117,6 +117,10 @@ impl RaftNode {
 
     pub(crate) fn raft(&self) -> &types::Raft {
         &self.raft
+    }
+
+    pub(super) fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     /// The MVCC store as of now (a snapshot install swaps it).
@@ -189,7 +193,7 @@ impl RaftNode {
         Ok(())
     }
 
-    fn peer(&self, id: u64) -> Result<PeerClient<Channel>, ProposeError> {
+    pub(super) fn peer(&self, id: u64) -> Result<PeerClient<Channel>, ProposeError> {
         let member = self.member(id).ok_or(ProposeError::NoLeader)?;
         self.peers.client(id, &member).map_err(|_| ProposeError::NoLeader)
     }
@@ -247,7 +251,7 @@ impl RaftNode {
     }
 
     /// The current leader, waiting for one until `deadline`.
-    async fn leader_within(&self, deadline: Instant) -> Result<u64, ProposeError> {
+    pub(super) async fn leader_within(&self, deadline: Instant) -> Result<u64, ProposeError> {
         if let Some(l) = self.status().leader {
             return Ok(l);
         }
@@ -258,77 +262,6 @@ impl RaftNode {
     fn member(&self, id: u64) -> Option<Member> {
         let m = self.raft.metrics().borrow().membership_config.clone();
         m.membership().get_node(&id).cloned()
-    }
-
-    /// Every member of the current membership config, voters and learners.
-    pub fn members(&self) -> Vec<MemberInfo> {
-        let m = self.raft.metrics().borrow().membership_config.clone();
-        let voters: BTreeSet<u64> = m.membership().voter_ids().collect();
-        m.membership()
-            .nodes()
-            .map(|(id, member)| MemberInfo {
-                id: *id,
-                member: member.clone(),
-                is_learner: !voters.contains(id),
-            })
-            .collect()
-    }
-
-    /// Runs a membership change on the leader (forwarded from a follower)
-    /// and waits until it is committed.
-    pub async fn change_membership(&self, change: MembershipChange) -> Result<(), ProposeError> {
-        let deadline = Instant::now() + self.request_timeout;
-        let leader = self.leader_within(deadline).await?;
-        let run = async {
-            if leader == self.id {
-                return self.change_local(change).await;
-            }
-            let msg = encode(&change).map_err(|_| ProposeError::Stopped)?;
-            match self.peer(leader)?.change_membership(msg).await {
-                Ok(resp) => {
-                    decode::<Result<(), ProposeError>>(&resp.into_inner()).map_err(|_| ProposeError::Stopped)?
-                }
-                Err(_) => Err(ProposeError::LeaderChanged),
-            }
-        };
-        tokio::time::timeout_at(deadline.into(), run)
-            .await
-            .map_err(|_| ProposeError::Timeout)?
-    }
-
-    /// Runs a membership change on this member, which must be the leader.
-    pub async fn change_local(&self, change: MembershipChange) -> Result<(), ProposeError> {
-        match change {
-            MembershipChange::Add { id, member, learner } => {
-                self.raft
-                    .add_learner(id, member, false)
-                    .await
-                    .map_err(|e| change_error(&e))?;
-                if !learner {
-                    self.change(ChangeMembers::AddVoterIds(BTreeSet::from([id]))).await?;
-                }
-                Ok(())
-            }
-            MembershipChange::Promote { id } => self.change(ChangeMembers::AddVoterIds(BTreeSet::from([id]))).await,
-            MembershipChange::Remove { id } => {
-                if self.members().iter().any(|m| m.id == id && !m.is_learner) {
-                    self.change(ChangeMembers::RemoveVoters(BTreeSet::from([id]))).await?;
-                }
-                self.change(ChangeMembers::RemoveNodes(BTreeSet::from([id]))).await
-            }
-            MembershipChange::Update { id, member } => {
-                self.change(ChangeMembers::SetNodes(BTreeMap::from([(id, member)])))
-                    .await
-            }
-        }
-    }
-
-    async fn change(&self, change: ChangeMembers<u64, Member>) -> Result<(), ProposeError> {
-        self.raft
-            .change_membership(change, false)
-            .await
-            .map(|_| ())
-            .map_err(|e| change_error(&e))
     }
 
     pub fn status(&self) -> RaftStatus {
@@ -360,6 +293,11 @@ impl RaftNode {
         tokio::time::timeout(timeout, wait).await.ok().flatten()
     }
 
+    /// Becomes true once this member learns it was removed from the cluster.
+    pub fn removed(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.peers.removed()
+    }
+
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!("raft shutdown: {e}");
@@ -367,22 +305,24 @@ impl RaftNode {
     }
 }
 
-fn change_error(e: &RaftError<u64, ClientWriteError<u64, Member>>) -> ProposeError {
-    match e {
-        RaftError::Fatal(_) => ProposeError::Stopped,
-        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => ProposeError::LeaderChanged,
-        RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
-            tracing::warn!("membership change refused: {c}");
-            ProposeError::Timeout
+/// Marks this member removed once a membership config it belonged to is
+/// replaced by one without it (a member that never belonged, e.g. one
+/// waiting to be added, is not removed).
+fn watch_own_removal(raft: &types::Raft, id: u64, peers: Arc<Peers>) {
+    let mut rx = raft.metrics();
+    tokio::spawn(async move {
+        let mut was_member = false;
+        loop {
+            let in_config = rx.borrow_and_update().membership_config.membership().get_node(&id).is_some();
+            if in_config {
+                was_member = true;
+            } else if was_member {
+                peers.mark_removed();
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
         }
-    }
-}
-
-/// A change to the cluster's members, as the Cluster service asks for it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum MembershipChange {
-    Add { id: u64, member: Member, learner: bool },
-    Promote { id: u64 },
-    Remove { id: u64 },
-    Update { id: u64, member: Member },
+    });
 }

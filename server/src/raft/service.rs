@@ -11,21 +11,39 @@ use std::sync::Arc;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::Serialize;
 use timon_proto::timonpb::peer_server::Peer;
-use timon_proto::timonpb::{InternalRaftRequest, RaftMessage, ReadIndexRequest, ReadIndexResponse};
+use timon_proto::timonpb::{
+    ClusterInfoRequest, ClusterInfoResponse, InternalRaftRequest, PeerMember, RaftMessage, ReadIndexRequest,
+    ReadIndexResponse,
+};
 use tonic::{Request, Response, Status};
 
-use super::network::{decode, encode};
-use super::node::{MembershipChange, RaftNode};
+use super::network::{decode, encode, REMOVED_MESSAGE};
+use super::state_machine::is_removed;
+use super::membership::MembershipChange;
+use super::node::RaftNode;
 use super::types::TypeConfig;
 use super::ProposeError;
 
 pub struct PeerService {
     node: Arc<RaftNode>,
+    cluster_id: u64,
 }
 
 impl PeerService {
-    pub fn new(node: Arc<RaftNode>) -> Self {
-        Self { node }
+    pub fn new(node: Arc<RaftNode>, cluster_id: u64) -> Self {
+        Self { node, cluster_id }
+    }
+}
+
+impl PeerService {
+    /// A removed member must not disturb the cluster: tell it, and it stops.
+    fn refuse_removed(&self, sender: Option<u64>) -> Result<(), Status> {
+        match sender {
+            Some(id) if is_removed(self.node.store().engine().as_ref(), id) => {
+                Err(Status::permission_denied(REMOVED_MESSAGE))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -64,11 +82,13 @@ pub fn propose_error_from_status(s: &Status) -> ProposeError {
 impl Peer for PeerService {
     async fn append_entries(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         let req: AppendEntriesRequest<TypeConfig> = decode(request.get_ref()).map_err(bad_message)?;
+        self.refuse_removed(req.vote.leader_id().voted_for())?;
         answer(&self.node.raft().append_entries(req).await)
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         let req: VoteRequest<u64> = decode(request.get_ref()).map_err(bad_message)?;
+        self.refuse_removed(req.vote.leader_id().voted_for())?;
         answer(&self.node.raft().vote(req).await)
     }
 
@@ -86,6 +106,25 @@ impl Peer for PeerService {
             Ok(index) => Ok(Response::new(ReadIndexResponse { index })),
             Err(e) => Err(propose_error_status(&e)),
         }
+    }
+
+    async fn cluster_info(
+        &self,
+        _request: Request<ClusterInfoRequest>,
+    ) -> Result<Response<ClusterInfoResponse>, Status> {
+        let members = self
+            .node
+            .members()
+            .into_iter()
+            .map(|m| PeerMember {
+                id: m.id,
+                peer_urls: m.member.peer_urls,
+            })
+            .collect();
+        Ok(Response::new(ClusterInfoResponse {
+            cluster_id: self.cluster_id,
+            members,
+        }))
     }
 
     async fn change_membership(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {

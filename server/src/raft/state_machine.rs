@@ -6,6 +6,7 @@
 //! State-machine batches are not fsynced: the raft log that can replay them
 //! is, and the log store syncs the engine before it purges entries.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -24,7 +25,9 @@ use super::types::{
 use crate::apply::{self, Response};
 use crate::mvcc::MvccStore;
 use crate::storage::keys::meta;
-use crate::storage::{Cf, KvRead, SharedEngine, WriteBatch};
+use crate::storage::{Cf, KvRead, Scan, SharedEngine, WriteBatch};
+use timon_proto::timonpb::internal_raft_request::Request;
+use timon_proto::timonpb::MemberAttributes;
 
 /// Meta keys that never travel in a snapshot: the applied log id and the
 /// membership travel in its `SnapshotMeta`; the install marker is local.
@@ -147,8 +150,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let mut txn = store.write();
             let result = match entry.payload {
                 EntryPayload::Blank => Ok(Response::Empty),
-                EntryPayload::Normal(req) => apply::execute(&mut txn, req),
+                EntryPayload::Normal(req) => {
+                    if let Some(Request::MemberAttributes(a)) = &req.request {
+                        extra.put(Cf::Meta, member_attrs_key(a.id), serde_json::to_vec(a).map_err(sm_write)?);
+                    }
+                    apply::execute(&mut txn, req)
+                }
                 EntryPayload::Membership(m) => {
+                    // A member that leaves the config is removed for good
+                    // (etcd never lets a removed ID back in).
+                    let (_, previous) = applied_in(self.engine.as_ref())?;
+                    for (id, _) in previous.membership().nodes() {
+                        if m.get_node(id).is_none() {
+                            extra.put(Cf::Meta, removed_key(*id), Vec::new());
+                        }
+                    }
                     let stored = StoredMembership::new(Some(entry.log_id), m);
                     extra.put(
                         Cf::Meta,
@@ -207,6 +223,38 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
         }))
     }
+}
+
+/// Where a member's published attributes are kept.
+pub fn member_attrs_key(id: u64) -> Vec<u8> {
+    let mut k = meta::MEMBER_ATTRS.to_vec();
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+fn removed_key(id: u64) -> Vec<u8> {
+    let mut k = meta::REMOVED.to_vec();
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// Whether `id` was a member and has been removed.
+pub fn is_removed(view: &dyn KvRead, id: u64) -> bool {
+    matches!(view.get(Cf::Meta, &removed_key(id)), Ok(Some(_)))
+}
+
+/// Every member's published attributes, by member id.
+pub fn member_attrs(view: &dyn KvRead) -> Result<BTreeMap<u64, MemberAttributes>, crate::storage::StorageError> {
+    let mut out = BTreeMap::new();
+    let mut end = meta::MEMBER_ATTRS.to_vec();
+    *end.last_mut().unwrap_or(&mut 0) += 1;
+    view.scan(Cf::Meta, meta::MEMBER_ATTRS, Some(&end), &mut |_k, v| {
+        if let Ok(a) = serde_json::from_slice::<MemberAttributes>(v) {
+            out.insert(a.id, a);
+        }
+        Scan::Continue
+    })?;
+    Ok(out)
 }
 
 pub struct SnapshotBuilder {

@@ -71,7 +71,7 @@ impl Maintenance for MaintenanceService {
             raft_applied_index: raft.applied_index,
             errors,
             db_size_in_use: db_size,
-            is_learner: false,
+            is_learner: raft.is_learner,
             storage_version: ETCD_API_VERSION.to_string(),
             db_size_quota: quota,
             downgrade_info: None,

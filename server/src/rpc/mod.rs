@@ -6,8 +6,10 @@
 //! - `validate`: etcd's checks before a request is proposed.
 //! - `error`: etcd's gRPC codes and message strings.
 //! - `kv`: the KV service. `maintenance`: the Maintenance service.
+//! - `cluster`: the Cluster service (member list and changes).
 //! - `limit`: etcd's status for a message over the gRPC receive limit.
 
+pub mod cluster;
 pub mod error;
 pub mod kv;
 pub mod limit;

@@ -32,6 +32,9 @@ pub mod raft_meta {
     pub const VOTE: &[u8] = b"vote";
     pub const COMMITTED: &[u8] = b"committed";
     pub const LAST_PURGED: &[u8] = b"last_purged";
+    /// This member's ID and its cluster's ID, fixed when the data dir is
+    /// first used. Local: never replicated, never in a snapshot.
+    pub const IDENTITY: &[u8] = b"identity";
 }
 
 /// Keys in [`Cf::Meta`].
@@ -50,6 +53,12 @@ pub mod meta {
     /// replaces the state machine; a member that finds it at start-up redoes
     /// the install from the snapshot file. Local: never in a snapshot.
     pub const INSTALLING: &[u8] = b"installing";
+    /// Prefix of each member's published attributes (name, client URLs),
+    /// followed by the member id as 8 big-endian bytes. Replicated.
+    pub const MEMBER_ATTRS: &[u8] = b"member_attrs/";
+    /// Prefix of the IDs of removed members (8 big-endian bytes each).
+    /// Replicated.
+    pub const REMOVED: &[u8] = b"removed/";
     /// The cluster id and this member's id.
     pub const CLUSTER: &[u8] = b"cluster";
 }

@@ -419,3 +419,67 @@ impl Member {
         self.wait_ready();
     }
 }
+
+/// Start a member that joins a running cluster, as etcd's docs say after
+/// `etcdctl member add`: its name, `--initial-cluster` as member add printed
+/// it, state `existing`, on the given peer port. Waits until it is ready.
+pub fn start_joining(program: PathBuf, name: &str, peer_port: u16, initial_cluster: &str, extra: &[&str]) -> Member {
+    let tmp = tempfile::Builder::new()
+        .prefix("timon-join-")
+        .tempdir()
+        .expect("create temp dir");
+    let data_dir = tmp.path().join("data");
+    let log_dir = tmp.path().to_path_buf();
+    let mut client_port = free_port();
+    while client_port == peer_port {
+        client_port = free_port();
+    }
+    let mut args = cluster_args(name, &data_dir, client_port, peer_port);
+    let last = args.len() - 1;
+    args[last] = initial_cluster.to_string();
+    args.extend(["--initial-cluster-state".to_string(), "existing".to_string()]);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let child = spawn(&program, &args, &[], &log_dir);
+    let mut member = Member {
+        child: Some(child),
+        program,
+        args,
+        env: Vec::new(),
+        client_port,
+        peer_port,
+        data_dir,
+        log_dir,
+        _tmp: tmp,
+    };
+    member.wait_ready();
+    member
+}
+
+/// Runs etcdctl (v3 API) against `endpoints`; answers (success, stdout, stderr).
+pub fn etcdctl(endpoints: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(etcdctl_bin())
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoints}"))
+        .args(args)
+        .output()
+        .expect("run etcdctl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+impl Member {
+    /// Waits until the process has exited, up to `timeout`; true if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if !self.is_running() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
