@@ -39,14 +39,21 @@ pub async fn resolve(
         from_peers(name, members).await?
     } else {
         let ids: Vec<u64> = members.iter().map(|m| ids::member_id(&m.peer_urls, token)).collect();
-        let me = members.iter().position(|m| m.name == name).context("this member is not in --initial-cluster")?;
+        let me = members
+            .iter()
+            .position(|m| m.name == name)
+            .context("this member is not in --initial-cluster")?;
         Identity {
             member_id: ids[me],
             cluster_id: ids::cluster_id(&ids),
         }
     };
     let mut batch = WriteBatch::new();
-    batch.put(Cf::RaftMeta, raft_meta::IDENTITY.to_vec(), serde_json::to_vec(&identity)?);
+    batch.put(
+        Cf::RaftMeta,
+        raft_meta::IDENTITY.to_vec(),
+        serde_json::to_vec(&identity)?,
+    );
     engine.write(batch, true)?;
     Ok(identity)
 }

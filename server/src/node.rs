@@ -20,7 +20,6 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::config::{parse_urls, Config};
-use crate::{identity, ids};
 use crate::raft::network::REMOVED_MESSAGE;
 use crate::raft::service::PeerService;
 use crate::raft::{Member, ProposeError, RaftNode, RaftSettings};
@@ -31,6 +30,7 @@ use crate::rpc::maintenance::MaintenanceService;
 use crate::rpc::{Ctx, Limits, ETCD_API_VERSION};
 use crate::storage::rocks::RocksEngine;
 use crate::storage::SharedEngine;
+use crate::{identity, ids};
 
 /// gRPC framing on top of --max-request-bytes, as etcd allows.
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;

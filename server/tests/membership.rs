@@ -28,7 +28,11 @@ fn leader_id(eps: &str) -> String {
     loop {
         let (_, out, _) = etcdctl(eps, &["endpoint", "status"]);
         // endpoint, id, version, db size, is leader, is learner, term, index, applied, errors
-        if let Some(row) = out.lines().map(|l| l.split(", ").collect::<Vec<_>>()).find(|r| r.get(4) == Some(&"true")) {
+        if let Some(row) = out
+            .lines()
+            .map(|l| l.split(", ").collect::<Vec<_>>())
+            .find(|r| r.get(4) == Some(&"true"))
+        {
             return row[1].to_string();
         }
         assert!(Instant::now() < deadline, "no leader in endpoint status:\n{out}");
@@ -50,7 +54,10 @@ fn member_list_and_endpoint_status_show_the_cluster() {
     let rows = member_list(&members[1].endpoint());
     assert_eq!(rows.len(), 3);
     for (i, m) in members.iter().enumerate() {
-        let row = rows.iter().find(|r| r[2] == format!("m{i}")).expect("every member listed by name");
+        let row = rows
+            .iter()
+            .find(|r| r[2] == format!("m{i}"))
+            .expect("every member listed by name");
         assert_eq!(row[1], "started");
         assert_eq!(row[3], m.peer_url());
         assert_eq!(row[4], m.endpoint());
@@ -59,7 +66,11 @@ fn member_list_and_endpoint_status_show_the_cluster() {
     let (ok, out, err) = etcdctl(&members[0].endpoint(), &["endpoint", "status", "--cluster"]);
     assert!(ok, "{err}");
     assert_eq!(out.lines().count(), 3);
-    assert_eq!(out.lines().filter(|l| l.split(", ").nth(4) == Some("true")).count(), 1, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.split(", ").nth(4) == Some("true")).count(),
+        1,
+        "{out}"
+    );
     let (ok, out, err) = etcdctl(&eps, &["endpoint", "health"]);
     assert!(ok, "{out}{err}");
 }
@@ -72,7 +83,10 @@ fn learner_add_start_promote_remove() {
 
     let peer_port = free_port();
     let peer_url = format!("http://127.0.0.1:{peer_port}");
-    let (ok, out, err) = etcdctl(&eps, &["member", "add", "m3", "--learner", &format!("--peer-urls={peer_url}")]);
+    let (ok, out, err) = etcdctl(
+        &eps,
+        &["member", "add", "m3", "--learner", &format!("--peer-urls={peer_url}")],
+    );
     assert!(ok, "member add: {err}");
     let initial_cluster = out
         .lines()
@@ -81,8 +95,14 @@ fn learner_add_start_promote_remove() {
         .expect("member add prints ETCD_INITIAL_CLUSTER")
         .to_string();
     assert!(out.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""), "{out}");
-    let row = member_list(&eps).into_iter().find(|r| r[3] == peer_url).expect("learner listed");
-    assert_eq!((row[1].as_str(), row[2].as_str(), row[5].as_str()), ("unstarted", "", "true"));
+    let row = member_list(&eps)
+        .into_iter()
+        .find(|r| r[3] == peer_url)
+        .expect("learner listed");
+    assert_eq!(
+        (row[1].as_str(), row[2].as_str(), row[5].as_str()),
+        ("unstarted", "", "true")
+    );
     let id = row[0].clone();
 
     // Promoting a learner that has not caught up: etcd's refusal.
@@ -143,7 +163,12 @@ fn removing_the_leader_keeps_the_cluster_available() {
         "the removed leader must stop serving; stderr:\n{}",
         members[idx].stderr_tail(3000)
     );
-    let rest: Vec<&Member> = members.iter().enumerate().filter(|(i, _)| *i != idx).map(|(_, m)| m).collect();
+    let rest: Vec<&Member> = members
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != idx)
+        .map(|(_, m)| m)
+        .collect();
     let rest_eps = endpoints(&rest);
     let new_leader = leader_id(&rest_eps);
     assert_ne!(new_leader, leader);

@@ -111,8 +111,14 @@ impl EtcdError {
             Compacted | FutureRev | LeaseTtlTooLarge => EtcdCode::OutOfRange,
             NoSpace | TooManyRequests => EtcdCode::ResourceExhausted,
             LeaseNotFound | MemberNotFound => EtcdCode::NotFound,
-            LeaseExist | NotLeader | MemberExist | PeerUrlExist | MemberNotEnoughStarted | MemberNotLearner
-            | LearnerNotReady | TooManyLearners => EtcdCode::FailedPrecondition,
+            LeaseExist
+            | NotLeader
+            | MemberExist
+            | PeerUrlExist
+            | MemberNotEnoughStarted
+            | MemberNotLearner
+            | LearnerNotReady
+            | TooManyLearners => EtcdCode::FailedPrecondition,
             NoLeader
             | LeaderChanged
             | Stopped

@@ -166,7 +166,8 @@ impl RaftNode {
             MembershipChange::Update { id, member } => {
                 let mut updated = find(id)?.member.clone();
                 updated.peer_urls = member.peer_urls;
-                self.change(ChangeMembers::SetNodes(BTreeMap::from([(id, updated)]))).await
+                self.change(ChangeMembers::SetNodes(BTreeMap::from([(id, updated)])))
+                    .await
             }
         }
     }

@@ -313,7 +313,12 @@ fn watch_own_removal(raft: &types::Raft, id: u64, peers: Arc<Peers>) {
     tokio::spawn(async move {
         let mut was_member = false;
         loop {
-            let in_config = rx.borrow_and_update().membership_config.membership().get_node(&id).is_some();
+            let in_config = rx
+                .borrow_and_update()
+                .membership_config
+                .membership()
+                .get_node(&id)
+                .is_some();
             if in_config {
                 was_member = true;
             } else if was_member {

@@ -17,10 +17,10 @@ use timon_proto::timonpb::{
 };
 use tonic::{Request, Response, Status};
 
-use super::network::{decode, encode, REMOVED_MESSAGE};
-use super::state_machine::is_removed;
 use super::membership::MembershipChange;
+use super::network::{decode, encode, REMOVED_MESSAGE};
 use super::node::RaftNode;
+use super::state_machine::is_removed;
 use super::types::TypeConfig;
 use super::ProposeError;
 

@@ -152,7 +152,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Blank => Ok(Response::Empty),
                 EntryPayload::Normal(req) => {
                     if let Some(Request::MemberAttributes(a)) = &req.request {
-                        extra.put(Cf::Meta, member_attrs_key(a.id), serde_json::to_vec(a).map_err(sm_write)?);
+                        extra.put(
+                            Cf::Meta,
+                            member_attrs_key(a.id),
+                            serde_json::to_vec(a).map_err(sm_write)?,
+                        );
                     }
                     apply::execute(&mut txn, req)
                 }

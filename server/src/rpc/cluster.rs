@@ -84,7 +84,10 @@ impl Cluster for ClusterService {
         let req = request.into_inner();
         check_peer_urls(&req.peer_ur_ls)?;
         // etcd derives a new member's ID from its peer URLs and the time.
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
         let id = ids::member_id(&req.peer_ur_ls, &now.to_string());
         let member = Member {
             name: String::new(),
