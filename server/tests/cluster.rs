@@ -174,6 +174,28 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_write() {
     let before_kill = acked.lock().unwrap().len();
     let killed_at = Instant::now();
     members[leader_idx].kill9();
+    // A new leader within about two election timeouts (1 s each here; the
+    // election timer is drawn from [1 s, 2 s) as etcd does).
+    let survivors_idx: Vec<usize> = (0..members.len()).filter(|i| *i != leader_idx).collect();
+    let elected_in = loop {
+        let mut leaders = BTreeSet::new();
+        for i in &survivors_idx {
+            leaders.insert(status(&members[*i]).await.map_or(0, |s| s.leader));
+        }
+        if leaders.len() == 1 && !leaders.contains(&0) && !leaders.contains(&leader) {
+            break killed_at.elapsed();
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(10),
+            "no new leader 10 s after the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    println!("new leader elected {elected_in:?} after the leader was killed");
+    assert!(
+        elected_in < Duration::from_millis(2_500),
+        "election took {elected_in:?}"
+    );
     // Writes resume through the survivors.
     let deadline = killed_at + Duration::from_secs(15);
     loop {
@@ -268,5 +290,76 @@ async fn paused_follower_catches_up_from_a_snapshot() {
         let (rev, all) = keys(m, "s/", false).await.unwrap();
         assert_eq!(rev, rev0);
         assert!(all == all0, "members differ after catch-up");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn linearizable_reads_on_every_member_see_every_acknowledged_write() {
+    let members = start_cluster(timon_bin(), 3, &[]);
+    agreed_leader(&members, Duration::from_secs(20)).await;
+    // The highest value whose write was acknowledged, and when.
+    let acked = Arc::new(Mutex::new(Vec::<(u64, Instant)>::new()));
+    let writer = {
+        let (endpoint, acked) = (members[0].endpoint(), acked.clone());
+        tokio::spawn(async move {
+            let (mut kv, _) = connect(&endpoint).await;
+            for v in 1..=300u64 {
+                kv.put(PutRequest {
+                    key: b"lin".to_vec(),
+                    value: v.to_string().into_bytes(),
+                    ..Default::default()
+                })
+                .await
+                .expect("put");
+                acked.lock().unwrap().push((v, Instant::now()));
+            }
+        })
+    };
+    let mut readers = Vec::new();
+    for m in &members {
+        let (endpoint, acked) = (m.endpoint(), acked.clone());
+        readers.push(tokio::spawn(async move {
+            let (mut kv, _) = connect(&endpoint).await;
+            let (mut reads, mut last) = (0u64, 0u64);
+            loop {
+                let started = Instant::now();
+                // Every write acknowledged before this read started.
+                let floor = acked
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .rev()
+                    .find(|(_, at)| *at < started)
+                    .map_or(0, |(v, _)| *v);
+                let r = kv
+                    .range(RangeRequest {
+                        key: b"lin".to_vec(),
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("linearizable range")
+                    .into_inner();
+                let seen: u64 = r
+                    .kvs
+                    .first()
+                    .map_or(0, |kv| String::from_utf8_lossy(&kv.value).parse().unwrap());
+                assert!(
+                    seen >= floor,
+                    "{endpoint}: read {seen} after write {floor} was acknowledged"
+                );
+                assert!(seen >= last, "{endpoint}: reads went back from {last} to {seen}");
+                last = seen;
+                reads += 1;
+                if seen == 300 {
+                    return reads;
+                }
+            }
+        }));
+    }
+    writer.await.unwrap();
+    for (i, r) in readers.into_iter().enumerate() {
+        let reads = r.await.unwrap();
+        println!("member {i}: {reads} linearizable reads checked");
+        assert!(reads > 10);
     }
 }

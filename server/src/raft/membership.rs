@@ -129,7 +129,8 @@ impl RaftNode {
                 }
                 if !learner {
                     // After the add, the started voters must still be a quorum.
-                    let quorum = (voters.len() + 1) / 2 + 1;
+                    let after = voters.len() + 1;
+                    let quorum = after / 2 + 1;
                     if self.started(&voters) < quorum {
                         return Err(EtcdError::MemberNotEnoughStarted.into());
                     }

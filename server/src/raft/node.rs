@@ -74,8 +74,13 @@ impl RaftNode {
         let config = openraft::Config {
             cluster_name: "timon".into(),
             heartbeat_interval: settings.heartbeat_ms,
-            election_timeout_min: settings.election_ms,
-            election_timeout_max: settings.election_ms * 2,
+            // openraft's follower campaigns after its leader lease (= the
+            // max timeout) plus a timeout drawn from [min, max): with these,
+            // 1.25-1.5x --election-timeout after the last heartbeat, close to
+            // etcd's [1x, 2x) (a leader's death is noticed within about two
+            // election timeouts either way).
+            election_timeout_min: settings.election_ms / 2,
+            election_timeout_max: settings.election_ms * 3 / 4,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(settings.snapshot_count.max(1)),
             // etcd keeps 5000 entries after a snapshot for slow followers;
             // a smaller --snapshot-count keeps fewer.
