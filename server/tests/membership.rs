@@ -178,3 +178,120 @@ fn removing_the_leader_keeps_the_cluster_available() {
     assert_eq!(member_list(&rest_eps).len(), 2);
     members[idx].kill9();
 }
+
+/// A member's ports and IDs replaced by its position, so etcd's and timon's
+/// outputs for clusters on different ports compare.
+fn normalise(text: &str, members: &[Member], ids: &[u64]) -> String {
+    let mut out = text.to_string();
+    for (i, m) in members.iter().enumerate() {
+        out = out
+            .replace(&m.client_port().to_string(), &format!("<client{i}>"))
+            .replace(&m.peer_url(), &format!("<peer{i}>"));
+    }
+    for (i, id) in ids.iter().enumerate() {
+        // Decimal in JSON (kept valid JSON), hex in text.
+        out = out
+            .replace(&format!(":{id}"), &format!(":\"<id{i}>\""))
+            .replace(&format!("{id:x}"), &format!("<id{i}>"));
+    }
+    out
+}
+
+/// Member IDs by member position (m0, m1, ...), from `member list -w json`.
+fn ids_by_name(eps: &str, n: usize) -> Vec<u64> {
+    let (_, out, _) = etcdctl(eps, &["member", "list", "-w", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("member list json");
+    (0..n)
+        .map(|i| {
+            v["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["name"] == format!("m{i}"))
+                .and_then(|m| m["ID"].as_u64())
+                .expect("member id")
+        })
+        .collect()
+}
+
+/// The JSON shape: every object key path, with values dropped.
+fn shape(v: &serde_json::Value, path: &str, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                let p = format!("{path}.{k}");
+                out.insert(p.clone());
+                shape(v, &p, out);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| shape(v, &format!("{path}[]"), out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn etcdctl_shows_a_timon_cluster_as_an_etcd_cluster() {
+    if support::skip_without_etcd("etcdctl_shows_a_timon_cluster_as_an_etcd_cluster") {
+        return;
+    }
+    let etcd = start_cluster(support::etcd_bin(), 3, &[]);
+    let timon = start_cluster(timon_bin(), 3, &[]);
+    let (etcd_ids, timon_ids) = (
+        ids_by_name(&etcd[0].endpoint(), 3),
+        ids_by_name(&timon[0].endpoint(), 3),
+    );
+    // The member list, in every format: identical once ports and IDs are
+    // named by member (rows are in ID order, so sort them).
+    for format in ["simple", "json", "table"] {
+        let run = |members: &[Member], ids: &[u64]| {
+            let (ok, out, err) = etcdctl(&members[0].endpoint(), &["member", "list", "-w", format]);
+            assert!(ok, "{err}");
+            let text = normalise(&out, members, ids);
+            if format == "json" {
+                let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                v["header"] = serde_json::Value::Null;
+                let mut members = v["members"].as_array().unwrap().clone();
+                members.sort_by_key(|m| m["name"].as_str().unwrap_or("").to_string());
+                return serde_json::to_string_pretty(&members).unwrap();
+            }
+            // Table cells are padded to the ID's hex width, which differs.
+            let mut lines: Vec<String> = text
+                .lines()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect();
+            lines.sort();
+            lines.join("\n")
+        };
+        assert_eq!(
+            run(&timon, &timon_ids),
+            run(&etcd, &etcd_ids),
+            "member list -w {format}"
+        );
+    }
+    // endpoint status --cluster: the same rows and fields; values that
+    // legitimately differ (version, sizes, terms, indexes) aside.
+    let (ok, out, err) = etcdctl(&etcd[0].endpoint(), &["endpoint", "status", "--cluster", "-w", "json"]);
+    assert!(ok, "{err}");
+    let etcd_status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (ok, out, err) = etcdctl(&timon[0].endpoint(), &["endpoint", "status", "--cluster", "-w", "json"]);
+    assert!(ok, "{err}");
+    let timon_status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (mut a, mut b) = (Default::default(), Default::default());
+    shape(&etcd_status, "", &mut a);
+    shape(&timon_status, "", &mut b);
+    assert_eq!(b, a, "endpoint status --cluster -w json fields");
+    for side in [&etcd_status, &timon_status] {
+        let rows = side.as_array().unwrap();
+        assert_eq!(rows.len(), 3);
+        let leaders: std::collections::BTreeSet<u64> =
+            rows.iter().map(|r| r["Status"]["leader"].as_u64().unwrap()).collect();
+        assert_eq!(leaders.len(), 1, "all members name the same leader");
+    }
+    let (ok, out, err) = etcdctl(&timon[0].endpoint(), &["endpoint", "health", "--cluster"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(
+        err.matches("is healthy: successfully committed proposal").count(),
+        3,
+        "{err}"
+    );
+}
