@@ -1,11 +1,13 @@
-//! The connection: endpoint parsing, dialing, and the cheap-to-clone
-//! [`Client`] handle that the request builders borrow their gRPC stubs from.
+//! The connection: endpoint parsing, dialing, which endpoint requests go
+//! to, and the cheap-to-clone [`Client`] handle the request builders use.
 //!
-//! Today a client talks to the first endpoint that accepts a connection.
-//! The endpoint list is kept so that failover (re-dialing the next endpoint
-//! on a retryable error) can be added here without touching the builders.
+//! `connect` dials the endpoints in order and keeps the first that accepts.
+//! When a request fails in a way the retry policy (module `retry`) blames on
+//! the member, [`Client::fail_over`] moves every clone of the client to the
+//! next endpoint in the list (wrapping around); that endpoint is dialed
+//! lazily by the next request.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use timon_proto::etcdserverpb::kv_client::KvClient;
@@ -14,18 +16,23 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{Error, Result};
 
-/// How to dial. The defaults match etcdctl's (`--dial-timeout=2s`).
+/// How to dial and how long to keep retrying. The dial timeout matches
+/// etcdctl's `--dial-timeout=2s`.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ConnectOptions {
     /// Give up on one endpoint after this long and try the next.
     pub connect_timeout: Duration,
+    /// Upper bound on one request, including every retry and failover; see
+    /// the `retry` module for which failures are retried.
+    pub request_timeout: Duration,
 }
 
 impl Default for ConnectOptions {
     fn default() -> Self {
         ConnectOptions {
             connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -36,10 +43,16 @@ impl ConnectOptions {
         self.connect_timeout = timeout;
         self
     }
+
+    /// Sets the per-request deadline (retries included).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
 }
 
-/// A handle to an etcd-compatible cluster. Clones share one HTTP/2
-/// connection, so clone freely instead of wrapping in `Arc`.
+/// A handle to an etcd-compatible cluster. Clones share the connection and
+/// the choice of endpoint, so clone freely instead of wrapping in `Arc`.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -48,9 +61,18 @@ pub struct Client {
 struct Inner {
     /// Every endpoint the caller gave, normalised to URIs, in order.
     endpoints: Vec<String>,
-    /// Index into `endpoints` of the one `channel` is connected to.
-    current: usize,
-    channel: Channel,
+    /// The same endpoints, ready to dial.
+    dialers: Vec<Endpoint>,
+    options: ConnectOptions,
+    active: Mutex<Active>,
+}
+
+/// The endpoint requests currently go to.
+#[derive(Clone)]
+pub(crate) struct Active {
+    /// Index into `endpoints`.
+    pub index: usize,
+    pub channel: Channel,
 }
 
 impl std::fmt::Debug for Client {
@@ -73,7 +95,8 @@ impl Client {
         Self::connect_with_options(endpoints, ConnectOptions::default()).await
     }
 
-    /// Connects to the first reachable endpoint, trying them in order.
+    /// Connects to the first reachable endpoint, trying them in order. The
+    /// others stay in the list for failover.
     pub async fn connect_with_options<I, S>(endpoints: I, options: ConnectOptions) -> Result<Client>
     where
         I: IntoIterator<Item = S>,
@@ -86,13 +109,12 @@ impl Client {
         if endpoints.is_empty() {
             return Err(Error::NoEndpoints);
         }
+        let dialers = endpoints
+            .iter()
+            .map(|uri| dialer(uri, &options))
+            .collect::<Result<Vec<_>>>()?;
         let mut last_error = String::new();
-        for (index, uri) in endpoints.iter().enumerate() {
-            let endpoint = Endpoint::from_shared(uri.clone()).map_err(|e| Error::InvalidEndpoint {
-                endpoint: uri.clone(),
-                reason: e.to_string(),
-            })?;
-            let endpoint = endpoint.connect_timeout(options.connect_timeout).tcp_nodelay(true);
+        for (index, endpoint) in dialers.iter().enumerate() {
             // `connect_timeout` only bounds the TCP handshake; the outer
             // timeout also bounds the HTTP/2 setup.
             match tokio::time::timeout(options.connect_timeout, endpoint.connect()).await {
@@ -100,8 +122,9 @@ impl Client {
                     return Ok(Client {
                         inner: Arc::new(Inner {
                             endpoints,
-                            current: index,
-                            channel,
+                            dialers,
+                            options,
+                            active: Mutex::new(Active { index, channel }),
                         }),
                     })
                 }
@@ -120,20 +143,72 @@ impl Client {
         &self.inner.endpoints
     }
 
-    /// The endpoint requests currently go to.
-    pub fn connected_endpoint(&self) -> &str {
-        &self.inner.endpoints[self.inner.current]
+    /// The endpoint requests currently go to (it changes on failover).
+    pub fn connected_endpoint(&self) -> String {
+        self.inner.endpoints[self.active().index].clone()
     }
 
-    /// The raw KV stub, for requests the builders do not cover.
+    /// The options the client was connected with.
+    pub fn options(&self) -> &ConnectOptions {
+        &self.inner.options
+    }
+
+    /// The raw KV stub on the current endpoint, for requests the builders do
+    /// not cover. Calls through it are neither retried nor failed over.
     pub fn kv_client(&self) -> KvClient<Channel> {
-        KvClient::new(self.inner.channel.clone())
+        KvClient::new(self.active().channel)
     }
 
-    /// The raw Maintenance stub.
+    /// The raw Maintenance stub on the current endpoint (no retries).
     pub fn maintenance_client(&self) -> MaintenanceClient<Channel> {
-        MaintenanceClient::new(self.inner.channel.clone())
+        MaintenanceClient::new(self.active().channel)
     }
+
+    /// The current endpoint and its channel.
+    pub(crate) fn active(&self) -> Active {
+        self.lock_active().clone()
+    }
+
+    /// The URI of endpoint `index`.
+    pub(crate) fn endpoint_uri(&self, index: usize) -> &str {
+        &self.inner.endpoints[index]
+    }
+
+    /// Moves requests off endpoint `failed` to the next one in the list,
+    /// unless another request already moved them. With one endpoint there
+    /// is nowhere to go: its channel reconnects by itself.
+    pub(crate) fn fail_over(&self, failed: usize) {
+        let count = self.inner.dialers.len();
+        if count < 2 {
+            return;
+        }
+        let mut active = self.lock_active();
+        if active.index != failed {
+            return;
+        }
+        let next = (failed + 1) % count;
+        *active = Active {
+            index: next,
+            channel: self.inner.dialers[next].connect_lazy(),
+        };
+    }
+
+    fn lock_active(&self) -> MutexGuard<'_, Active> {
+        // The guarded value is replaced whole, so a panic elsewhere cannot
+        // leave it half-written: recover from poisoning.
+        self.inner
+            .active
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn dialer(uri: &str, options: &ConnectOptions) -> Result<Endpoint> {
+    let endpoint = Endpoint::from_shared(uri.to_owned()).map_err(|e| Error::InvalidEndpoint {
+        endpoint: uri.to_owned(),
+        reason: e.to_string(),
+    })?;
+    Ok(endpoint.connect_timeout(options.connect_timeout).tcp_nodelay(true))
 }
 
 /// Accepts what etcdctl accepts for `--endpoints`: a bare `host:port` means

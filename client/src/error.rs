@@ -4,6 +4,13 @@
 //! because etcd clients (and scripts parsing etcdctl output) tell errors apart
 //! by etcd's exact strings such as `etcdserver: mvcc: required revision has
 //! been compacted`.
+//!
+//! The module also classifies errors for the retry policy (see `retry`):
+//! [`Error::is_retryable`] says whether sending the same request again could
+//! succeed, [`Error::is_not_applied`] whether the failed request provably had
+//! no effect, which is what makes re-sending a write safe.
+
+use std::time::Duration;
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -31,7 +38,8 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
-    /// None of the endpoints accepted a connection.
+    /// None of the endpoints accepted a connection, so the request (if
+    /// any) was never sent.
     #[error("could not connect to any endpoint ({endpoints}): {reason}")]
     Connect {
         /// The endpoints tried, comma separated.
@@ -39,6 +47,29 @@ pub enum Error {
         /// The last connection error seen.
         reason: String,
     },
+    /// The connection broke while the request was in flight (reset, closed,
+    /// HTTP/2 error). The server may or may not have received the request.
+    #[error("connection to {endpoint} failed: {reason}")]
+    Transport {
+        /// The endpoint the request was sent to.
+        endpoint: String,
+        /// What the transport reported.
+        reason: String,
+    },
+    /// The request, including its retries, did not finish within
+    /// [`ConnectOptions::request_timeout`](crate::ConnectOptions). A write
+    /// that timed out may or may not have been applied.
+    #[error("request timed out after {timeout:?}{}", last_error_suffix(.last))]
+    Timeout {
+        /// The deadline that passed.
+        timeout: Duration,
+        /// The failure that was being retried when time ran out, if any.
+        last: Option<Box<Error>>,
+    },
+}
+
+fn last_error_suffix(last: &Option<Box<Error>>) -> String {
+    last.as_ref().map(|e| format!(" (last error: {e})")).unwrap_or_default()
 }
 
 /// etcd's own errors print as their bare message (that is what clientv3 and
@@ -77,7 +108,7 @@ fn go_code_name(code: tonic::Code) -> &'static str {
 }
 
 /// etcd messages that mean "this member could not serve the request right
-/// now", not "the request is wrong"; clientv3 retries on these too.
+/// now", not "the request is wrong"; clientv3 retries reads on these too.
 const TRANSIENT_MESSAGES: &[&str] = &[
     "etcdserver: no leader",
     "etcdserver: leader changed",
@@ -87,6 +118,27 @@ const TRANSIENT_MESSAGES: &[&str] = &[
     "etcdserver: too many requests",
     "etcdserver: server stopped",
     "etcdserver: not capable",
+];
+
+/// etcd errors returned before the request was proposed to raft, so the
+/// request provably changed nothing:
+/// - `no leader`, `not capable`, `rpc not supported for learner`: rejected
+///   by etcd's gRPC interceptor before the handler runs;
+/// - `too many requests`: checked before proposing;
+/// - `leader changed`: etcd 3.4 returns it only from the read-index path
+///   (reads); a server returning it for a write promises the write was not
+///   applied.
+///
+/// Not here, on purpose: `server stopped` (etcd returns it also while a
+/// proposal is pending, v3_server.go `processInternalRaftRequestOnce`, after
+/// which the rest of the cluster may still commit it) and every
+/// `request timed out` variant (the proposal may commit later).
+const NOT_APPLIED_MESSAGES: &[&str] = &[
+    "etcdserver: no leader",
+    "etcdserver: leader changed",
+    "etcdserver: not capable",
+    "etcdserver: rpc not supported for learner",
+    "etcdserver: too many requests",
 ];
 
 impl Error {
@@ -107,21 +159,93 @@ impl Error {
     }
 
     /// True when the same request may succeed if sent again, possibly to
-    /// another member: the member was unreachable, had no leader, or shed
-    /// load. Errors about the request itself (compacted revision, bad
-    /// argument, permission) are never retryable.
+    /// another member: the member was unreachable, had no leader, shed load,
+    /// or the connection broke. Errors about the request itself (compacted
+    /// revision, bad argument, permission) are never retryable.
     ///
-    /// A retried write may have been applied the first time; callers should
-    /// retry writes only when that is harmless or guarded by a txn compare.
+    /// A retried write may have been applied the first time; the client
+    /// itself re-sends a write only when [`Error::is_not_applied`] holds.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Rpc { code, message } => {
                 *code == tonic::Code::Unavailable || TRANSIENT_MESSAGES.contains(&message.as_str())
             }
-            Error::Connect { .. } => true,
+            Error::Connect { .. } | Error::Transport { .. } | Error::Timeout { .. } => true,
             Error::NoEndpoints | Error::InvalidEndpoint { .. } => false,
         }
     }
+
+    /// True when the failed request provably had no effect on the cluster:
+    /// it never left the client (no connection), or the server rejected it
+    /// before proposing it (see `NOT_APPLIED_MESSAGES`). Only then is it safe
+    /// to send a write again.
+    pub fn is_not_applied(&self) -> bool {
+        match self {
+            Error::Rpc { message, .. } => NOT_APPLIED_MESSAGES.contains(&message.as_str()),
+            Error::Connect { .. } => true,
+            Error::Transport { .. } | Error::Timeout { .. } => false,
+            Error::NoEndpoints | Error::InvalidEndpoint { .. } => true,
+        }
+    }
+
+    /// Classifies a failed call to `endpoint`. A status the server sent
+    /// carries no source error; one that tonic made up locally from a
+    /// transport failure does, and its source chain tells whether the request
+    /// was sent at all: a [`tonic::ConnectError`] (TCP connect failed) or a
+    /// canceled hyper request (the connection closed before the request was
+    /// written) means it was not.
+    pub(crate) fn from_call(status: tonic::Status, endpoint: &str) -> Error {
+        let Some(source) = std::error::Error::source(&status) else {
+            return Error::from(status);
+        };
+        let reason = describe_chain(status.message(), source);
+        if never_sent(source) {
+            Error::Connect {
+                endpoints: endpoint.to_owned(),
+                reason,
+            }
+        } else {
+            Error::Transport {
+                endpoint: endpoint.to_owned(),
+                reason,
+            }
+        }
+    }
+}
+
+/// True when the error chain shows the request never reached the wire.
+fn never_sent(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.downcast_ref::<tonic::ConnectError>().is_some() {
+            return true;
+        }
+        if error
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_canceled)
+        {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
+/// `message: cause: cause...`, skipping causes whose text is already there.
+fn describe_chain(message: &str, error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = message.to_owned();
+    let mut current = Some(error);
+    while let Some(error) = current {
+        let cause = error.to_string();
+        if !text.contains(&cause) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&cause);
+        }
+        current = error.source();
+    }
+    text
 }
 
 impl From<tonic::Status> for Error {
@@ -157,5 +281,49 @@ mod tests {
         assert!(Error::from(tonic::Status::unavailable("etcdserver: no leader")).is_retryable());
         assert!(Error::from(tonic::Status::unknown("etcdserver: leader changed")).is_retryable());
         assert!(!Error::from(tonic::Status::invalid_argument("etcdserver: key is not provided")).is_retryable());
+    }
+
+    #[test]
+    fn only_pre_proposal_rejections_count_as_not_applied() {
+        let unavailable = |m: &str| Error::from(tonic::Status::unavailable(m));
+        assert!(unavailable("etcdserver: no leader").is_not_applied());
+        assert!(unavailable("etcdserver: leader changed").is_not_applied());
+        assert!(!unavailable("etcdserver: request timed out").is_not_applied());
+        assert!(!unavailable("etcdserver: server stopped").is_not_applied());
+        assert!(unavailable("etcdserver: server stopped").is_retryable());
+        let transport = Error::Transport {
+            endpoint: "http://a:1".into(),
+            reason: "connection reset".into(),
+        };
+        assert!(transport.is_retryable() && !transport.is_not_applied());
+    }
+
+    #[test]
+    fn server_statuses_stay_rpc_errors_and_connect_failures_are_typed() {
+        let status = tonic::Status::unavailable("etcdserver: no leader");
+        assert!(matches!(Error::from_call(status, "http://a:1"), Error::Rpc { .. }));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let status = tonic::Status::from_error(Box::new(tonic::ConnectError(Box::new(refused))));
+        let error = Error::from_call(status, "http://a:1");
+        assert!(matches!(error, Error::Connect { .. }), "{error:?}");
+        assert!(error.is_not_applied());
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let status = tonic::Status::from_error(Box::new(reset));
+        let error = Error::from_call(status, "http://a:1");
+        assert!(matches!(error, Error::Transport { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn timeouts_name_the_last_error() {
+        let error = Error::Timeout {
+            timeout: Duration::from_secs(2),
+            last: Some(Box::new(Error::from(tonic::Status::unavailable(
+                "etcdserver: no leader",
+            )))),
+        };
+        assert_eq!(
+            error.to_string(),
+            "request timed out after 2s (last error: etcdserver: no leader)"
+        );
     }
 }

@@ -5,13 +5,14 @@
 //! calls produce the same wire requests: `prefix()` on an empty key means
 //! "every key", `from_key()` on an empty key starts at `"\0"`.
 
+use timon_proto::etcdserverpb::kv_client::KvClient;
 use timon_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
 use timon_proto::etcdserverpb::{
     DeleteRangeRequest, DeleteRangeResponse, PutRequest as PbPutRequest, PutResponse, RangeRequest, RangeResponse,
 };
 
 use crate::client::Client;
-use crate::error::Result;
+use crate::retry::{self, Kind};
 
 /// The `range_end` that etcd reads as "to the end of the keyspace".
 const ALL_KEYS_END: &[u8] = b"\0";
@@ -278,8 +279,14 @@ forward_options!(Get.request {
 });
 
 await_as!(Get => RangeResponse, |this| async move {
-    let response = this.client.kv_client().range(this.request.into_inner()).await?;
-    Result::Ok(response.into_inner())
+    let request = this.request.into_inner();
+    let needs_leader = !request.serializable;
+    this.client
+        .call(Kind::Read, |channel| {
+            let request = retry::request(request.clone(), needs_leader);
+            async move { KvClient::new(channel).range(request).await }
+        })
+        .await
 });
 
 /// An awaitable Put request; see [`PutRequest`] for the options.
@@ -302,8 +309,13 @@ forward_options!(Put.request {
 });
 
 await_as!(Put => PutResponse, |this| async move {
-    let response = this.client.kv_client().put(this.request.into_inner()).await?;
-    Result::Ok(response.into_inner())
+    let request = this.request.into_inner();
+    this.client
+        .call(Kind::Write, |channel| {
+            let request = retry::request(request.clone(), true);
+            async move { KvClient::new(channel).put(request).await }
+        })
+        .await
 });
 
 /// An awaitable DeleteRange request; see [`DeleteRequest`] for the options.
@@ -326,8 +338,13 @@ forward_options!(Delete.request {
 });
 
 await_as!(Delete => DeleteRangeResponse, |this| async move {
-    let response = this.client.kv_client().delete_range(this.request.into_inner()).await?;
-    Result::Ok(response.into_inner())
+    let request = this.request.into_inner();
+    this.client
+        .call(Kind::Write, |channel| {
+            let request = retry::request(request.clone(), true);
+            async move { KvClient::new(channel).delete_range(request).await }
+        })
+        .await
 });
 
 impl Client {

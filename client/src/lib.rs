@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> timon_client::Result<()> {
-//! let client = timon_client::Client::connect(["127.0.0.1:2379"]).await?;
+//! let client = timon_client::Client::connect(["127.0.0.1:2379", "127.0.0.1:22379"]).await?;
 //! client.put("greeting", "hello").await?;
 //! let got = client.get("greet").prefix().limit(10).serializable().await?;
 //! assert_eq!(got.kvs[0].value, b"hello");
@@ -15,19 +15,26 @@
 //! [`timon_proto`], re-exported as [`proto`].
 //!
 //! # Layout
-//! - `client`: endpoints, dialing, the cheap-to-clone [`Client`].
+//! - `client`: endpoints, dialing, failover between endpoints, the
+//!   cheap-to-clone [`Client`].
+//! - `retry`: which failures are retried, where, and for how long; every
+//!   request goes through it (read its docs before relying on writes).
 //! - `kv`: get / put / delete builders.
 //! - `txn`: [`Compare`], [`Op`] and the txn builder.
 //! - `maintenance`: compaction and status.
-//! - `error`: the [`Error`] type, with etcd's message and gRPC code.
+//! - `cluster`: membership (list, add, remove, promote, update).
+//! - `error`: the [`Error`] type, with etcd's message and gRPC code, and its
+//!   classification for retries.
 
 #[macro_use]
 mod macros;
 
 mod client;
+mod cluster;
 mod error;
 mod kv;
 mod maintenance;
+mod retry;
 mod txn;
 
 pub use client::{Client, ConnectOptions};

@@ -3,10 +3,13 @@
 //! Compaction is a KV RPC on the wire but an operator's tool in spirit, so it
 //! lives here beside Status rather than with get/put/delete.
 
+use timon_proto::etcdserverpb::kv_client::KvClient;
+use timon_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use timon_proto::etcdserverpb::{CompactionRequest, CompactionResponse, StatusRequest, StatusResponse};
 
 use crate::client::Client;
 use crate::error::Result;
+use crate::retry::{self, Kind};
 
 /// An awaitable Compact request.
 #[derive(Debug, Clone)]
@@ -25,9 +28,16 @@ impl Compact {
     }
 }
 
+// Compacting twice changes nothing more, but the second attempt would fail
+// with "required revision has been compacted": treat it as a write.
 await_as!(Compact => CompactionResponse, |this| async move {
-    let response = this.client.kv_client().compact(this.request).await?;
-    Result::Ok(response.into_inner())
+    let request = this.request;
+    this.client
+        .call(Kind::Write, |channel| {
+            let request = retry::request(request, true);
+            async move { KvClient::new(channel).compact(request).await }
+        })
+        .await
 });
 
 impl Client {
@@ -42,9 +52,22 @@ impl Client {
         }
     }
 
-    /// The connected member's status: version, db size, raft state.
+    /// The status (version, db size, raft state) of the member requests
+    /// currently go to. Retried and failed over like any read, so after a
+    /// failover it describes a different member.
     pub async fn status(&self) -> Result<StatusResponse> {
-        let response = self.maintenance_client().status(StatusRequest {}).await?;
-        Ok(response.into_inner())
+        self.call(Kind::Read, |channel| async move {
+            MaintenanceClient::new(channel).status(StatusRequest {}).await
+        })
+        .await
+    }
+
+    /// The status of the member serving `endpoint` (`host:port` or
+    /// `http://host:port`), on a connection of its own with this client's
+    /// options; it need not be one of the client's endpoints. Retried on
+    /// that endpoint only, never failed over to another member.
+    pub async fn status_of(&self, endpoint: &str) -> Result<StatusResponse> {
+        let member = Client::connect_with_options([endpoint], self.options().clone()).await?;
+        member.status().await
     }
 }

@@ -14,12 +14,13 @@
 //! ```
 
 use timon_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+use timon_proto::etcdserverpb::kv_client::KvClient;
 use timon_proto::etcdserverpb::request_op::Request;
 use timon_proto::etcdserverpb::{Compare as PbCompare, RequestOp, TxnRequest as PbTxnRequest, TxnResponse};
 
 use crate::client::Client;
-use crate::error::Result;
 use crate::kv::{prefix_range_end, DeleteRequest, GetRequest, PutRequest};
+use crate::retry::{self, Kind};
 
 /// One condition of a txn.
 #[derive(Debug, Clone, PartialEq)]
@@ -306,9 +307,43 @@ impl Txn {
 }
 
 await_as!(Txn => TxnResponse, |this| async move {
-    let response = this.client.kv_client().txn(this.request.into_inner()).await?;
-    Result::Ok(response.into_inner())
+    let request = this.request.into_inner();
+    let kind = if writes(&request) { Kind::Write } else { Kind::Read };
+    let needs_leader = !serializable(&request);
+    this.client
+        .call(kind, |channel| {
+            let request = retry::request(request.clone(), needs_leader);
+            async move { KvClient::new(channel).txn(request).await }
+        })
+        .await
 });
+
+/// The operations of both branches, nested txns included.
+fn ops(txn: &PbTxnRequest) -> impl Iterator<Item = &Request> {
+    txn.success
+        .iter()
+        .chain(&txn.failure)
+        .filter_map(|op| op.request.as_ref())
+}
+
+/// True when either branch (at any depth) puts or deletes.
+fn writes(txn: &PbTxnRequest) -> bool {
+    ops(txn).any(|op| match op {
+        Request::RequestRange(_) => false,
+        Request::RequestPut(_) | Request::RequestDeleteRange(_) => true,
+        Request::RequestTxn(nested) => writes(nested),
+    })
+}
+
+/// True when the txn only reads, and every read is serializable: etcd then
+/// serves it from the member's local state, without a leader.
+fn serializable(txn: &PbTxnRequest) -> bool {
+    ops(txn).all(|op| match op {
+        Request::RequestRange(range) => range.serializable,
+        Request::RequestPut(_) | Request::RequestDeleteRange(_) => false,
+        Request::RequestTxn(nested) => serializable(nested),
+    })
+}
 
 impl Client {
     /// Starts a transaction; add compares and branches, then `.await`.
@@ -345,6 +380,25 @@ mod tests {
         let c = Compare::value("ab").ne("x").with_prefix().into_inner();
         assert_eq!(c.range_end, b"ac".to_vec());
         assert_eq!(c.target_union, Some(TargetUnion::Value(b"x".to_vec())));
+    }
+
+    #[test]
+    fn txns_with_a_write_anywhere_are_writes() {
+        let read = TxnRequest::new()
+            .and_then([Op::get("a")])
+            .or_else([Op::txn(TxnRequest::new().and_then([Op::get("b")]))])
+            .into_inner();
+        assert!(!writes(&read));
+        assert!(!serializable(&read));
+        let nested_put = TxnRequest::new()
+            .and_then([Op::get("a")])
+            .or_else([Op::txn(TxnRequest::new().and_then([Op::put("b", "1")]))])
+            .into_inner();
+        assert!(writes(&nested_put));
+        let local = TxnRequest::new()
+            .and_then([Op::from(GetRequest::new("a").serializable())])
+            .into_inner();
+        assert!(serializable(&local) && !writes(&local));
     }
 
     #[test]

@@ -7,12 +7,8 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-
+use common::ctl::{error_lines, run, TIMONCTL};
 use common::{etcd_available, free_port, Etcd, ETCDCTL};
-
-const TIMONCTL: &str = env!("CARGO_BIN_EXE_timonctl");
 
 struct Pair {
     reference: Etcd,
@@ -26,34 +22,6 @@ impl Pair {
             ours: Etcd::start(),
         }
     }
-}
-
-fn run(binary: &str, endpoint: &str, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(binary)
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={endpoint}"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {binary}: {e}"));
-    let mut input = child.stdin.take().expect("stdin piped");
-    if let Some(text) = stdin {
-        // A command that rejects its arguments exits without reading stdin.
-        let _ = input.write_all(text.as_bytes());
-    }
-    drop(input);
-    child.wait_with_output().expect("wait")
-}
-
-/// The `Error: ...` lines of stderr; etcdctl also logs JSON warnings there.
-fn error_lines(output: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&output.stderr)
-        .lines()
-        .filter(|l| l.starts_with("Error:"))
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Runs `args` through both tools and asserts identical results, with each

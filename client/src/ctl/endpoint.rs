@@ -1,13 +1,24 @@
-//! `endpoint status` and `endpoint health`, each asking every `--endpoints`
-//! entry on its own connection, as etcdctl does.
+//! `endpoint status` and `endpoint health`, each asking every endpoint on
+//! its own connection, as etcdctl does. The endpoints are `--endpoints`, or
+//! with `--cluster` every client URL in the member list.
 
 use std::future::IntoFuture;
 use std::time::Instant;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use timon_proto::etcdserverpb::StatusResponse;
 
 use super::{exit, go, json, out, table, Context, Failure, Format};
+
+#[derive(Debug, Clone, Args)]
+pub struct EndpointArgs {
+    /// use all endpoints from the cluster member list
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_value = "false",
+        default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub cluster: bool,
+    #[command(subcommand)]
+    pub command: EndpointCommand,
+}
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum EndpointCommand {
@@ -17,17 +28,47 @@ pub enum EndpointCommand {
     Health,
 }
 
-pub async fn run(ctx: &Context, command: EndpointCommand) -> Result<(), Failure> {
-    match command {
-        EndpointCommand::Status => status(ctx).await,
-        EndpointCommand::Health => health(ctx).await,
+pub async fn run(ctx: &Context, args: EndpointArgs) -> Result<(), Failure> {
+    let endpoints = if args.cluster {
+        endpoints_from_cluster(ctx).await?
+    } else {
+        ctx.global.endpoints.clone()
+    };
+    match args.command {
+        EndpointCommand::Status => status(ctx, &endpoints).await,
+        EndpointCommand::Health => health(ctx, &endpoints).await,
     }
 }
 
-async fn status(ctx: &Context) -> Result<(), Failure> {
+/// Every member's client URLs, in member-list order (etcdctl's
+/// `endpointsFromCluster`). Unstarted members have none.
+async fn endpoints_from_cluster(ctx: &Context) -> Result<Vec<String>, Failure> {
+    // clientv3 dials lazily, so etcdctl reports an unreachable endpoint as
+    // a failed member list too.
+    let fetch = async {
+        let client = ctx.client().await?;
+        ctx.timed(client.member_list()).await
+    };
+    let members = fetch.await.map_err(|failure| {
+        Failure::new(
+            exit::ERROR,
+            format!(
+                "failed to fetch endpoints from etcd cluster member list: {}",
+                failure.message
+            ),
+        )
+    })?;
+    Ok(members
+        .members
+        .into_iter()
+        .flat_map(|member| member.client_ur_ls)
+        .collect())
+}
+
+async fn status(ctx: &Context, endpoints: &[String]) -> Result<(), Failure> {
     let mut statuses = Vec::new();
     let mut failed = false;
-    for endpoint in &ctx.global.endpoints {
+    for endpoint in endpoints {
         let result = async {
             let client = ctx.client_for(std::slice::from_ref(endpoint)).await?;
             ctx.timed(client.status()).await
@@ -130,8 +171,8 @@ async fn check(ctx: &Context, endpoint: &str) -> Health {
     }
 }
 
-async fn health(ctx: &Context) -> Result<(), Failure> {
-    let checks = ctx.global.endpoints.iter().map(|endpoint| check(ctx, endpoint));
+async fn health(ctx: &Context, endpoints: &[String]) -> Result<(), Failure> {
+    let checks = endpoints.iter().map(|endpoint| check(ctx, endpoint));
     // Concurrently, so a dead endpoint does not inflate the others' times.
     let results = futures::future::join_all(checks).await;
     match ctx.format {

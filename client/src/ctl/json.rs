@@ -7,7 +7,8 @@
 use base64::Engine as _;
 use timon_proto::etcdserverpb::response_op::Response;
 use timon_proto::etcdserverpb::{
-    DeleteRangeResponse, PutResponse, RangeResponse, ResponseHeader, ResponseOp, StatusResponse, TxnResponse,
+    DeleteRangeResponse, Member, MemberAddResponse, MemberListResponse, PutResponse, RangeResponse, ResponseHeader,
+    ResponseOp, StatusResponse, TxnResponse,
 };
 use timon_proto::mvccpb::KeyValue;
 
@@ -222,6 +223,38 @@ pub fn status(response: &StatusResponse) -> String {
         .text("storageVersion", &response.storage_version)
         .int("dbSizeQuota", response.db_size_quota)
         .message("downgradeInfo", downgrade)
+        .finish()
+}
+
+pub fn member(member: &Member) -> String {
+    let strings = |items: &[String]| items.iter().map(|s| string(s.as_bytes())).collect::<Vec<_>>();
+    Object::default()
+        .int("ID", member.id)
+        .text("name", &member.name)
+        .list("peerURLs", strings(&member.peer_ur_ls))
+        .list("clientURLs", strings(&member.client_ur_ls))
+        .flag("isLearner", member.is_learner)
+        .finish()
+}
+
+pub fn member_list(response: &MemberListResponse) -> String {
+    members_changed(&response.header, &response.members)
+}
+
+pub fn member_add(response: &MemberAddResponse) -> String {
+    Object::default()
+        .message("header", response.header.as_ref().map(header))
+        .message("member", response.member.as_ref().map(member))
+        .list("members", response.members.iter().map(member))
+        .finish()
+}
+
+/// The shape shared by the list, remove, update and promote responses:
+/// a header and the members after the change.
+pub fn members_changed(response_header: &Option<ResponseHeader>, members: &[Member]) -> String {
+    Object::default()
+        .message("header", response_header.as_ref().map(header))
+        .list("members", members.iter().map(member))
         .finish()
 }
 

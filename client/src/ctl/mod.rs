@@ -6,7 +6,8 @@
 //! - `kv.rs`: put / get / del flags and their translation into requests
 //!   (shared with txn, whose lines are put / get / del commands).
 //! - `txn.rs`: etcdctl's line-based txn syntax read from stdin.
-//! - `endpoint.rs`: endpoint status / health.
+//! - `endpoint.rs`: endpoint status / health (`--cluster` included).
+//! - `member.rs`: member list / add / remove / promote / update.
 //! - `printer.rs`: the simple and json renderings of KV responses.
 //! - `json.rs`: Go `encoding/json`-compatible rendering of etcd messages.
 //! - `table.rs`: the ASCII tables of `-w table`.
@@ -16,6 +17,7 @@ mod endpoint;
 mod go;
 mod json;
 mod kv;
+mod member;
 mod printer;
 mod table;
 mod txn;
@@ -93,8 +95,10 @@ enum Command {
     /// Compacts the event history in etcd
     Compaction(kv::CompactionArgs),
     /// Endpoint related commands
+    Endpoint(endpoint::EndpointArgs),
+    /// Membership related commands
     #[command(subcommand)]
-    Endpoint(endpoint::EndpointCommand),
+    Member(member::MemberCommand),
 }
 
 /// A command that failed: printed as `Error: {message}`, exits with `code`.
@@ -114,8 +118,12 @@ impl Failure {
 }
 
 impl From<timon_client::Error> for Failure {
+    /// A request that ran out of time reads as clientv3's context error.
     fn from(error: timon_client::Error) -> Self {
-        Failure::new(exit::ERROR, error.to_string())
+        match error {
+            timon_client::Error::Timeout { .. } => Failure::new(exit::ERROR, "context deadline exceeded"),
+            other => Failure::new(exit::ERROR, other.to_string()),
+        }
     }
 }
 
@@ -142,9 +150,13 @@ impl Context {
         self.client_for(&self.global.endpoints).await
     }
 
-    /// Connects to the given endpoints only.
+    /// Connects to the given endpoints only. Requests fail over between
+    /// them and retry until `--command-timeout`, as clientv3 retries until
+    /// its context expires.
     pub async fn client_for(&self, endpoints: &[String]) -> Result<Client, Failure> {
-        let options = ConnectOptions::default().with_connect_timeout(self.dial_timeout);
+        let options = ConnectOptions::default()
+            .with_connect_timeout(self.dial_timeout)
+            .with_request_timeout(self.command_timeout);
         match Client::connect_with_options(endpoints, options).await {
             Ok(client) => Ok(client),
             Err(timon_client::Error::Connect { .. }) => Err(Failure::new(exit::ERROR, "context deadline exceeded")),
@@ -226,7 +238,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Del(args) => kv::del(&ctx, args).await,
         Command::Txn(args) => txn::run(&ctx, args).await,
         Command::Compaction(args) => kv::compaction(&ctx, args).await,
-        Command::Endpoint(command) => endpoint::run(&ctx, command).await,
+        Command::Endpoint(args) => endpoint::run(&ctx, args).await,
+        Command::Member(command) => member::run(&ctx, command).await,
     }
 }
 

@@ -4,8 +4,14 @@
 //!
 //! Tests skip (with a message) when `/usr/bin/etcd` is missing, unless the
 //! `CI` variable is set: CI must never pass by skipping.
+//!
+//! Submodules: `cluster` (multi-member clusters), `ctl` (running etcdctl
+//! and timonctl for comparisons).
 
 #![allow(dead_code)]
+
+pub mod cluster;
+pub mod ctl;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
