@@ -372,6 +372,10 @@ fn mask_status(text: &str) -> String {
                 if let Some(status) = item.get_mut("Status").and_then(|s| s.as_object_mut()) {
                     status.remove("dbSize");
                     status.remove("dbSizeInUse");
+                    // Status fields newer than etcdctl 3.4's proto (a 3.6
+                    // server fills them; etcdctl 3.4 cannot print them).
+                    status.remove("storageVersion");
+                    status.remove("dbSizeQuota");
                 }
             }
             masked.push_str(&value.to_string());

@@ -363,3 +363,36 @@ async fn linearizable_reads_on_every_member_see_every_acknowledged_write() {
         assert!(reads > 10);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_without_leader_refuses_requests_that_require_one() {
+    let mut members = start_cluster(timon_bin(), 3, &[]);
+    agreed_leader(&members, Duration::from_secs(20)).await;
+    members[1].kill9();
+    members[2].kill9();
+    // The survivor loses its leader (after its lease) and campaigns in vain.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while status(&members[0]).await.map_or(1, |s| s.leader) != 0 {
+        assert!(Instant::now() < deadline, "the survivor kept a leader");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // etcd's `hasleader` metadata (clientv3 WithRequireLeader): refused at once.
+    let (mut kv, _) = connect(&members[0].endpoint()).await;
+    let mut req = tonic::Request::new(PutRequest {
+        key: b"k".to_vec(),
+        value: b"v".to_vec(),
+        ..Default::default()
+    });
+    req.metadata_mut().insert("hasleader", "true".parse().unwrap());
+    let started = Instant::now();
+    let err = kv.put(req).await.expect_err("no leader");
+    assert_eq!(
+        (err.code(), err.message()),
+        (tonic::Code::Unavailable, "etcdserver: no leader")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+}

@@ -119,6 +119,14 @@ fn learner_add_start_promote_remove() {
     assert!(ok && out == "before-add\nv\n", "{out}");
     let row = member_list(&eps).into_iter().find(|r| r[3] == peer_url).unwrap();
     assert_eq!((row[1].as_str(), row[2].as_str()), ("started", "m3"));
+    // Like etcd, a learner serves serializable reads only.
+    for args in [&["get", "before-add"][..], &["put", "k", "v"][..]] {
+        let (ok, _, err) = etcdctl(&learner.endpoint(), args);
+        assert!(
+            !ok && err.contains("etcdserver: rpc not supported for learner"),
+            "{args:?}: {err}"
+        );
+    }
 
     let (ok, out, err) = etcdctl(&eps, &["member", "promote", &id]);
     assert!(ok, "promote: {err}");

@@ -61,7 +61,11 @@ fn unexpected(what: &str, got: &apply::Response) -> Status {
 #[tonic::async_trait]
 impl Kv for KvService {
     async fn range(&self, request: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
+        self.ctx.require_leader(&request)?;
         let req = request.into_inner();
+        if !req.serializable {
+            self.ctx.refuse_on_learner()?;
+        }
         validate::check_range(&req).map_err(|e| etcd_status(&e))?;
         if !req.serializable {
             self.ctx.raft.read_index().await.map_err(|e| propose_status(&e))?;
@@ -73,6 +77,8 @@ impl Kv for KvService {
     }
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        self.ctx.require_leader(&request)?;
+        self.ctx.refuse_on_learner()?;
         let req = request.into_inner();
         validate::check_put(&req).map_err(|e| etcd_status(&e))?;
         match self.propose(RaftRequest::Put(req)).await? {
@@ -88,6 +94,8 @@ impl Kv for KvService {
         &self,
         request: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
+        self.ctx.require_leader(&request)?;
+        self.ctx.refuse_on_learner()?;
         let req = request.into_inner();
         validate::check_delete_range(&req).map_err(|e| etcd_status(&e))?;
         match self.propose(RaftRequest::DeleteRange(req)).await? {
@@ -100,6 +108,8 @@ impl Kv for KvService {
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        self.ctx.require_leader(&request)?;
+        self.ctx.refuse_on_learner()?;
         let req = request.into_inner();
         validate::check_txn(&req, self.ctx.limits.max_txn_ops).map_err(|e| etcd_status(&e))?;
         // Like etcd, a txn of ranges only is a read: served locally after the
@@ -123,6 +133,8 @@ impl Kv for KvService {
     }
 
     async fn compact(&self, request: Request<CompactionRequest>) -> Result<Response<CompactionResponse>, Status> {
+        self.ctx.require_leader(&request)?;
+        self.ctx.refuse_on_learner()?;
         let req = request.into_inner();
         match self.propose(RaftRequest::Compaction(req)).await? {
             apply::Response::Compaction(mut resp) => {

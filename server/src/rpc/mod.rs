@@ -48,7 +48,31 @@ pub struct Ctx {
     pub limits: Limits,
 }
 
+/// etcd's `hasleader` request metadata (clientv3's WithRequireLeader).
+const HAS_LEADER: &str = "hasleader";
+
 impl Ctx {
+    /// Refuses a request that requires a leader while this member knows
+    /// none, at once, as etcd's interceptor does (instead of waiting for one).
+    pub fn require_leader<T>(&self, request: &tonic::Request<T>) -> Result<(), tonic::Status> {
+        let required = request
+            .metadata()
+            .get(HAS_LEADER)
+            .is_some_and(|v| v.as_bytes() == b"true");
+        if required && self.raft.status().leader.is_none() {
+            return Err(error::propose_status(&crate::raft::ProposeError::NoLeader));
+        }
+        Ok(())
+    }
+
+    /// etcd answers a learner only serializable ranges and Status.
+    pub fn refuse_on_learner(&self) -> Result<(), tonic::Status> {
+        if self.raft.status().is_learner {
+            return Err(error::etcd_status(&crate::apply::EtcdError::NotSupportedForLearner));
+        }
+        Ok(())
+    }
+
     /// Fills the fields of a response header that identify who answered;
     /// `revision` is set by whoever produced the response.
     pub fn fill_header(&self, header: &mut Option<ResponseHeader>) {
