@@ -6,6 +6,7 @@ use std::fs::{self, File};
 use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -190,21 +191,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     let mut servers = Vec::new();
     for listener in peer_listeners {
         let local = listener.local_addr()?;
-        let mut stop = stop_rx.clone();
         let peer = PeerServer::new(PeerService::new(raft.clone(), cluster_id))
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
         let router = tonic::transport::Server::builder().add_service(peer);
-        servers.push(tokio::spawn(async move {
-            let signal = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = router
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
-                .await
-            {
-                tracing::error!("peer listener {local}: {e}");
-            }
+        servers.push(spawn_server("peer", local, stop_rx.clone(), move |signal| {
+            router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
         }));
         tracing::info!("listening for peers on {local}");
     }
@@ -261,7 +253,6 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     let max_decode = cfg.max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
     for listener in listeners {
         let local = listener.local_addr()?;
-        let mut stop = stop_rx.clone();
         let router = tonic::transport::Server::builder()
             .layer(GrpcLimitLayer)
             .add_service(KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(max_decode))
@@ -269,16 +260,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
             .add_service(
                 MaintenanceServer::new(MaintenanceService::new(ctx.clone())).max_decoding_message_size(max_decode),
             );
-        servers.push(tokio::spawn(async move {
-            let signal = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = router
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
-                .await
-            {
-                tracing::error!("client listener {local}: {e}");
-            }
+        servers.push(spawn_server("client", local, stop_rx.clone(), move |signal| {
+            router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
         }));
         tracing::info!("ready to serve client requests on {local}");
     }
@@ -299,6 +282,29 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     raft.shutdown().await;
     drop(ctx);
     Ok(())
+}
+
+/// Runs one listener's server until `stop` turns true; `serve` gets the
+/// shutdown signal to pass to tonic.
+fn spawn_server<F, Fut>(
+    what: &'static str,
+    local: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+    serve: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: FnOnce(Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+    Fut: Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
+{
+    let signal = Box::pin(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    });
+    let server = serve(signal);
+    tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!("{what} listener {local}: {e}");
+        }
+    })
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -252,33 +252,48 @@ fn cluster_args(name: &str, data_dir: &Path, client_port: u16, peer_port: u16) -
     ]
 }
 
-fn start(program: PathBuf, data_dir: Option<&Path>, extra_args: &[&str], env: &[(&str, &str)]) -> Member {
+/// Spawns `program` in a fresh temp dir (logs, and data unless `data_dir`
+/// is given) with the flags `args` builds from the data dir. Does not wait.
+fn launch(
+    program: PathBuf,
+    data_dir: Option<&Path>,
+    ports: (u16, u16),
+    env: Vec<(String, String)>,
+    args: impl FnOnce(&Path) -> Vec<String>,
+) -> Member {
     let tmp = tempfile::Builder::new()
         .prefix("timon-test-")
         .tempdir()
         .expect("create temp dir");
     let data_dir = data_dir.map_or_else(|| tmp.path().join("data"), Path::to_path_buf);
     let log_dir = tmp.path().to_path_buf();
+    let args = args(&data_dir);
+    let child = spawn(&program, &args, &env, &log_dir);
+    Member {
+        child: Some(child),
+        program,
+        args,
+        env,
+        client_port: ports.0,
+        peer_port: ports.1,
+        data_dir,
+        log_dir,
+        _tmp: tmp,
+    }
+}
+
+fn start(program: PathBuf, data_dir: Option<&Path>, extra_args: &[&str], env: &[(&str, &str)]) -> Member {
     let client_port = free_port();
     let mut peer_port = free_port();
     while peer_port == client_port {
         peer_port = free_port();
     }
-    let mut args = cluster_args("m0", &data_dir, client_port, peer_port);
-    args.extend(extra_args.iter().map(|a| a.to_string()));
     let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let child = spawn(&program, &args, &env, &log_dir);
-    let mut member = Member {
-        child: Some(child),
-        program,
-        args,
-        env,
-        client_port,
-        peer_port,
-        data_dir,
-        log_dir,
-        _tmp: tmp,
-    };
+    let mut member = launch(program, data_dir, (client_port, peer_port), env, |data_dir| {
+        let mut args = cluster_args("m0", data_dir, client_port, peer_port);
+        args.extend(extra_args.iter().map(|a| a.to_string()));
+        args
+    });
     member.wait_ready();
     member
 }
@@ -353,30 +368,21 @@ pub fn start_cluster(program: PathBuf, n: usize, extra_args: &[&str]) -> Vec<Mem
         .collect();
     let mut members = Vec::new();
     for i in 0..n {
-        let tmp = tempfile::Builder::new()
-            .prefix("timon-cluster-")
-            .tempdir()
-            .expect("create temp dir");
-        let data_dir = tmp.path().join("data");
-        let log_dir = tmp.path().to_path_buf();
         let (client_port, peer_port) = (ports[2 * i], ports[2 * i + 1]);
-        let mut args = cluster_args(&format!("m{i}"), &data_dir, client_port, peer_port);
-        let last = args.len() - 1;
-        args[last] = initial.join(",");
-        args.extend(["--initial-cluster-state".to_string(), "new".to_string()]);
-        args.extend(extra_args.iter().map(|a| a.to_string()));
-        let child = spawn(&program, &args, &[], &log_dir);
-        members.push(Member {
-            child: Some(child),
-            program: program.clone(),
-            args,
-            env: Vec::new(),
-            client_port,
-            peer_port,
-            data_dir,
-            log_dir,
-            _tmp: tmp,
-        });
+        members.push(launch(
+            program.clone(),
+            None,
+            (client_port, peer_port),
+            Vec::new(),
+            |data_dir| {
+                let mut args = cluster_args(&format!("m{i}"), data_dir, client_port, peer_port);
+                let last = args.len() - 1;
+                args[last] = initial.join(",");
+                args.extend(["--initial-cluster-state".to_string(), "new".to_string()]);
+                args.extend(extra_args.iter().map(|a| a.to_string()));
+                args
+            },
+        ));
     }
     for m in &mut members {
         m.wait_ready();
@@ -424,33 +430,18 @@ impl Member {
 /// `etcdctl member add`: its name, `--initial-cluster` as member add printed
 /// it, state `existing`, on the given peer port. Waits until it is ready.
 pub fn start_joining(program: PathBuf, name: &str, peer_port: u16, initial_cluster: &str, extra: &[&str]) -> Member {
-    let tmp = tempfile::Builder::new()
-        .prefix("timon-join-")
-        .tempdir()
-        .expect("create temp dir");
-    let data_dir = tmp.path().join("data");
-    let log_dir = tmp.path().to_path_buf();
     let mut client_port = free_port();
     while client_port == peer_port {
         client_port = free_port();
     }
-    let mut args = cluster_args(name, &data_dir, client_port, peer_port);
-    let last = args.len() - 1;
-    args[last] = initial_cluster.to_string();
-    args.extend(["--initial-cluster-state".to_string(), "existing".to_string()]);
-    args.extend(extra.iter().map(|a| a.to_string()));
-    let child = spawn(&program, &args, &[], &log_dir);
-    let mut member = Member {
-        child: Some(child),
-        program,
-        args,
-        env: Vec::new(),
-        client_port,
-        peer_port,
-        data_dir,
-        log_dir,
-        _tmp: tmp,
-    };
+    let mut member = launch(program, None, (client_port, peer_port), Vec::new(), |data_dir| {
+        let mut args = cluster_args(name, data_dir, client_port, peer_port);
+        let last = args.len() - 1;
+        args[last] = initial_cluster.to_string();
+        args.extend(["--initial-cluster-state".to_string(), "existing".to_string()]);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    });
     member.wait_ready();
     member
 }
