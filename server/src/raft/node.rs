@@ -56,6 +56,8 @@ pub struct RaftNode {
     peers: Arc<Peers>,
     reads: ReadBatcher,
     request_timeout: Duration,
+    /// --election-timeout, in ms.
+    election_ms: u64,
 }
 
 impl RaftNode {
@@ -113,6 +115,7 @@ impl RaftNode {
             peers,
             reads,
             request_timeout,
+            election_ms: settings.election_ms,
         })
     }
 
@@ -271,10 +274,16 @@ impl RaftNode {
 
     pub fn status(&self) -> RaftStatus {
         let m = self.raft.metrics().borrow().clone();
+        // etcd's check-quorum: a leader that heard from no quorum for an
+        // election timeout is leader no more (openraft keeps the role, so
+        // the member reports no leader and refuses what needs one).
+        let lost_quorum = m.current_leader == Some(self.id)
+            && m.membership_config.membership().voter_ids().count() > 1
+            && m.millis_since_quorum_ack.is_none_or(|ms| ms > self.election_ms);
         let is_learner = !m.membership_config.membership().voter_ids().any(|v| v == self.id);
         RaftStatus {
             member_id: self.id,
-            leader: m.current_leader,
+            leader: if lost_quorum { None } else { m.current_leader },
             term: m.current_term,
             last_log_index: m.last_log_index.unwrap_or(0),
             applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
