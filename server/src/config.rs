@@ -116,14 +116,49 @@ pub struct Config {
     /// Accepted for compatibility; not acted on yet.
     #[arg(long, env = "ETCD_STRICT_RECONFIG_CHECK", num_args = 0..=1, default_missing_value = "true")]
     pub strict_reconfig_check: Option<bool>,
-    /// Accepted for compatibility; not acted on yet.
+    /// Interval of progress notifications to watchers that asked for them
+    /// (a Go duration such as 10m or 500ms).
     #[arg(long, env = "ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL")]
     pub experimental_watch_progress_notify_interval: Option<String>,
+}
+
+/// A Go duration (`time.ParseDuration`): numbers with units h, m, s, ms,
+/// us, ns, e.g. `10m`, `1m30s`, `500ms`.
+pub fn parse_go_duration(text: &str) -> Option<std::time::Duration> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let secs = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        total += number * secs;
+        rest = &rest[unit_len..];
+    }
+    Some(std::time::Duration::from_secs_f64(total))
 }
 
 /// A flag value that parses but makes no sense.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
+    #[error("invalid value {0:?} for flag -experimental-watch-progress-notify-interval: time: invalid duration")]
+    BadDuration(String),
     #[error("invalid URL {url:?} in --{flag}: {reason}")]
     BadUrl {
         flag: &'static str,
@@ -238,8 +273,19 @@ impl Config {
         Ok(members)
     }
 
+    /// --experimental-watch-progress-notify-interval, etcd's default 10 min.
+    pub fn progress_notify_interval(&self) -> Result<std::time::Duration, ConfigError> {
+        match &self.experimental_watch_progress_notify_interval {
+            None => Ok(std::time::Duration::from_secs(600)),
+            Some(v) => parse_go_duration(v)
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| ConfigError::BadDuration(v.clone())),
+        }
+    }
+
     /// Checks the values clap cannot: URLs, limits, the initial cluster.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.progress_notify_interval()?;
         parse_urls("listen-client-urls", &self.listen_client_urls)?;
         parse_urls("advertise-client-urls", &self.advertise_client_urls)?;
         parse_urls("listen-peer-urls", &self.listen_peer_urls)?;
@@ -275,9 +321,6 @@ impl Config {
         if self.enable_pprof == Some(true) {
             out.push("--enable-pprof");
         }
-        if self.experimental_watch_progress_notify_interval.is_some() {
-            out.push("--experimental-watch-progress-notify-interval");
-        }
         out
     }
 }
@@ -285,6 +328,22 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_durations() {
+        use std::time::Duration;
+        assert_eq!(parse_go_duration("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_go_duration("1h"), Some(Duration::from_secs(3600)));
+        for bad in ["", "10", "1x", "m"] {
+            assert_eq!(parse_go_duration(bad), None, "{bad}");
+        }
+        let c = Config::try_parse_from(["timon", "--experimental-watch-progress-notify-interval", "2s"]).unwrap();
+        assert_eq!(c.progress_notify_interval(), Ok(Duration::from_secs(2)));
+        let c = Config::try_parse_from(["timon", "--experimental-watch-progress-notify-interval", "soon"]).unwrap();
+        assert!(c.validate().is_err());
+    }
 
     fn parse(args: &[&str]) -> Result<Config, clap::Error> {
         let mut v = vec!["timon".to_string()];

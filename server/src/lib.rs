@@ -8,6 +8,7 @@
 //! - `rpc`: thin tonic services, validation, etcd's errors and headers.
 //! - `config`: etcd-compatible flags and ETCD_* variables.
 //! - `ids`: etcd's member and cluster IDs; `identity`: this member's, fixed per data dir.
+//! - `watch`: watchers and event delivery (synced / catching up from storage).
 //! - `node`: start-up, wiring, shutdown.
 
 pub mod apply;
@@ -19,3 +20,4 @@ pub mod node;
 pub mod raft;
 pub mod rpc;
 pub mod storage;
+pub mod watch;

@@ -15,6 +15,7 @@ use fs2::FileExt;
 use timon_proto::etcdserverpb::cluster_server::ClusterServer;
 use timon_proto::etcdserverpb::kv_server::KvServer;
 use timon_proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use timon_proto::etcdserverpb::watch_server::WatchServer;
 use timon_proto::timonpb::peer_server::PeerServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -28,6 +29,7 @@ use crate::rpc::cluster::ClusterService;
 use crate::rpc::kv::KvService;
 use crate::rpc::limit::GrpcLimitLayer;
 use crate::rpc::maintenance::MaintenanceService;
+use crate::rpc::watch::WatchService;
 use crate::rpc::{Ctx, Limits, ETCD_API_VERSION};
 use crate::storage::rocks::RocksEngine;
 use crate::storage::SharedEngine;
@@ -251,12 +253,17 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     tracing::info!("enabled capabilities for version {}", &ETCD_API_VERSION[..3]);
 
     let max_decode = cfg.max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
+    let progress_interval = cfg.progress_notify_interval()?;
     for listener in listeners {
         let local = listener.local_addr()?;
         let router = tonic::transport::Server::builder()
             .layer(GrpcLimitLayer)
             .add_service(KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(max_decode))
             .add_service(ClusterServer::new(ClusterService::new(ctx.clone())).max_decoding_message_size(max_decode))
+            .add_service(
+                WatchServer::new(WatchService::new(ctx.clone(), progress_interval))
+                    .max_decoding_message_size(max_decode),
+            )
             .add_service(
                 MaintenanceServer::new(MaintenanceService::new(ctx.clone())).max_decoding_message_size(max_decode),
             );

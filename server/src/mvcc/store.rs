@@ -230,8 +230,23 @@ impl ReadTxn<'_> {
     /// order, with its key-value (deletions as the key with `mod_revision`
     /// set and `create_revision` 0); for watch catch-up.
     pub fn changes_since(&self, key: &[u8], end: &[u8], rev: i64) -> Result<Vec<(Revision, KeyValue)>, MvccError> {
+        self.changes_between(key, end, rev, i64::MAX)
+    }
+
+    /// [`Self::changes_since`] limited to main revisions `<= until`, so a
+    /// watcher far behind catches up in bounded batches.
+    pub fn changes_between(
+        &self,
+        key: &[u8],
+        end: &[u8],
+        rev: i64,
+        until: i64,
+    ) -> Result<Vec<(Revision, KeyValue)>, MvccError> {
         let mut out = Vec::new();
         for r in self.state.index.range_since(key, end, rev) {
+            if r.main > until {
+                break;
+            }
             let raw = match self.engine.get(Cf::Kv, &r.to_bytes())? {
                 Some(raw) => raw,
                 None => match self.engine.get(Cf::Kv, &r.to_tombstone_bytes())? {

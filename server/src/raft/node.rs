@@ -23,6 +23,7 @@ use super::{log_store, ProposeError, RaftSettings};
 use crate::apply::{EtcdError, Response};
 use crate::mvcc::MvccStore;
 use crate::storage::SharedEngine;
+use crate::watch::WatchHub;
 
 /// A snapshot of raft's progress, for Status and headers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,6 +56,7 @@ pub struct RaftNode {
     store: Arc<StoreHandle>,
     peers: Arc<Peers>,
     reads: ReadBatcher,
+    watch: Arc<WatchHub>,
     request_timeout: Duration,
     /// --election-timeout, in ms.
     election_ms: u64,
@@ -91,8 +93,10 @@ impl RaftNode {
         };
         let config = Arc::new(config.validate()?);
         let log_store = log_store::LogStore::new(engine.clone());
-        let state_machine = StateMachine::open(engine, &settings.snapshot_dir)?;
+        let mut state_machine = StateMachine::open(engine, &settings.snapshot_dir)?;
         let store = state_machine.store();
+        let watch = WatchHub::start(store.clone());
+        state_machine.set_watch_hub(watch.clone());
         let peers = Peers::new();
         let network = NetworkFactory::new(peers.clone());
         let raft = types::Raft::new(id, config, network, log_store, state_machine).await?;
@@ -114,6 +118,7 @@ impl RaftNode {
             store,
             peers,
             reads,
+            watch,
             request_timeout,
             election_ms: settings.election_ms,
         })
@@ -129,6 +134,11 @@ impl RaftNode {
 
     pub(super) fn request_timeout(&self) -> Duration {
         self.request_timeout
+    }
+
+    /// The watchers of this member and the events they get.
+    pub fn watch_hub(&self) -> &Arc<WatchHub> {
+        &self.watch
     }
 
     /// The MVCC store as of now (a snapshot install swaps it).

@@ -26,6 +26,7 @@ use crate::apply::{self, Response};
 use crate::mvcc::MvccStore;
 use crate::storage::keys::meta;
 use crate::storage::{Cf, KvRead, Scan, SharedEngine, WriteBatch};
+use crate::watch::WatchHub;
 use timon_proto::timonpb::internal_raft_request::Request;
 use timon_proto::timonpb::MemberAttributes;
 
@@ -66,6 +67,8 @@ pub struct StateMachine {
     snapshots: Arc<SnapshotStore>,
     install_gate: InstallGate,
     snapshot_seq: u64,
+    /// Where committed events go; none in storage-only tests.
+    watch: Option<Arc<WatchHub>>,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(view: &dyn KvRead, key: &[u8]) -> Result<Option<T>, StorageError> {
@@ -96,7 +99,13 @@ impl StateMachine {
             snapshots: Arc::new(snapshots),
             install_gate: InstallGate::default(),
             snapshot_seq: 0,
+            watch: None,
         })
+    }
+
+    /// Publishes every committed revision's events to `hub` from now on.
+    pub fn set_watch_hub(&mut self, hub: Arc<WatchHub>) {
+        self.watch = Some(hub);
     }
 
     pub fn store(&self) -> Arc<StoreHandle> {
@@ -178,7 +187,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     Ok(Response::Empty)
                 }
             };
-            txn.commit(extra).map_err(sm_write)?;
+            let events = txn.commit(extra).map_err(sm_write)?;
+            // Published only now that the revision's batch is written
+            // (DESIGN.md invariant 6).
+            if let (Some(hub), Some(rev)) = (&self.watch, events.first().and_then(|e| e.kv.as_ref())) {
+                hub.notify(rev.mod_revision, &events);
+            }
             out.push(Applied(result));
         }
         Ok(out)
@@ -213,6 +227,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .await
                 .map_err(sm_write)??;
         self.store.replace(rebuilt);
+        if let Some(hub) = &self.watch {
+            hub.resync_all();
+        }
         tracing::info!("applied snapshot {} from the leader", snapshot_id);
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! - `error`: etcd's gRPC codes and message strings.
 //! - `kv`: the KV service. `maintenance`: the Maintenance service.
 //! - `cluster`: the Cluster service (member list and changes).
+//! - `watch`: the Watch service (streams of watchers over `crate::watch`).
 //! - `limit`: etcd's status for a message over the gRPC receive limit.
 
 pub mod cluster;
@@ -15,6 +16,7 @@ pub mod kv;
 pub mod limit;
 pub mod maintenance;
 pub mod validate;
+pub mod watch;
 
 use std::sync::Arc;
 
