@@ -406,3 +406,23 @@ fn store_is_shareable_across_threads() {
     assert_eq!(s.current_revision(), 101);
     assert_eq!(s.read().range(b"k", b"l", RangeOptions::default()).unwrap().count, 100);
 }
+
+#[test]
+fn changes_between_stops_at_whole_revisions_within_a_byte_budget() {
+    let s = MvccStore::open(engine()).unwrap();
+    for _ in 0..5 {
+        let mut t = s.write();
+        t.put(b"a", &[b'x'; 100], 0);
+        t.put(b"b", &[b'y'; 100], 0);
+        t.commit(WriteBatch::new()).unwrap();
+    }
+    let r = s.read();
+    // Revisions 2..=6 hold two changes of ~100 bytes each.
+    let (all, covered) = r.changes_between(b"a", b"\0", 2, 6, usize::MAX).unwrap();
+    assert_eq!((all.len(), covered), (10, 6));
+    let (some, covered) = r.changes_between(b"a", b"\0", 2, 6, 450).unwrap();
+    assert_eq!(covered, 3, "two whole revisions fit in 450 bytes");
+    assert_eq!(some.len(), 4);
+    let (one, covered) = r.changes_between(b"a", b"\0", 2, 6, 1).unwrap();
+    assert_eq!((one.len(), covered), (2, 2), "one whole revision always comes");
+}

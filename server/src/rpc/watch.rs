@@ -35,11 +35,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::Ctx;
-use crate::watch::{Delivery, Filter, Outbound, WatchHub, WatchSpec, WatcherKey};
+use crate::watch::{queue, Delivery, Filter, Outbound, WatchHub, WatchSpec, WatcherKey};
 
 /// Deliveries a stream may have queued before its watchers fall back to
 /// catching up from storage.
 const STREAM_QUEUE: usize = 256;
+
+/// And at most this many bytes of events (plus one delivery).
+const STREAM_QUEUE_BYTES: usize = 16 << 20;
 
 /// etcd's ID for "no watcher" (clientv3.InvalidWatchID).
 const INVALID_WATCH_ID: i64 = -1;
@@ -320,7 +323,7 @@ impl Watch for WatchService {
             opts: Mutex::default(),
             next_watch_id: Mutex::new(0),
         });
-        let (tx, rx) = mpsc::channel::<Outbound>(STREAM_QUEUE);
+        let (tx, mut rx) = queue(STREAM_QUEUE, STREAM_QUEUE_BYTES);
         let (fail_tx, fail_rx) = mpsc::channel::<Status>(1);
 
         // Receiving half: requests in order; answers go through the same
@@ -397,7 +400,8 @@ impl Watch for WatchService {
             state: state.clone(),
             tasks: vec![recv, monitor],
         };
-        let out = ReceiverStream::new(rx).flat_map(move |o| {
+        let queued = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let out = queued.flat_map(move |o| {
             let _keep = &guard;
             let responses = match o {
                 Outbound::Control(r) => vec![r],

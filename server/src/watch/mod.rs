@@ -22,17 +22,20 @@
 //! each watcher sees each revision once and in order.
 
 mod matcher;
+mod queue;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use timon_proto::mvccpb::Event;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::Notify;
 
 pub use matcher::Filter;
 use matcher::Interest;
 
+use crate::mvcc::ReadView;
 use crate::raft::StoreHandle;
 
 /// At most this many revisions per catch-up delivery (etcd's watchBatchMaxRevs).
@@ -62,8 +65,7 @@ pub enum Outbound {
     Control(timon_proto::etcdserverpb::WatchResponse),
 }
 
-/// A stream's bounded queue.
-pub type Queue = mpsc::Sender<Outbound>;
+pub use queue::{queue, Queue, QueueReceiver};
 
 /// Identifies a watcher: its stream and its watch ID on that stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -202,8 +204,8 @@ impl WatchHub {
             match watcher.queue.try_send(Outbound::Delivery(d)) {
                 Ok(()) => watcher.next_rev = rev + 1,
                 // Full: catch up from storage later. Closed: stream gone.
-                Err(mpsc::error::TrySendError::Full(_)) => fell_behind.push((*key, true)),
-                Err(mpsc::error::TrySendError::Closed(_)) => fell_behind.push((*key, false)),
+                Err(TrySendError::Full(_)) => fell_behind.push((*key, true)),
+                Err(TrySendError::Closed(_)) => fell_behind.push((*key, false)),
             }
         }
         let kick = !fell_behind.is_empty();
@@ -241,8 +243,8 @@ impl WatchHub {
         // The read view holds off apply, so `current` stays the store's
         // revision while the hub lock holds off notify.
         let view = store.read();
-        let current = store.current_revision();
-        let compacted = store.compact_revision();
+        let current = view.rev();
+        let compacted = view.first_rev();
         let keys: Vec<WatcherKey> = w.unsynced.keys().copied().collect();
         // Whether a watcher advanced and is still behind: worth another
         // pass at once. A watcher whose stream is full waits for the tick.
@@ -253,6 +255,10 @@ impl WatchHub {
             };
             if watcher.queue.is_closed() {
                 w.unsynced.remove(&key);
+                continue;
+            }
+            // A stream that is not reading: nothing can go out, skip the read.
+            if !watcher.queue.has_room() {
                 continue;
             }
             if watcher.next_rev < compacted {
@@ -269,11 +275,13 @@ impl WatchHub {
             }
             let until = current.min(watcher.next_rev.saturating_add(CATCH_UP_REVS - 1));
             if watcher.next_rev <= until {
-                let changes = match view.changes_between(
+                let room = watcher.queue.room_bytes();
+                let (changes, covered) = match view.changes_between(
                     watcher.interest.key(),
                     watcher.interest.range_end(),
                     watcher.next_rev,
                     until,
+                    room,
                 ) {
                     Ok(c) => c,
                     Err(e) => {
@@ -294,7 +302,7 @@ impl WatchHub {
                         continue;
                     }
                 }
-                watcher.next_rev = until + 1;
+                watcher.next_rev = covered + 1;
                 more |= watcher.next_rev <= current;
             }
             if watcher.next_rev > current {
@@ -310,3 +318,6 @@ impl WatchHub {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
