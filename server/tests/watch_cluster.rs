@@ -121,3 +121,49 @@ async fn watchers_on_leader_and_followers_see_the_same_events() {
     assert_eq!(streams[1], streams[0], "member 1 saw different events than member 0");
     assert_eq!(streams[2], streams[0], "member 2 saw different events than member 0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_require_leader_watch_ends_with_no_leader_when_the_member_loses_it() {
+    let mut members = support::start_cluster(support::timon_bin(), 3, &[]);
+    let (tx, rx) = mpsc::channel(1);
+    tx.send(WatchRequest {
+        request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+            key: b"w/".to_vec(),
+            range_end: b"w0".to_vec(),
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    let channel = tonic::transport::Channel::from_shared(members[0].endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    // clientv3's WithRequireLeader.
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    request.metadata_mut().insert("hasleader", "true".parse().unwrap());
+    let mut inbound = WatchClient::new(channel).watch(request).await.unwrap().into_inner();
+    assert!(inbound.next().await.unwrap().unwrap().created);
+    // Member 0 loses its leader for good (it is leader or follower: either
+    // way no quorum is left).
+    members[1].kill9();
+    members[2].kill9();
+    let end = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match inbound.next().await {
+                Some(Ok(_)) => continue,
+                Some(Err(status)) => return Some(status),
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends once the member has no leader");
+    let status = end.expect("ended with an error, not a clean close");
+    assert_eq!(
+        (status.code(), status.message()),
+        (tonic::Code::Unavailable, "etcdserver: no leader")
+    );
+    drop(tx);
+}
