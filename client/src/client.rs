@@ -7,7 +7,7 @@
 //! next endpoint in the list (wrapping around); that endpoint is dialed
 //! lazily by the next request.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use timon_proto::etcdserverpb::kv_client::KvClient;
@@ -65,6 +65,9 @@ struct Inner {
     dialers: Vec<Endpoint>,
     options: ConnectOptions,
     active: Mutex<Active>,
+    /// The watch stream `Client::watch` shares between watchers, alive as
+    /// long as one of them is (module `watch`).
+    default_watch_stream: Mutex<Weak<crate::watch::Shared>>,
 }
 
 /// The endpoint requests currently go to.
@@ -125,6 +128,7 @@ impl Client {
                             dialers,
                             options,
                             active: Mutex::new(Active { index, channel }),
+                            default_watch_stream: Mutex::new(Weak::new()),
                         }),
                     })
                 }
@@ -191,6 +195,14 @@ impl Client {
             index: next,
             channel: self.inner.dialers[next].connect_lazy(),
         };
+    }
+
+    /// The slot holding the shared default watch stream.
+    pub(crate) fn default_watch_stream_slot(&self) -> MutexGuard<'_, Weak<crate::watch::Shared>> {
+        self.inner
+            .default_watch_stream
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn lock_active(&self) -> MutexGuard<'_, Active> {

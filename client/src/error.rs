@@ -56,6 +56,19 @@ pub enum Error {
         /// What the transport reported.
         reason: String,
     },
+    /// A watcher's next revision has been compacted away, so the events it
+    /// has not received yet are lost (clientv3's `ErrCompacted`). etcd
+    /// cancels the watch; the watcher ends after this error. It happens when
+    /// the watch starts (or resumes after a failover) below the compaction.
+    #[error("{}", COMPACTED_MESSAGE)]
+    Compacted {
+        /// The compaction revision: the lowest revision a new watch can
+        /// start from.
+        compact_revision: i64,
+        /// The header of the cancelling response (member and raft term; its
+        /// revision is 0, as etcd sends it).
+        header: Option<timon_proto::etcdserverpb::ResponseHeader>,
+    },
     /// The request, including its retries, did not finish within
     /// [`ConnectOptions::request_timeout`](crate::ConnectOptions). A write
     /// that timed out may or may not have been applied.
@@ -67,6 +80,9 @@ pub enum Error {
         last: Option<Box<Error>>,
     },
 }
+
+/// etcd's text for a compacted revision (`rpctypes.ErrCompacted`).
+pub(crate) const COMPACTED_MESSAGE: &str = "etcdserver: mvcc: required revision has been compacted";
 
 fn last_error_suffix(last: &Option<Box<Error>>) -> String {
     last.as_ref().map(|e| format!(" (last error: {e})")).unwrap_or_default()
@@ -146,14 +162,18 @@ impl Error {
     pub fn code(&self) -> Option<tonic::Code> {
         match self {
             Error::Rpc { code, .. } => Some(*code),
+            // etcd's gRPC code for a compacted revision.
+            Error::Compacted { .. } => Some(tonic::Code::OutOfRange),
             _ => None,
         }
     }
 
-    /// The server's status message, if the error came from an RPC.
+    /// The server's status message, if the error came from an RPC (or is
+    /// etcd's compaction error for a watch).
     pub fn message(&self) -> Option<&str> {
         match self {
             Error::Rpc { message, .. } => Some(message),
+            Error::Compacted { .. } => Some(COMPACTED_MESSAGE),
             _ => None,
         }
     }
@@ -171,7 +191,7 @@ impl Error {
                 *code == tonic::Code::Unavailable || TRANSIENT_MESSAGES.contains(&message.as_str())
             }
             Error::Connect { .. } | Error::Transport { .. } | Error::Timeout { .. } => true,
-            Error::NoEndpoints | Error::InvalidEndpoint { .. } => false,
+            Error::NoEndpoints | Error::InvalidEndpoint { .. } | Error::Compacted { .. } => false,
         }
     }
 
@@ -184,7 +204,7 @@ impl Error {
             Error::Rpc { message, .. } => NOT_APPLIED_MESSAGES.contains(&message.as_str()),
             Error::Connect { .. } => true,
             Error::Transport { .. } | Error::Timeout { .. } => false,
-            Error::NoEndpoints | Error::InvalidEndpoint { .. } => true,
+            Error::NoEndpoints | Error::InvalidEndpoint { .. } | Error::Compacted { .. } => true,
         }
     }
 

@@ -31,7 +31,7 @@ pub fn prefix_range_end(prefix: &[u8]) -> Vec<u8> {
 }
 
 /// Key and range end for "every key starting with `key`".
-fn prefix_range(key: &mut Vec<u8>) -> Vec<u8> {
+pub(crate) fn prefix_range(key: &mut Vec<u8>) -> Vec<u8> {
     if key.is_empty() {
         key.push(0);
         ALL_KEYS_END.to_vec()
@@ -41,7 +41,7 @@ fn prefix_range(key: &mut Vec<u8>) -> Vec<u8> {
 }
 
 /// Key and range end for "every key >= `key`".
-fn from_key_range(key: &mut Vec<u8>) -> Vec<u8> {
+pub(crate) fn from_key_range(key: &mut Vec<u8>) -> Vec<u8> {
     if key.is_empty() {
         key.push(0);
     }

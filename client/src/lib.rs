@@ -23,6 +23,8 @@
 //! - `txn`: [`Compare`], [`Op`] and the txn builder.
 //! - `maintenance`: compaction and status.
 //! - `cluster`: membership (list, add, remove, promote, update).
+//! - `watch`: watch builders, shared watch streams and watchers that resume
+//!   on another member (read its docs for the delivery guarantees).
 //! - `error`: the [`Error`] type, with etcd's message and gRPC code, and its
 //!   classification for retries.
 
@@ -36,6 +38,7 @@ mod kv;
 mod maintenance;
 mod retry;
 mod txn;
+mod watch;
 
 pub use client::{Client, ConnectOptions};
 pub use error::{Error, Result};
@@ -45,6 +48,7 @@ pub use timon_proto as proto;
 pub use timon_proto::etcdserverpb::compare::CompareResult;
 pub use timon_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
 pub use txn::{Compare, NumberCompare, Op, Txn, TxnRequest, ValueCompare};
+pub use watch::{is_progress_notify, Watch, WatchStream, Watcher};
 
 /// The future type every request builder turns into.
 pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;

@@ -31,6 +31,14 @@
 //! leader` (not applied, so safe to send elsewhere) instead of holding them
 //! until its own timeout. Serializable reads, Status and MemberList are
 //! served without a leader, so they do not carry it.
+//!
+//! Watch streams (module `watch`) carry `hasleader` too: etcd then refuses
+//! to open one on a member without a leader, and cancels the open ones with
+//! `etcdserver: no leader` when its member has had no leader for three
+//! election timeouts. They follow the same failover and [`Backoff`], but
+//! have no deadline once their watchers exist: a broken stream is reopened
+//! on the next endpoint for as long as the error is retryable, and every
+//! watcher resumes where it stopped (see the `watch` module).
 
 use std::future::Future;
 use std::time::Duration;
@@ -43,6 +51,31 @@ use crate::error::{Error, Result};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The wait before each retry: 50 ms, doubling to at most 1 s. Requests
+/// and watch streams (module `watch`) both use it.
+#[derive(Debug, Clone)]
+pub(crate) struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new() -> Self {
+        Backoff { next: FIRST_BACKOFF }
+    }
+
+    /// The wait before the next retry; each call doubles the one after.
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(MAX_BACKOFF);
+        delay
+    }
+
+    /// Starts again from the shortest wait (after a success).
+    pub(crate) fn reset(&mut self) {
+        self.next = FIRST_BACKOFF;
+    }
+}
 
 /// etcd's metadata asking a member to refuse the request when it has no
 /// leader (`rpctypes.MetadataRequireLeaderKey` / `MetadataHasLeader`).
@@ -91,7 +124,7 @@ impl Client {
     {
         let timeout = self.options().request_timeout;
         let deadline = Instant::now() + timeout;
-        let mut backoff = FIRST_BACKOFF;
+        let mut backoff = Backoff::new();
         let mut last: Option<Error> = None;
         loop {
             let active = self.active();
@@ -117,8 +150,7 @@ impl Client {
                 });
             }
             last = Some(error);
-            tokio::time::sleep(backoff.min(deadline - now)).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            tokio::time::sleep(backoff.next_delay().min(deadline - now)).await;
         }
     }
 }
@@ -148,6 +180,15 @@ mod tests {
         assert!(!Kind::Write.may_resend(&reset));
         let bad = Error::from(tonic::Status::invalid_argument("etcdserver: key is not provided"));
         assert!(!Kind::Read.may_resend(&bad) && !Kind::Write.may_resend(&bad));
+    }
+
+    #[test]
+    fn backoff_doubles_to_one_second_and_resets() {
+        let mut backoff = Backoff::new();
+        let delays: Vec<u128> = (0..7).map(|_| backoff.next_delay().as_millis()).collect();
+        assert_eq!(delays, [50, 100, 200, 400, 800, 1000, 1000]);
+        backoff.reset();
+        assert_eq!(backoff.next_delay(), FIRST_BACKOFF);
     }
 
     #[test]

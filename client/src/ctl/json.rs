@@ -10,7 +10,7 @@ use timon_proto::etcdserverpb::{
     DeleteRangeResponse, Member, MemberAddResponse, MemberListResponse, PutResponse, RangeResponse, ResponseHeader,
     ResponseOp, StatusResponse, TxnResponse,
 };
-use timon_proto::mvccpb::KeyValue;
+use timon_proto::mvccpb::{Event, KeyValue};
 
 /// A JSON object built field by field in a fixed order.
 pub struct Object {
@@ -202,6 +202,41 @@ fn response_op(op: &ResponseOp) -> String {
     Object::default().raw("Response", &inner).finish()
 }
 
+/// A watch response as etcdctl prints it: clientv3's `WatchResponse`
+/// struct, whose fields have no json tags (so capitalised names, no
+/// `omitempty`), a header that is a value (`{}` when absent), and `null`
+/// events for the responses clientv3 makes up for a closed stream.
+pub struct WatchJson<'a> {
+    pub header: Option<&'a ResponseHeader>,
+    pub events: Option<&'a [Event]>,
+    pub compact_revision: i64,
+    pub canceled: bool,
+    pub created: bool,
+}
+
+pub fn watch(response: &WatchJson<'_>) -> String {
+    let events = match response.events {
+        Some(events) => array(events.iter().map(event)),
+        None => "null".to_owned(),
+    };
+    Object::default()
+        .raw("Header", &response.header.map_or_else(|| "{}".to_owned(), header))
+        .raw("Events", &events)
+        .raw("CompactRevision", &response.compact_revision.to_string())
+        .bool("Canceled", response.canceled)
+        .bool("Created", response.created)
+        .finish()
+}
+
+/// mvccpb's `Event`: the type is a bare number, omitted for PUT (0).
+pub fn event(event: &Event) -> String {
+    Object::default()
+        .int("type", event.r#type)
+        .message("kv", event.kv.as_ref().map(key_value))
+        .message("prev_kv", event.prev_kv.as_ref().map(key_value))
+        .finish()
+}
+
 pub fn status(response: &StatusResponse) -> String {
     let downgrade = response.downgrade_info.as_ref().map(|d| {
         Object::default()
@@ -310,6 +345,48 @@ mod tests {
         assert_eq!(
             txn(&response),
             r#"{"succeeded":true,"responses":[{"Response":{"ResponsePut":{"header":{"revision":7}}}}]}"#
+        );
+    }
+
+    #[test]
+    fn watch_responses_use_clientv3_struct_shape() {
+        let delete = Event {
+            r#type: 1,
+            kv: Some(KeyValue {
+                key: b"a".to_vec(),
+                mod_revision: 4,
+                ..KeyValue::default()
+            }),
+            prev_kv: None,
+        };
+        let h = ResponseHeader {
+            cluster_id: 1,
+            member_id: 2,
+            revision: 4,
+            raft_term: 2,
+        };
+        let events = [delete];
+        let response = WatchJson {
+            header: Some(&h),
+            events: Some(&events),
+            compact_revision: 0,
+            canceled: false,
+            created: false,
+        };
+        assert_eq!(
+            watch(&response),
+            r#"{"Header":{"cluster_id":1,"member_id":2,"revision":4,"raft_term":2},"Events":[{"type":1,"kv":{"key":"YQ==","mod_revision":4}}],"CompactRevision":0,"Canceled":false,"Created":false}"#
+        );
+        let closed = WatchJson {
+            header: None,
+            events: None,
+            compact_revision: 0,
+            canceled: true,
+            created: false,
+        };
+        assert_eq!(
+            watch(&closed),
+            r#"{"Header":{},"Events":null,"CompactRevision":0,"Canceled":true,"Created":false}"#
         );
     }
 

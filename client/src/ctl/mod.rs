@@ -8,6 +8,7 @@
 //! - `txn.rs`: etcdctl's line-based txn syntax read from stdin.
 //! - `endpoint.rs`: endpoint status / health (`--cluster` included).
 //! - `member.rs`: member list / add / remove / promote / update.
+//! - `watch.rs`: watch, its argument rules, output formats and exec mode.
 //! - `printer.rs`: the simple and json renderings of KV responses.
 //! - `json.rs`: Go `encoding/json`-compatible rendering of etcd messages.
 //! - `table.rs`: the ASCII tables of `-w table`.
@@ -21,6 +22,7 @@ mod member;
 mod printer;
 mod table;
 mod txn;
+mod watch;
 
 use std::future::Future;
 use std::io::Write;
@@ -99,6 +101,8 @@ enum Command {
     /// Membership related commands
     #[command(subcommand)]
     Member(member::MemberCommand),
+    /// Watches events stream on keys or prefixes
+    Watch(watch::WatchArgs),
 }
 
 /// A command that failed: printed as `Error: {message}`, exits with `code`.
@@ -154,9 +158,19 @@ impl Context {
     /// them and retry until `--command-timeout`, as clientv3 retries until
     /// its context expires.
     pub async fn client_for(&self, endpoints: &[String]) -> Result<Client, Failure> {
+        self.connect(endpoints, self.command_timeout).await
+    }
+
+    /// Connects to the `--endpoints` with a request deadline other than
+    /// `--command-timeout` (watch creation waits much longer).
+    pub async fn client_with_request_timeout(&self, request_timeout: Duration) -> Result<Client, Failure> {
+        self.connect(&self.global.endpoints, request_timeout).await
+    }
+
+    async fn connect(&self, endpoints: &[String], request_timeout: Duration) -> Result<Client, Failure> {
         let options = ConnectOptions::default()
             .with_connect_timeout(self.dial_timeout)
-            .with_request_timeout(self.command_timeout);
+            .with_request_timeout(request_timeout);
         match Client::connect_with_options(endpoints, options).await {
             Ok(client) => Ok(client),
             Err(timon_client::Error::Connect { .. }) => Err(Failure::new(exit::ERROR, "context deadline exceeded")),
@@ -216,6 +230,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         "simple" => Format::Simple { hex: cli.global.hex },
         "json" => Format::Json,
         "table" => Format::Table,
+        // Only watch prints fields; it reads `-w` itself (`watch::WatchFormat`).
+        "fields" if matches!(cli.command, Command::Watch(_)) => Format::Simple { hex: cli.global.hex },
         "fields" | "protobuf" => {
             return Err(Failure::new(
                 exit::BAD_FEATURE,
@@ -240,13 +256,14 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Compaction(args) => kv::compaction(&ctx, args).await,
         Command::Endpoint(args) => endpoint::run(&ctx, args).await,
         Command::Member(command) => member::run(&ctx, command).await,
+        Command::Watch(args) => watch::run(&ctx, args).await,
     }
 }
 
 /// Help and version go to stdout with exit 0; a bad command line is an
 /// `Error:` line like cobra's, e.g. `Error: unknown flag: --foo`.
 fn report_parse_error(error: clap::Error) -> i32 {
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::error::ErrorKind;
     match error.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = error.print();
@@ -254,11 +271,19 @@ fn report_parse_error(error: clap::Error) -> i32 {
         }
         _ => {}
     }
+    err(format!("Error: {}\n", parse_error_message(&error)));
+    exit::ERROR
+}
+
+/// A bad command line in cobra's words (also used for the lines of
+/// `watch -i`, which etcdctl parses with the same flag library).
+pub fn parse_error_message(error: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
     let invalid = match error.get(ContextKind::InvalidArg) {
         Some(ContextValue::String(arg)) => Some(arg.clone()),
         _ => None,
     };
-    let message = match (error.kind(), invalid) {
+    match (error.kind(), invalid) {
         (ErrorKind::UnknownArgument, Some(arg)) if arg.starts_with("--") => {
             format!("unknown flag: {}", arg.split('=').next().unwrap_or_default())
         }
@@ -289,7 +314,5 @@ fn report_parse_error(error: clap::Error) -> i32 {
                 .trim_start_matches("error: ")
                 .to_owned()
         }
-    };
-    err(format!("Error: {message}\n"));
-    exit::ERROR
+    }
 }

@@ -13,7 +13,7 @@ fn table_unsupported() -> Failure {
 }
 
 /// One key and/or value per line, raw bytes (or `\x..` with `--hex`).
-fn key_value(out: &mut Vec<u8>, hex: bool, value_only: bool, kv: &KeyValue) {
+pub fn key_value(out: &mut Vec<u8>, hex: bool, value_only: bool, kv: &KeyValue) {
     let mut line = |bytes: &[u8]| {
         if hex {
             for byte in bytes {
