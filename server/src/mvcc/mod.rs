@@ -28,7 +28,7 @@ mod store_tests;
 
 pub use revision::Revision;
 pub use store::{MvccStore, ReadTxn};
-pub use write::WriteTxn;
+pub use write::{event_of, WriteTxn};
 
 use timon_proto::mvccpb::KeyValue;
 

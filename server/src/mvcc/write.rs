@@ -185,20 +185,28 @@ impl<'a> WriteTxn<'a> {
         let events = std::mem::take(&mut self.changes)
             .into_iter()
             .map(|mut kv| {
-                let kind = if kv.create_revision == 0 {
+                if kv.create_revision == 0 {
                     kv.mod_revision = rev;
-                    EventType::Delete
-                } else {
-                    EventType::Put
-                };
-                Event {
-                    r#type: kind as i32,
-                    kv: Some(kv),
-                    prev_kv: None,
                 }
+                event_of(kv)
             })
             .collect();
         Ok(events)
+    }
+}
+
+/// The watch event of a stored change: a deletion (a tombstone: no
+/// create revision) or a put.
+pub fn event_of(kv: KeyValue) -> Event {
+    let kind = if kv.create_revision == 0 {
+        EventType::Delete
+    } else {
+        EventType::Put
+    };
+    Event {
+        r#type: kind as i32,
+        kv: Some(kv),
+        prev_kv: None,
     }
 }
 

@@ -3,7 +3,7 @@
 use timon_proto::mvccpb::event::EventType;
 use timon_proto::mvccpb::{Event, KeyValue};
 
-use crate::mvcc::Revision;
+use crate::mvcc::{event_of, Revision};
 
 /// etcd's watch filters (WatchCreateRequest.FilterType).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,18 +64,7 @@ impl Interest {
     pub fn select_changes(&self, changes: Vec<(Revision, KeyValue)>) -> Vec<Event> {
         changes
             .into_iter()
-            .map(|(_, kv)| {
-                let kind = if kv.create_revision == 0 {
-                    EventType::Delete
-                } else {
-                    EventType::Put
-                };
-                Event {
-                    r#type: kind as i32,
-                    kv: Some(kv),
-                    prev_kv: None,
-                }
-            })
+            .map(|(_, kv)| event_of(kv))
             .filter(|ev| self.wants(ev))
             .collect()
     }
