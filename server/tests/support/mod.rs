@@ -10,6 +10,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod watch;
+
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
