@@ -206,11 +206,9 @@ impl StreamState {
             if !d.events.is_empty() {
                 o.had_events = true;
             }
-            let o = *o;
-            if d.compact_revision != 0 {
-                all.remove(&d.watch_id);
-            }
-            o
+            // A watcher canceled by compaction keeps its ID in use until the
+            // client cancels it, as in etcd.
+            *o
         };
         let mut events = d.events;
         if opts.prev_kv {
