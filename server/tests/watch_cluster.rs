@@ -167,3 +167,56 @@ async fn a_require_leader_watch_ends_with_no_leader_when_the_member_loses_it() {
     );
     drop(tx);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_notify_watchers_hear_the_revision_on_a_quiet_key() {
+    let member = support::start_timon(None, &["--experimental-watch-progress-notify-interval", "300ms"]);
+    let (mut kv, _) = support::connect(&member.endpoint()).await;
+    let rev = kv
+        .put(PutRequest {
+            key: b"other".to_vec(),
+            value: b"x".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .header
+        .unwrap()
+        .revision;
+    let (tx, rx) = mpsc::channel(1);
+    tx.send(WatchRequest {
+        request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+            key: b"quiet".to_vec(),
+            progress_notify: true,
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    let channel = tonic::transport::Channel::from_shared(member.endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut inbound = WatchClient::new(channel)
+        .watch(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let created = inbound.next().await.unwrap().unwrap();
+    assert!(created.created);
+    // Within a few intervals: an empty response for this watcher carrying
+    // the current revision.
+    let r = tokio::time::timeout(Duration::from_secs(5), inbound.next())
+        .await
+        .expect("a progress notification")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (r.watch_id, r.created, r.canceled, r.events.len()),
+        (created.watch_id, false, false, 0)
+    );
+    assert_eq!(r.header.unwrap().revision, rev);
+    drop(tx);
+}
