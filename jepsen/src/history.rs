@@ -1,0 +1,83 @@
+//! A history: what clients asked and what they were told, in real time, as
+//! Jepsen records it. Every operation appears twice: its invocation, then
+//! its completion (`Ok`, `Fail` when it certainly did not happen, `Info`
+//! when its outcome is unknown, e.g. a timeout). Checkers read histories;
+//! workloads and clients write them.
+
+use serde::{Deserialize, Serialize};
+
+/// Which half of an operation an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Invoke,
+    Ok,
+    Fail,
+    Info,
+}
+
+/// What an operation does, with its arguments and (on completion) result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "f", rename_all = "kebab-case")]
+pub enum Op {
+    /// Read a key: the value (None: absent) and its mod_revision.
+    Read {
+        key: String,
+        value: Option<u64>,
+        mod_revision: Option<i64>,
+    },
+    /// Write a value (values are unique per history).
+    Write { key: String, value: u64 },
+    /// Compare-and-set on the key's mod_revision: write `value` if the key
+    /// still has mod_revision `expect` (0: absent).
+    Cas { key: String, expect: i64, value: u64 },
+    /// A nemesis action (kill, pause, partition, ...), for the timeline.
+    Nemesis { action: String },
+}
+
+/// One line of a history (history.jsonl).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The client (one outstanding operation at a time) or -1 for the nemesis.
+    pub process: i64,
+    pub kind: Kind,
+    /// Nanoseconds since the run started, from a monotonic clock.
+    pub time: u64,
+    #[serde(flatten)]
+    pub op: Op,
+    /// The revision the server answered with (header revision), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
+    /// Why it failed or is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub type History = Vec<Entry>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_as_json_lines() {
+        let e = Entry {
+            process: 3,
+            kind: Kind::Ok,
+            time: 42,
+            op: Op::Cas {
+                key: "k".into(),
+                expect: 7,
+                value: 9,
+            },
+            revision: Some(8),
+            error: None,
+        };
+        let line = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            line,
+            r#"{"process":3,"kind":"ok","time":42,"f":"cas","key":"k","expect":7,"value":9,"revision":8}"#
+        );
+        assert_eq!(serde_json::from_str::<Entry>(&line).unwrap(), e);
+    }
+}
