@@ -107,7 +107,7 @@ pub struct Config {
     /// Accepted for compatibility; not acted on yet.
     #[arg(long, env = "ETCD_AUTO_COMPACTION_RETENTION")]
     pub auto_compaction_retention: Option<String>,
-    /// Accepted for compatibility; not acted on yet.
+    /// List of URLs to serve /health, /version and /metrics on (http).
     #[arg(long, env = "ETCD_LISTEN_METRICS_URLS")]
     pub listen_metrics_urls: Option<String>,
     /// Accepted for compatibility; not acted on yet.
@@ -314,9 +314,6 @@ impl Config {
         }
         if self.auto_compaction_retention.is_some() || self.auto_compaction_mode.is_some() {
             out.push("--auto-compaction-mode/--auto-compaction-retention");
-        }
-        if self.listen_metrics_urls.is_some() {
-            out.push("--listen-metrics-urls");
         }
         if self.enable_pprof == Some(true) {
             out.push("--enable-pprof");

@@ -9,12 +9,14 @@
 //! - `config`: etcd-compatible flags and ETCD_* variables.
 //! - `ids`: etcd's member and cluster IDs; `identity`: this member's, fixed per data dir.
 //! - `watch`: watchers and event delivery (synced / catching up from storage).
+//! - `metrics`: /health, /version, /metrics on --listen-metrics-urls.
 //! - `node`: start-up, wiring, shutdown.
 
 pub mod apply;
 pub mod config;
 pub mod identity;
 pub mod ids;
+pub mod metrics;
 pub mod mvcc;
 pub mod node;
 pub mod raft;

@@ -33,7 +33,7 @@ use crate::rpc::watch::WatchService;
 use crate::rpc::{Ctx, Limits, ETCD_API_VERSION};
 use crate::storage::rocks::RocksEngine;
 use crate::storage::SharedEngine;
-use crate::{identity, ids};
+use crate::{identity, ids, metrics};
 
 /// gRPC framing on top of --max-request-bytes, as etcd allows.
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
@@ -273,6 +273,15 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         tracing::info!("ready to serve client requests on {local}");
     }
     tracing::info!("ready to serve client requests");
+    if let Some(urls) = &cfg.listen_metrics_urls {
+        for addr in resolve("listen-metrics-urls", urls)? {
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            tracing::info!("serving metrics on {}", l.local_addr()?);
+            servers.push(tokio::spawn(metrics::serve(l, ctx.clone(), stop_rx.clone())));
+        }
+    }
 
     let mut removed = raft.removed();
     tokio::select! {

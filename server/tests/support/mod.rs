@@ -422,6 +422,11 @@ impl Member {
         self.child = Some(spawn(&self.program, &self.args, &self.env, &self.log_dir));
     }
 
+    /// Adds flags for the next (re)start.
+    pub fn add_args(&mut self, args: &[&str]) {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+    }
+
     /// Waits until the member answers Status naming a leader.
     pub fn await_ready(&mut self) {
         self.wait_ready();

@@ -1,0 +1,200 @@
+//! The HTTP endpoints etcd serves on `--listen-metrics-urls`, which
+//! operators' probes and dashboards use: `/health` (kubeadm's liveness and
+//! startup probes), `/version`, and `/metrics` (Prometheus text, etcd's
+//! metric names).
+//!
+//! `/health` answers as etcd 3.5+: `{"health":"true","reason":""}` with 200,
+//! or `"false"` and a reason with 503 — `RAFT NO LEADER` when the member
+//! knows no leader, `QGET ERROR` when a linearizable read (serializable with
+//! `?serializable=true`) fails.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use timon_proto::etcdserverpb::RangeRequest;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::rpc::{Ctx, ETCD_API_VERSION};
+
+/// Serves the endpoints on `listener` until `stop` turns true.
+pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let conn = tokio::select! {
+            c = listener.accept() => c,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let Ok((stream, _)) = conn else { continue };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let ctx = ctx.clone();
+                async move { Ok::<_, Infallible>(handle(&ctx, req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle<B>(ctx: &Ctx, req: Request<B>) -> Response<Full<Bytes>> {
+    let query = req.uri().query().unwrap_or("");
+    match req.uri().path() {
+        "/health" | "/livez" | "/readyz" => health(ctx, query.contains("serializable=true")).await,
+        "/version" => {
+            let minor = &ETCD_API_VERSION[..ETCD_API_VERSION.rfind('.').unwrap_or(ETCD_API_VERSION.len())];
+            let body = format!(r#"{{"etcdserver":"{ETCD_API_VERSION}","etcdcluster":"{minor}.0"}}"#);
+            reply(StatusCode::OK, "application/json", body)
+        }
+        "/metrics" => reply(StatusCode::OK, "text/plain; version=0.0.4", metrics_text(ctx)),
+        _ => reply(StatusCode::NOT_FOUND, "text/plain", "404 page not found\n".into()),
+    }
+}
+
+fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+/// etcd's health check: a leader, then a read through the normal path.
+async fn health(ctx: &Ctx, serializable: bool) -> Response<Full<Bytes>> {
+    let reason = if ctx.raft.status().leader.is_none() {
+        Some("RAFT NO LEADER")
+    } else if !read_ok(ctx, serializable).await {
+        Some("QGET ERROR")
+    } else {
+        None
+    };
+    match reason {
+        None => reply(
+            StatusCode::OK,
+            "application/json",
+            r#"{"health":"true","reason":""}"#.into(),
+        ),
+        Some(r) => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "application/json",
+            format!(r#"{{"health":"false","reason":"{r}"}}"#),
+        ),
+    }
+}
+
+async fn read_ok(ctx: &Ctx, serializable: bool) -> bool {
+    if !serializable && ctx.raft.read_index().await.is_err() {
+        return false;
+    }
+    let store = ctx.raft.store();
+    let req = RangeRequest {
+        key: b"health".to_vec(),
+        keys_only: true,
+        limit: 1,
+        serializable,
+        ..Default::default()
+    };
+    let ok = crate::apply::range::range(&store.read(), &req).is_ok();
+    ok
+}
+
+/// The metrics, read afresh at each scrape.
+fn metrics_text(ctx: &Ctx) -> String {
+    let status = ctx.raft.status();
+    let registry = Registry::new();
+    let gauge = |name: &str, help: &str, value: i64| {
+        if let Ok(g) = IntGauge::new(name, help) {
+            g.set(value);
+            let _ = registry.register(Box::new(g));
+        }
+    };
+    gauge(
+        "etcd_server_has_leader",
+        "Whether or not a leader exists. 1 is existence, 0 is not.",
+        status.leader.is_some() as i64,
+    );
+    gauge(
+        "etcd_server_is_leader",
+        "Whether or not this member is a leader. 1 if is, 0 otherwise.",
+        (status.leader == Some(status.member_id)) as i64,
+    );
+    gauge(
+        "etcd_server_is_learner",
+        "Whether or not this member is a learner. 1 if is, 0 otherwise.",
+        status.is_learner as i64,
+    );
+    gauge(
+        "etcd_server_proposals_committed_total",
+        "The total number of consensus proposals committed.",
+        status.last_log_index as i64,
+    );
+    gauge(
+        "etcd_server_proposals_applied_total",
+        "The total number of consensus proposals applied.",
+        status.applied_index as i64,
+    );
+    let store = ctx.raft.store();
+    gauge(
+        "etcd_debugging_mvcc_current_revision",
+        "The current revision of store.",
+        store.current_revision(),
+    );
+    gauge(
+        "etcd_debugging_mvcc_compact_revision",
+        "The revision of the last compaction in store.",
+        store.compact_revision(),
+    );
+    let size = ctx.engine.size_on_disk() as i64;
+    gauge(
+        "etcd_mvcc_db_total_size_in_bytes",
+        "Total size of the underlying database physically allocated in bytes.",
+        size,
+    );
+    gauge(
+        "etcd_mvcc_db_total_size_in_use_in_bytes",
+        "Total size of the underlying database logically in use in bytes.",
+        size,
+    );
+    let (synced, unsynced) = ctx.raft.watch_hub().counts();
+    gauge(
+        "etcd_debugging_mvcc_watcher_total",
+        "Total number of watchers.",
+        (synced + unsynced) as i64,
+    );
+    gauge(
+        "etcd_debugging_mvcc_slow_watcher_total",
+        "Total number of unsynced slow watchers.",
+        unsynced as i64,
+    );
+    if let Ok(v) = IntGaugeVec::new(
+        Opts::new(
+            "etcd_server_id",
+            "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.",
+        ),
+        &["server_id"],
+    ) {
+        v.with_label_values(&[format!("{:x}", status.member_id).as_str()])
+            .set(1);
+        let _ = registry.register(Box::new(v));
+    }
+    if let Ok(v) = IntGaugeVec::new(
+        Opts::new(
+            "etcd_server_version",
+            "Which version is running. 1 for 'server_version' label with current version.",
+        ),
+        &["server_version"],
+    ) {
+        v.with_label_values(&[ETCD_API_VERSION]).set(1);
+        let _ = registry.register(Box::new(v));
+    }
+    let mut out = Vec::new();
+    let _ = TextEncoder::new().encode(&registry.gather(), &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
