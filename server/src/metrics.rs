@@ -43,7 +43,13 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiv
     }
 }
 
-async fn handle<B>(ctx: &Ctx, req: Request<B>) -> Response<Full<Bytes>> {
+/// Whether `path` is one of these endpoints (also served on the client
+/// URLs, next to gRPC, as etcd does).
+pub fn is_endpoint(path: &str) -> bool {
+    matches!(path, "/health" | "/livez" | "/readyz" | "/version" | "/metrics")
+}
+
+pub async fn handle<B>(ctx: &Ctx, req: Request<B>) -> Response<Full<Bytes>> {
     let query = req.uri().query().unwrap_or("");
     match req.uri().path() {
         "/health" | "/livez" | "/readyz" => health(ctx, query.contains("serializable=true")).await,

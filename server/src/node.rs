@@ -26,6 +26,7 @@ use crate::raft::network::REMOVED_MESSAGE;
 use crate::raft::service::PeerService;
 use crate::raft::{Member, ProposeError, RaftNode, RaftSettings};
 use crate::rpc::cluster::ClusterService;
+use crate::rpc::http::HttpEndpointsLayer;
 use crate::rpc::kv::KvService;
 use crate::rpc::limit::GrpcLimitLayer;
 use crate::rpc::maintenance::MaintenanceService;
@@ -257,6 +258,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     for listener in listeners {
         let local = listener.local_addr()?;
         let router = tonic::transport::Server::builder()
+            .accept_http1(true)
+            .layer(HttpEndpointsLayer::new(ctx.clone()))
             .layer(GrpcLimitLayer)
             .add_service(KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(max_decode))
             .add_service(ClusterServer::new(ClusterService::new(ctx.clone())).max_decoding_message_size(max_decode))

@@ -45,6 +45,14 @@ fn health_version_and_metrics_are_served() {
     }
     assert!(body.contains("etcd_mvcc_db_total_size_in_bytes "));
     assert_eq!(get(port, "/nope").0, 404);
+    // The same endpoints over plain HTTP on the client URL, next to gRPC.
+    let (code, body) = get(member.client_port(), "/health");
+    assert_eq!((code, body.as_str()), (200, r#"{"health":"true","reason":""}"#));
+    let (code, body) = get(member.client_port(), "/metrics");
+    assert!(
+        code == 200 && body.contains("etcd_server_has_leader 1"),
+        "{code} {body}"
+    );
     drop(member);
 }
 

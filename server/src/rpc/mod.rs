@@ -9,9 +9,11 @@
 //! - `cluster`: the Cluster service (member list and changes).
 //! - `watch`: the Watch service (streams of watchers over `crate::watch`).
 //! - `limit`: etcd's status for a message over the gRPC receive limit.
+//! - `http`: /health, /version, /metrics over plain HTTP on the client URLs.
 
 pub mod cluster;
 pub mod error;
+pub mod http;
 pub mod kv;
 pub mod limit;
 pub mod maintenance;
