@@ -9,6 +9,7 @@
 //! - `config`: etcd-compatible flags and ETCD_* variables.
 //! - `ids`: etcd's member and cluster IDs; `identity`: this member's, fixed per data dir.
 //! - `watch`: watchers and event delivery (synced / catching up from storage).
+//! - `lease`: the leader's in-memory lease deadlines (the table itself is `apply::lease`).
 //! - `metrics`: /health, /version, /metrics on --listen-metrics-urls.
 //! - `node`: start-up, wiring, shutdown.
 
@@ -16,6 +17,7 @@ pub mod apply;
 pub mod config;
 pub mod identity;
 pub mod ids;
+pub mod lease;
 pub mod metrics;
 pub mod mvcc;
 pub mod node;

@@ -14,6 +14,7 @@ use anyhow::{bail, Context};
 use fs2::FileExt;
 use timon_proto::etcdserverpb::cluster_server::ClusterServer;
 use timon_proto::etcdserverpb::kv_server::KvServer;
+use timon_proto::etcdserverpb::lease_server::LeaseServer;
 use timon_proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use timon_proto::etcdserverpb::watch_server::WatchServer;
 use timon_proto::timonpb::peer_server::PeerServer;
@@ -28,6 +29,7 @@ use crate::raft::{Member, ProposeError, RaftNode, RaftSettings};
 use crate::rpc::cluster::ClusterService;
 use crate::rpc::http::HttpEndpointsLayer;
 use crate::rpc::kv::KvService;
+use crate::rpc::lease::LeaseService;
 use crate::rpc::limit::GrpcLimitLayer;
 use crate::rpc::maintenance::MaintenanceService;
 use crate::rpc::watch::WatchService;
@@ -190,6 +192,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         snapshot_dir: data_dir.snap_path(),
     };
     let raft = Arc::new(RaftNode::start(member_id, engine.clone(), initial, join, &settings).await?);
+    raft.start_lease_expiry();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = Vec::new();
     for listener in peer_listeners {
@@ -262,6 +265,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
             .layer(HttpEndpointsLayer::new(ctx.clone()))
             .layer(GrpcLimitLayer)
             .add_service(KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(max_decode))
+            .add_service(LeaseServer::new(LeaseService::new(ctx.clone())).max_decoding_message_size(max_decode))
             .add_service(ClusterServer::new(ClusterService::new(ctx.clone())).max_decoding_message_size(max_decode))
             .add_service(
                 WatchServer::new(WatchService::new(ctx.clone(), progress_interval))

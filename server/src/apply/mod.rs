@@ -17,10 +17,12 @@
 //! - [`put`], [`delete`]: Put and DeleteRange.
 //! - [`txn`]: Txn with compares, nested txns and up-front checks.
 //! - [`compact`]: Compaction requests, done in the txn's own batch.
+//! - [`lease`]: the lease table; LeaseGrant and LeaseRevoke.
 
 pub mod compact;
 pub mod delete;
 pub mod error;
+pub mod lease;
 pub mod put;
 pub mod range;
 pub mod txn;
@@ -30,7 +32,10 @@ mod tests;
 
 pub use error::{EtcdCode, EtcdError};
 
-use timon_proto::etcdserverpb::{CompactionResponse, DeleteRangeResponse, PutResponse, ResponseHeader, TxnResponse};
+use timon_proto::etcdserverpb::{
+    CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse, ResponseHeader,
+    TxnResponse,
+};
 use timon_proto::timonpb::internal_raft_request::Request;
 use timon_proto::timonpb::InternalRaftRequest;
 
@@ -43,6 +48,8 @@ pub enum Response {
     DeleteRange(DeleteRangeResponse),
     Txn(TxnResponse),
     Compaction(CompactionResponse),
+    LeaseGrant(LeaseGrantResponse),
+    LeaseRevoke(LeaseRevokeResponse),
     /// A command without a request (nothing to do).
     Empty,
 }
@@ -56,6 +63,8 @@ pub fn execute(txn: &mut WriteTxn<'_>, req: InternalRaftRequest) -> Result<Respo
         Some(Request::DeleteRange(d)) => delete::delete_range(txn, &d).map(Response::DeleteRange),
         Some(Request::Txn(t)) => txn::txn(txn, &t).map(Response::Txn),
         Some(Request::Compaction(c)) => compact::compact(txn, &c).map(Response::Compaction),
+        Some(Request::LeaseGrant(g)) => lease::grant(txn, &g).map(Response::LeaseGrant),
+        Some(Request::LeaseRevoke(r)) => lease::revoke(txn, &r).map(Response::LeaseRevoke),
         // Cluster bookkeeping: the state machine records it, the KV store
         // does not change.
         Some(Request::MemberAttributes(_)) | None => Ok(Response::Empty),

@@ -2,16 +2,18 @@
 
 use timon_proto::etcdserverpb::{PutRequest, PutResponse};
 
-use super::{header, EtcdError};
+use super::{header, lease, EtcdError};
 use crate::mvcc::{RangeOptions, ReadView, WriteTxn};
 
 /// Writes one key. `ignore_value` / `ignore_lease` keep the current value /
 /// lease and need the key to exist ([`EtcdError::KeyNotFound`]); `prev_kv`
 /// returns the key as it was before this put (including earlier writes of the
-/// same txn). The lease id is stored as given: leases are not implemented
-/// yet, so their existence is not checked here.
+/// same txn). A lease must exist ([`EtcdError::LeaseNotFound`], checked
+/// first as etcd does); the key moves from its old lease to the new one.
 pub fn put(txn: &mut WriteTxn<'_>, p: &PutRequest) -> Result<PutResponse, EtcdError> {
-    let prev = if p.ignore_value || p.ignore_lease || p.prev_kv {
+    lease::check_exists(txn.engine(), p.lease)?;
+    let leases = p.lease != 0 || lease::any(txn.engine())?;
+    let prev = if p.ignore_value || p.ignore_lease || p.prev_kv || leases {
         txn.range(&p.key, &[], RangeOptions::default())?.kvs.into_iter().next()
     } else {
         None
@@ -24,7 +26,9 @@ pub fn put(txn: &mut WriteTxn<'_>, p: &PutRequest) -> Result<PutResponse, EtcdEr
         ),
         None => (&p.value, p.lease),
     };
+    let old_lease = prev.as_ref().map_or(0, |kv| kv.lease);
     let rev = txn.put(&p.key, value, lease);
+    lease::reattach(txn, &p.key, old_lease, lease);
     Ok(PutResponse {
         header: header(rev),
         prev_kv: if p.prev_kv { prev } else { None },

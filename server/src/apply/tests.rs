@@ -31,6 +31,15 @@ fn apply(s: &MvccStore, req: Request) -> Result<Response, EtcdError> {
     out
 }
 
+/// Grants lease `id` (changes no revision).
+fn grant(s: &MvccStore, id: i64, ttl: i64) {
+    apply(
+        s,
+        Request::LeaseGrant(timon_proto::etcdserverpb::LeaseGrantRequest { id, ttl }),
+    )
+    .unwrap();
+}
+
 fn put_req(k: &str, v: &str) -> PutRequest {
     PutRequest {
         key: k.into(),
@@ -77,6 +86,8 @@ use timon_proto::etcdserverpb::RangeResponse;
 #[test]
 fn put_prev_kv_and_ignore_flags() {
     let s = store();
+    grant(&s, 9, 10);
+    grant(&s, 4, 10);
     let resp = apply(
         &s,
         Request::Put(PutRequest {
@@ -421,6 +432,7 @@ fn txn_compares() {
     use CompareResult::*;
     use CompareTarget as T;
     let s = store();
+    grant(&s, 7, 10);
     put(&s, "a", "v"); // 2
     put(&s, "a", "w"); // 3
     apply(
@@ -801,4 +813,91 @@ fn failure_midway_rolls_the_txn_back() {
     assert_eq!(run_txn(&s, t), Err(EtcdError::KeyNotFound));
     assert_eq!(s.current_revision(), 2);
     assert_eq!(keys(&get(&s, rr("b", "")).unwrap()), vec!["b"]);
+}
+
+#[test]
+fn leases_attach_detach_and_revoke_in_one_revision() {
+    use timon_proto::etcdserverpb::{LeaseGrantRequest, LeaseRevokeRequest};
+    let s = store();
+    let engine = s.engine().clone();
+    grant(&s, 5, 10);
+    assert_eq!(
+        apply(&s, Request::LeaseGrant(LeaseGrantRequest { id: 5, ttl: 3 })),
+        Err(EtcdError::LeaseExist)
+    );
+    assert_eq!(
+        apply(
+            &s,
+            Request::Put(PutRequest {
+                lease: 6,
+                ..put_req("x", "1")
+            })
+        ),
+        Err(EtcdError::LeaseNotFound)
+    );
+    for k in ["a", "b", "c", "d"] {
+        apply(
+            &s,
+            Request::Put(PutRequest {
+                lease: 5,
+                ..put_req(k, "1")
+            }),
+        )
+        .unwrap();
+    } // 2..5
+    put(&s, "b", "2"); // 6: detached
+    apply(
+        &s,
+        Request::DeleteRange(DeleteRangeRequest {
+            key: b"c".to_vec(),
+            ..Default::default()
+        }),
+    )
+    .unwrap(); // 7: detached
+    apply(
+        &s,
+        Request::Put(PutRequest {
+            ignore_lease: true,
+            ..put_req("d", "2")
+        }),
+    )
+    .unwrap(); // 8: kept
+    assert_eq!(
+        lease::keys(engine.as_ref(), 5).unwrap(),
+        vec![b"a".to_vec(), b"d".to_vec()]
+    );
+    assert_eq!(lease::lookup(engine.as_ref(), 5).unwrap(), Some(10));
+    let r = apply(&s, Request::LeaseRevoke(LeaseRevokeRequest { id: 5 })).unwrap();
+    assert_eq!(
+        r,
+        Response::LeaseRevoke(timon_proto::etcdserverpb::LeaseRevokeResponse { header: hdr(9) })
+    );
+    assert_eq!(s.current_revision(), 9);
+    assert!(lease::leases(engine.as_ref()).unwrap().is_empty());
+    assert!(lease::keys(engine.as_ref(), 5).unwrap().is_empty());
+    assert_eq!(
+        apply(&s, Request::LeaseRevoke(LeaseRevokeRequest { id: 5 })),
+        Err(EtcdError::LeaseNotFound)
+    );
+    // A failed txn put leaves no attachment behind.
+    grant(&s, 8, 10);
+    let t = TxnRequest {
+        success: vec![
+            RequestOp {
+                request: Some(Op::RequestPut(PutRequest {
+                    lease: 8,
+                    ..put_req("p", "1")
+                })),
+            },
+            RequestOp {
+                request: Some(Op::RequestPut(PutRequest {
+                    lease: 99,
+                    ..put_req("q", "1")
+                })),
+            },
+        ],
+        ..Default::default()
+    };
+    assert_eq!(apply(&s, Request::Txn(t)), Err(EtcdError::LeaseNotFound));
+    assert!(lease::keys(engine.as_ref(), 8).unwrap().is_empty());
 }

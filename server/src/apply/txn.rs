@@ -31,6 +31,8 @@ trait TxnTarget: ReadView {
     fn put(&mut self, p: &PutRequest) -> Result<PutResponse, EtcdError>;
     fn delete_range(&mut self, d: &DeleteRangeRequest) -> Result<DeleteRangeResponse, EtcdError>;
     fn changed(&self) -> bool;
+    /// etcd's lease check of a put (0: no lease).
+    fn check_lease(&self, id: i64) -> Result<(), EtcdError>;
 }
 
 impl TxnTarget for WriteTxn<'_> {
@@ -42,6 +44,9 @@ impl TxnTarget for WriteTxn<'_> {
     }
     fn changed(&self) -> bool {
         self.has_changes()
+    }
+    fn check_lease(&self, id: i64) -> Result<(), EtcdError> {
+        super::lease::check_exists(self.engine(), id)
     }
 }
 
@@ -69,6 +74,9 @@ impl<V: ReadView> TxnTarget for ReadOnly<'_, V> {
     }
     fn changed(&self) -> bool {
         false
+    }
+    fn check_lease(&self, _: i64) -> Result<(), EtcdError> {
+        Err(EtcdError::Internal("write in a read-only txn".into()))
     }
 }
 
@@ -100,7 +108,7 @@ fn run<T: TxnTarget>(t: &mut T, rt: &TxnRequest) -> Result<TxnResponse, EtcdErro
     let mut path = Vec::new();
     compare_to_path(&*t, rt, &mut path);
     if !is_txn_read_only(rt) {
-        check_requests(&*t, rt, &path, &mut 0, check_put)?;
+        check_requests(&*t, rt, &path, &mut 0, check_put::<T>)?;
     }
     check_requests(&*t, rt, &path, &mut 0, check_range)?;
     let mut resp = apply_txn(t, rt, &path, &mut 0)?;
@@ -215,9 +223,9 @@ fn check_requests<V: ReadView>(
     Ok(())
 }
 
-/// A put that keeps the value or lease needs the key to exist now. (Lease
-/// existence is not checked: leases are not implemented yet.)
-fn check_put<V: ReadView>(view: &V, op: &RequestOp) -> Result<(), EtcdError> {
+/// A put that keeps the value or lease needs the key to exist now; a put's
+/// lease must exist (etcd's `checkRequestPut`, in that order).
+fn check_put<V: TxnTarget>(view: &V, op: &RequestOp) -> Result<(), EtcdError> {
     let Some(Request::RequestPut(p)) = &op.request else {
         return Ok(());
     };
@@ -227,7 +235,7 @@ fn check_put<V: ReadView>(view: &V, op: &RequestOp) -> Result<(), EtcdError> {
             return Err(EtcdError::KeyNotFound);
         }
     }
-    Ok(())
+    view.check_lease(p.lease)
 }
 
 /// A range at an explicit revision must be readable from the txn's start.

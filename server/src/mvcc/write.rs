@@ -35,6 +35,9 @@ pub struct WriteTxn<'a> {
     touched: BTreeSet<Vec<u8>>,
     /// A compaction to perform at commit.
     compaction: Option<i64>,
+    /// Writes outside the revision history that belong to this txn (apply's
+    /// lease table), committed in its batch and dropped by a rollback.
+    staged: WriteBatch,
     committed: bool,
 }
 
@@ -49,8 +52,21 @@ impl<'a> WriteTxn<'a> {
             undo: Vec::new(),
             touched: BTreeSet::new(),
             compaction: None,
+            staged: WriteBatch::new(),
             committed: false,
         }
+    }
+
+    /// The engine the txn commits to, for reads outside the revision
+    /// history (they see no staged write).
+    pub fn engine(&self) -> &dyn Engine {
+        self.engine
+    }
+
+    /// Stages writes outside the revision history, in order, to commit with
+    /// the txn's batch; a rollback drops them.
+    pub fn staged_mut(&mut self) -> &mut WriteBatch {
+        &mut self.staged
     }
 
     /// Whether the txn changed any key (and so will raise the revision).
@@ -149,6 +165,7 @@ impl<'a> WriteTxn<'a> {
         self.touched.clear();
         self.changes.clear();
         self.compaction = None;
+        self.staged.ops.clear();
     }
 
     /// Commits in one engine batch: the txn's revisions, the current
@@ -171,6 +188,7 @@ impl<'a> WriteTxn<'a> {
         if let Some(c) = self.compaction {
             super::compact::plan(self.engine, &self.state.index, c, &mut batch)?;
         }
+        batch.ops.append(&mut self.staged.ops);
         batch.ops.extend(extra.ops);
         // State-machine writes need no fsync: the raft log is durable and a
         // crash replays the entries after the last applied id on disk.

@@ -16,10 +16,12 @@
 //! - `read_index`: batched read-index rounds on the leader.
 //! - `node`: [`RaftNode`], start-up, proposing, reads.
 //! - `membership`: the member list and membership changes with etcd's checks.
+//! - `lease`: lease deadlines on the leader, expiry revokes, renew/time-to-live forwarding.
 
 // openraft's storage traits return its large `StorageError` by value.
 #![allow(clippy::result_large_err)]
 
+pub mod lease;
 pub mod log_store;
 pub mod membership;
 pub mod network;

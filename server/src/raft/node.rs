@@ -21,6 +21,7 @@ use super::state_machine::{StateMachine, StoreHandle};
 use super::types::{self, Member};
 use super::{log_store, ProposeError, RaftSettings};
 use crate::apply::{EtcdError, Response};
+use crate::lease::Deadlines;
 use crate::mvcc::MvccStore;
 use crate::storage::SharedEngine;
 use crate::watch::WatchHub;
@@ -60,6 +61,10 @@ pub struct RaftNode {
     request_timeout: Duration,
     /// --election-timeout, in ms.
     election_ms: u64,
+    /// --heartbeat-interval, in ms.
+    heartbeat_ms: u64,
+    /// Lease deadlines, kept while this member is the leader.
+    leases: Arc<Deadlines>,
 }
 
 impl RaftNode {
@@ -97,6 +102,8 @@ impl RaftNode {
         let store = state_machine.store();
         let watch = WatchHub::start(store.clone());
         state_machine.set_watch_hub(watch.clone());
+        let leases = Arc::new(Deadlines::default());
+        state_machine.set_lease_deadlines(leases.clone());
         let peers = Peers::new();
         let network = NetworkFactory::new(peers.clone());
         let raft = types::Raft::new(id, config, network, log_store, state_machine).await?;
@@ -121,6 +128,8 @@ impl RaftNode {
             watch,
             request_timeout,
             election_ms: settings.election_ms,
+            heartbeat_ms: settings.heartbeat_ms,
+            leases,
         })
     }
 
@@ -134,6 +143,18 @@ impl RaftNode {
 
     pub(super) fn request_timeout(&self) -> Duration {
         self.request_timeout
+    }
+
+    pub(super) fn election_timeout(&self) -> Duration {
+        Duration::from_millis(self.election_ms)
+    }
+
+    pub(super) fn heartbeat_ms(&self) -> u64 {
+        self.heartbeat_ms
+    }
+
+    pub(super) fn lease_deadlines(&self) -> &Arc<Deadlines> {
+        &self.leases
     }
 
     /// The watchers of this member and the events they get.
@@ -201,7 +222,7 @@ impl RaftNode {
 
     /// Waits briefly for a leader other than `old`, so a retry does not
     /// hammer a member that just failed; errors once `deadline` passed.
-    async fn wait_leader_change(&self, old: u64, deadline: Instant) -> Result<(), ProposeError> {
+    pub(super) async fn wait_leader_change(&self, old: u64, deadline: Instant) -> Result<(), ProposeError> {
         if Instant::now() >= deadline {
             return Err(ProposeError::Timeout);
         }

@@ -1,7 +1,7 @@
 //! The peer transport, server side: the `timonpb.Peer` gRPC service on
 //! `--listen-peer-urls`. It hands openraft's RPCs to the local raft and, on
-//! the leader, runs what followers forward: proposals, read-index requests
-//! and membership changes.
+//! the leader, runs what followers forward: proposals, read-index requests,
+//! membership changes, lease renewals and lease time-to-live questions.
 //!
 //! Answers carry the serialized `Result` of the local call, so a raft error
 //! on this member reaches the caller's openraft as a remote error.
@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::Serialize;
+use timon_proto::etcdserverpb::{LeaseKeepAliveRequest, LeaseTimeToLiveRequest};
 use timon_proto::timonpb::peer_server::Peer;
 use timon_proto::timonpb::{
     ClusterInfoRequest, ClusterInfoResponse, InternalRaftRequest, PeerMember, RaftMessage, ReadIndexRequest,
@@ -130,5 +131,16 @@ impl Peer for PeerService {
     async fn change_membership(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         let change: MembershipChange = decode(request.get_ref()).map_err(bad_message)?;
         answer(&self.node.change_local(change).await)
+    }
+
+    async fn lease_renew(&self, request: Request<LeaseKeepAliveRequest>) -> Result<Response<RaftMessage>, Status> {
+        answer(&self.node.local_lease_renew(request.get_ref().id))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        request: Request<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        answer(&self.node.local_lease_time_to_live(request.get_ref()))
     }
 }

@@ -23,6 +23,7 @@ use super::types::{
     StoredMembership, TypeConfig,
 };
 use crate::apply::{self, Response};
+use crate::lease::Deadlines;
 use crate::mvcc::MvccStore;
 use crate::storage::keys::meta;
 use crate::storage::{Cf, KvRead, Scan, SharedEngine, WriteBatch};
@@ -69,6 +70,8 @@ pub struct StateMachine {
     snapshot_seq: u64,
     /// Where committed events go; none in storage-only tests.
     watch: Option<Arc<WatchHub>>,
+    /// The leader's lease deadlines, told of applied grants and revokes.
+    leases: Option<Arc<Deadlines>>,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(view: &dyn KvRead, key: &[u8]) -> Result<Option<T>, StorageError> {
@@ -100,12 +103,18 @@ impl StateMachine {
             install_gate: InstallGate::default(),
             snapshot_seq: 0,
             watch: None,
+            leases: None,
         })
     }
 
     /// Publishes every committed revision's events to `hub` from now on.
     pub fn set_watch_hub(&mut self, hub: Arc<WatchHub>) {
         self.watch = Some(hub);
+    }
+
+    /// Tells `deadlines` of every grant and revoke applied from now on.
+    pub fn set_lease_deadlines(&mut self, deadlines: Arc<Deadlines>) {
+        self.leases = Some(deadlines);
     }
 
     pub fn store(&self) -> Arc<StoreHandle> {
@@ -157,6 +166,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 serde_json::to_vec(&entry.log_id).map_err(sm_write)?,
             );
             let mut txn = store.write();
+            let mut revoked = None;
             let result = match entry.payload {
                 EntryPayload::Blank => Ok(Response::Empty),
                 EntryPayload::Normal(req) => {
@@ -166,6 +176,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             member_attrs_key(a.id),
                             serde_json::to_vec(a).map_err(sm_write)?,
                         );
+                    }
+                    if let Some(Request::LeaseRevoke(r)) = &req.request {
+                        revoked = Some(r.id);
                     }
                     apply::execute(&mut txn, req)
                 }
@@ -192,6 +205,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             // (DESIGN.md invariant 6).
             if let (Some(hub), Some(rev)) = (&self.watch, events.first().and_then(|e| e.kv.as_ref())) {
                 hub.notify(rev.mod_revision, &events);
+            }
+            if let Some(deadlines) = &self.leases {
+                match &result {
+                    Ok(Response::LeaseGrant(g)) => deadlines.granted(g.id, g.ttl),
+                    Ok(Response::LeaseRevoke(_)) => deadlines.revoked(revoked.unwrap_or(0)),
+                    _ => {}
+                }
             }
             out.push(Applied(result));
         }

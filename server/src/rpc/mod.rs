@@ -6,6 +6,7 @@
 //! - `validate`: etcd's checks before a request is proposed.
 //! - `error`: etcd's gRPC codes and message strings.
 //! - `kv`: the KV service. `maintenance`: the Maintenance service.
+//! - `lease`: the Lease service (grant, revoke, keep-alive, time-to-live, list).
 //! - `cluster`: the Cluster service (member list and changes).
 //! - `watch`: the Watch service (streams of watchers over `crate::watch`).
 //! - `limit`: etcd's status for a message over the gRPC receive limit.
@@ -15,6 +16,7 @@ pub mod cluster;
 pub mod error;
 pub mod http;
 pub mod kv;
+pub mod lease;
 pub mod limit;
 pub mod maintenance;
 pub mod validate;

@@ -59,6 +59,12 @@ pub mod meta {
     /// Prefix of the IDs of removed members (8 big-endian bytes each).
     /// Replicated.
     pub const REMOVED: &[u8] = b"removed/";
+    /// Prefix of the lease table: the lease ID (i64 as 8 big-endian bytes)
+    /// → its granted TTL in seconds (i64, big-endian). Replicated.
+    pub const LEASE: &[u8] = b"lease/";
+    /// Prefix of lease attachments: lease ID (8 big-endian bytes) followed
+    /// by the attached key → empty. Replicated.
+    pub const LEASE_KEY: &[u8] = b"lease_key/";
     /// The cluster id and this member's id.
     pub const CLUSTER: &[u8] = b"cluster";
 }

@@ -1,0 +1,158 @@
+//! The lease table (etcd's `lessor`, without its clocks): which leases
+//! exist, their granted TTL and the keys attached to each, kept in the
+//! state machine's meta column family so it travels in snapshots.
+//!
+//! Layout ([`meta::LEASE`], [`meta::LEASE_KEY`]): `lease/<id>` → TTL and
+//! `lease_key/<id><key>` → empty, the ID as 8 big-endian bytes. Writes are
+//! staged on the entry's [`WriteTxn`] and land in its batch; reads see the
+//! table as of the previous entry (an entry never both changes the table and
+//! reads its own change). Deadlines are not here: only the leader keeps them,
+//! in memory (`crate::lease`).
+
+use std::collections::BTreeMap;
+
+use timon_proto::etcdserverpb::{LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse};
+
+use super::{header, EtcdError};
+use crate::mvcc::{ReadView, WriteTxn};
+use crate::storage::keys::meta;
+use crate::storage::{Cf, KvRead, Scan};
+
+/// etcd's largest TTL (`lease.MaxLeaseTTL`), in seconds.
+pub const MAX_LEASE_TTL: i64 = 9_000_000_000;
+
+fn id_bytes(id: i64) -> [u8; 8] {
+    (id as u64).to_be_bytes()
+}
+
+fn lease_key(id: i64) -> Vec<u8> {
+    [meta::LEASE, &id_bytes(id)].concat()
+}
+
+fn attached_prefix(id: i64) -> Vec<u8> {
+    [meta::LEASE_KEY, &id_bytes(id)].concat()
+}
+
+fn attached_key(id: i64, key: &[u8]) -> Vec<u8> {
+    [meta::LEASE_KEY, &id_bytes(id), key].concat()
+}
+
+/// The first key after every key starting with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0xff; prefix.len() + 1]
+}
+
+fn storage(e: crate::storage::StorageError) -> EtcdError {
+    EtcdError::Internal(e.to_string())
+}
+
+fn ttl_of(v: &[u8]) -> i64 {
+    v.try_into().map(i64::from_be_bytes).unwrap_or(0)
+}
+
+/// The granted TTL of lease `id`, if it exists.
+pub fn lookup(view: &dyn KvRead, id: i64) -> Result<Option<i64>, EtcdError> {
+    Ok(view.get(Cf::Meta, &lease_key(id)).map_err(storage)?.map(|v| ttl_of(&v)))
+}
+
+/// Every lease with its granted TTL, by ID.
+pub fn leases(view: &dyn KvRead) -> Result<BTreeMap<i64, i64>, EtcdError> {
+    let mut out = BTreeMap::new();
+    view.scan(Cf::Meta, meta::LEASE, Some(&prefix_end(meta::LEASE)), &mut |k, v| {
+        if let Ok(id) = <[u8; 8]>::try_from(&k[meta::LEASE.len()..]) {
+            out.insert(u64::from_be_bytes(id) as i64, ttl_of(v));
+        }
+        Scan::Continue
+    })
+    .map_err(storage)?;
+    Ok(out)
+}
+
+/// Whether any lease exists (puts and deletes skip lease bookkeeping when
+/// none does).
+pub fn any(view: &dyn KvRead) -> Result<bool, EtcdError> {
+    let found = view
+        .last_in(Cf::Meta, meta::LEASE, Some(&prefix_end(meta::LEASE)))
+        .map_err(storage)?;
+    Ok(found.is_some())
+}
+
+/// The keys attached to lease `id`, in key order.
+pub fn keys(view: &dyn KvRead, id: i64) -> Result<Vec<Vec<u8>>, EtcdError> {
+    let prefix = attached_prefix(id);
+    let mut out = Vec::new();
+    view.scan(Cf::Meta, &prefix, Some(&prefix_end(&prefix)), &mut |k, _| {
+        out.push(k[prefix.len()..].to_vec());
+        Scan::Continue
+    })
+    .map_err(storage)?;
+    Ok(out)
+}
+
+/// A put's or txn's lease must exist (0: no lease).
+pub fn check_exists(view: &dyn KvRead, id: i64) -> Result<(), EtcdError> {
+    if id != 0 && lookup(view, id)?.is_none() {
+        return Err(EtcdError::LeaseNotFound);
+    }
+    Ok(())
+}
+
+/// Moves `key`'s attachment from lease `old` to lease `new` (0: none).
+pub fn reattach(txn: &mut WriteTxn<'_>, key: &[u8], old: i64, new: i64) {
+    if old == new {
+        return;
+    }
+    if old != 0 {
+        txn.staged_mut().delete(Cf::Meta, attached_key(old, key));
+    }
+    if new != 0 {
+        txn.staged_mut().put(Cf::Meta, attached_key(new, key), Vec::new());
+    }
+}
+
+/// Creates lease `r.id` with TTL `r.ttl`. The proposer chose the ID and
+/// raised the TTL to the minimum, so every member applies the same.
+pub fn grant(txn: &mut WriteTxn<'_>, r: &LeaseGrantRequest) -> Result<LeaseGrantResponse, EtcdError> {
+    if r.id == 0 {
+        return Err(EtcdError::LeaseNotFound);
+    }
+    if r.ttl > MAX_LEASE_TTL {
+        return Err(EtcdError::LeaseTtlTooLarge);
+    }
+    if lookup(txn.engine(), r.id)?.is_some() {
+        return Err(EtcdError::LeaseExist);
+    }
+    txn.staged_mut()
+        .put(Cf::Meta, lease_key(r.id), r.ttl.to_be_bytes().to_vec());
+    Ok(LeaseGrantResponse {
+        header: header(txn.rev()),
+        id: r.id,
+        ttl: r.ttl,
+        error: String::new(),
+    })
+}
+
+/// Deletes lease `r.id` and every key attached to it, all in one revision
+/// (none if no key is attached).
+pub fn revoke(txn: &mut WriteTxn<'_>, r: &LeaseRevokeRequest) -> Result<LeaseRevokeResponse, EtcdError> {
+    if lookup(txn.engine(), r.id)?.is_none() {
+        return Err(EtcdError::LeaseNotFound);
+    }
+    let attached = keys(txn.engine(), r.id)?;
+    let mut rev = txn.rev();
+    for key in &attached {
+        rev = txn.delete_range(key, &[]).1;
+    }
+    let prefix = attached_prefix(r.id);
+    let end = prefix_end(&prefix);
+    txn.staged_mut().delete_range(Cf::Meta, prefix, end);
+    txn.staged_mut().delete(Cf::Meta, lease_key(r.id));
+    Ok(LeaseRevokeResponse { header: header(rev) })
+}

@@ -1,0 +1,505 @@
+//! The Lease API: the same lease operations on timon and on real etcd 3.4
+//! answer the same (IDs and remaining TTLs normalised), etcdctl prints the
+//! same, a lease expires on the leader and its keys' delete reaches a
+//! watcher, and in a 3-member cluster keep-alives through a follower and a
+//! leader kill do not expire a live lease.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use support::{connect, etcdctl, skip_without_etcd, start_cluster, start_etcd, start_target, timon_bin, Member};
+use timon_proto::etcdserverpb::lease_client::LeaseClient;
+use timon_proto::etcdserverpb::request_op::Request as Op;
+use timon_proto::etcdserverpb::watch_client::WatchClient;
+use timon_proto::etcdserverpb::watch_request::RequestUnion;
+use timon_proto::etcdserverpb::{
+    LeaseGrantRequest, LeaseKeepAliveRequest, LeaseLeasesRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest,
+    PutRequest, RangeRequest, RequestOp, ResponseHeader, StatusRequest, TxnRequest, WatchCreateRequest, WatchRequest,
+};
+use tonic::transport::Channel;
+
+async fn lease_client(m: &Member) -> LeaseClient<Channel> {
+    let channel = Channel::from_shared(m.endpoint())
+        .unwrap()
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .unwrap();
+    LeaseClient::new(channel)
+}
+
+fn rev(h: &Option<ResponseHeader>) -> i64 {
+    h.as_ref().map_or(-1, |h| h.revision)
+}
+
+fn err(s: tonic::Status) -> String {
+    format!("ERR {:?} {}", s.code(), s.message())
+}
+
+/// Runs the scripted lease operations on `m` and answers one normalised
+/// line per step: header revisions kept, lease IDs the test did not choose
+/// replaced, remaining TTLs checked against the granted TTL then dropped.
+async fn lease_script(m: &Member) -> Vec<String> {
+    let mut lc = lease_client(m).await;
+    let (mut kv, _) = connect(&m.endpoint()).await;
+    let mut out = Vec::new();
+    // Grant without an ID: the server picks a positive one.
+    let g = lc
+        .lease_grant(LeaseGrantRequest { ttl: 60, id: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    out.push(format!(
+        "grant0 id>0={} ttl={} rev={} err={:?}",
+        g.id > 0,
+        g.ttl,
+        rev(&g.header),
+        g.error
+    ));
+    let auto = g.id;
+    // With IDs; a TTL below the minimum is raised; duplicates are refused.
+    for (id, ttl) in [(100, 60), (200, 1), (300, 0), (100, 30), (500, 60)] {
+        match lc.lease_grant(LeaseGrantRequest { ttl, id }).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                out.push(format!(
+                    "grant {id} -> id={} ttl={} rev={}",
+                    r.id,
+                    r.ttl,
+                    rev(&r.header)
+                ));
+            }
+            Err(s) => out.push(format!("grant {id} -> {}", err(s))),
+        }
+    }
+    // The short leases go at once, before they could expire.
+    for id in [200, 300] {
+        let r = lc.lease_revoke(LeaseRevokeRequest { id }).await;
+        out.push(format!(
+            "revoke {id} -> {}",
+            r.map(|r| rev(&r.into_inner().header).to_string()).unwrap_or_else(err)
+        ));
+    }
+    let big = lc
+        .lease_grant(LeaseGrantRequest {
+            ttl: 9_000_000_001,
+            id: 400,
+        })
+        .await;
+    out.push(format!(
+        "grant too large -> {}",
+        big.map(|_| "ok".to_string()).unwrap_or_else(err)
+    ));
+    let put = |key: &str, lease: i64| PutRequest {
+        key: key.into(),
+        value: b"v".to_vec(),
+        lease,
+        ..Default::default()
+    };
+    for (key, lease) in [("a", 100), ("b", 100), ("c", 0), ("d", 999), ("c", 100), ("b", 0)] {
+        let r = kv.put(put(key, lease)).await;
+        out.push(format!(
+            "put {key} lease {lease} -> {}",
+            r.map(|r| rev(&r.into_inner().header).to_string()).unwrap_or_else(err)
+        ));
+    }
+    // A deleted key leaves its lease.
+    kv.put(put("e", 100)).await.unwrap();
+    let d = kv
+        .delete_range(timon_proto::etcdserverpb::DeleteRangeRequest {
+            key: b"e".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    out.push(format!("delete e -> deleted={} rev={}", d.deleted, rev(&d.header)));
+    // ignore_lease keeps the lease; a txn put needs its lease too.
+    let r = kv
+        .put(PutRequest {
+            key: "a".into(),
+            value: b"w".to_vec(),
+            ignore_lease: true,
+            ..Default::default()
+        })
+        .await;
+    out.push(format!(
+        "put a ignore_lease -> {}",
+        r.map(|r| rev(&r.into_inner().header).to_string()).unwrap_or_else(err)
+    ));
+    for lease in [999, 500] {
+        let t = kv
+            .txn(TxnRequest {
+                success: vec![RequestOp {
+                    request: Some(Op::RequestPut(put("t", lease))),
+                }],
+                ..Default::default()
+            })
+            .await;
+        out.push(format!(
+            "txn put lease {lease} -> {}",
+            t.map(|r| rev(&r.into_inner().header).to_string()).unwrap_or_else(err)
+        ));
+    }
+    let r = kv
+        .range(RangeRequest {
+            key: b"a".to_vec(),
+            range_end: b"z".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for kv in &r.kvs {
+        out.push(format!(
+            "kv {} lease={} mod={}",
+            String::from_utf8_lossy(&kv.key),
+            kv.lease,
+            kv.mod_revision
+        ));
+    }
+    // Time to live with keys (remaining TTL within a second of granted).
+    for (id, keys) in [(100, true), (100, false), (555, true)] {
+        let t = lc
+            .lease_time_to_live(LeaseTimeToLiveRequest { id, keys })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut ks: Vec<String> = t.keys.iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+        ks.sort();
+        let remaining_ok = t.ttl == -1 || (t.granted_ttl - 2..=t.granted_ttl).contains(&t.ttl);
+        out.push(format!(
+            "ttl {id} keys={keys} -> id={} remaining_ok={remaining_ok} neg={} granted={} keys={ks:?} rev={}",
+            t.id,
+            t.ttl < 0,
+            t.granted_ttl,
+            rev(&t.header)
+        ));
+    }
+    let l = lc.lease_leases(LeaseLeasesRequest {}).await.unwrap().into_inner();
+    let ids: BTreeSet<i64> = l.leases.iter().map(|s| if s.id == auto { -1 } else { s.id }).collect();
+    out.push(format!("leases {ids:?} rev={}", rev(&l.header)));
+    // Keep-alive answers the granted TTL, 0 for an unknown lease.
+    let reqs = [100, 777, 500].map(|id| LeaseKeepAliveRequest { id });
+    let mut stream = lc
+        .lease_keep_alive(tokio_stream::iter(reqs))
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(r) = stream.message().await.unwrap() {
+        out.push(format!("keepalive {} -> ttl={} rev={}", r.id, r.ttl, rev(&r.header)));
+    }
+    // Revoke deletes the attached keys in one revision.
+    for id in [100, 100, 500] {
+        let r = lc.lease_revoke(LeaseRevokeRequest { id }).await;
+        out.push(format!(
+            "revoke {id} -> {}",
+            r.map(|r| rev(&r.into_inner().header).to_string()).unwrap_or_else(err)
+        ));
+    }
+    let r = kv
+        .range(RangeRequest {
+            key: b"a".to_vec(),
+            range_end: b"z".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let left: Vec<String> = r
+        .kvs
+        .iter()
+        .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
+        .collect();
+    out.push(format!("after revoke keys={left:?} rev={}", rev(&r.header)));
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_operations_answer_as_etcd() {
+    if skip_without_etcd("lease_operations_answer_as_etcd") {
+        return;
+    }
+    let etcd = start_etcd();
+    let target = start_target();
+    let want = lease_script(&etcd).await;
+    let got = lease_script(&target).await;
+    eprintln!("{got:#?}");
+    for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+        assert_eq!(g, w, "step {i} differs\netcd:  {want:#?}\ntimon: {got:#?}");
+    }
+    assert_eq!(got.len(), want.len(), "etcd: {want:#?}\ntimon: {got:#?}");
+}
+
+/// Waits for `key`'s delete event on a watch opened at `m`.
+async fn expect_delete(m: &Member, key: &[u8], within: Duration) -> Duration {
+    let channel = Channel::from_shared(m.endpoint()).unwrap().connect().await.unwrap();
+    let mut watch = WatchClient::new(channel);
+    let req = WatchRequest {
+        request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
+            key: key.to_vec(),
+            ..Default::default()
+        })),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tx.send(req).await.unwrap();
+    let mut events = watch
+        .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let start = Instant::now();
+    let wait = async {
+        while let Some(r) = events.message().await.unwrap() {
+            if r.events.iter().any(|e| e.r#type == 1) {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(within, wait)
+        .await
+        .unwrap_or_else(|_| panic!("no delete event for {key:?} within {within:?}"));
+    drop(tx);
+    start.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_deletes_its_keys_for_watchers() {
+    let m = start_target();
+    let mut lc = lease_client(&m).await;
+    let (mut kv, _) = connect(&m.endpoint()).await;
+    // TTL 1 is raised to the minimum (2 s with the default flags).
+    let g = lc
+        .lease_grant(LeaseGrantRequest { ttl: 1, id: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(g.ttl, 2);
+    kv.put(PutRequest {
+        key: b"exp".to_vec(),
+        value: b"v".to_vec(),
+        lease: g.id,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // TTL + one election timeout (1 s) + the 500 ms expiry check + slack.
+    let took = expect_delete(&m, b"exp", Duration::from_secs(5)).await;
+    assert!(took >= Duration::from_millis(1000), "deleted too early: {took:?}");
+    let t = lc
+        .lease_time_to_live(LeaseTimeToLiveRequest { id: g.id, keys: false })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(t.ttl, -1);
+    let r = kv
+        .range(RangeRequest {
+            key: b"exp".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.kvs.is_empty());
+}
+
+async fn leader_of(members: &mut [Member], timeout: Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut ids = Vec::new();
+        let mut leaders = BTreeSet::new();
+        for m in members.iter_mut() {
+            if !m.is_running() {
+                ids.push(0);
+                continue;
+            }
+            let (_, mut mc) = connect(&m.endpoint()).await;
+            match mc.status(StatusRequest {}).await {
+                Ok(s) => {
+                    let s = s.into_inner();
+                    ids.push(s.header.map_or(0, |h| h.member_id));
+                    leaders.insert(s.leader);
+                }
+                Err(_) => {
+                    leaders.insert(0);
+                    ids.push(0);
+                }
+            }
+        }
+        if leaders.len() == 1 && !leaders.contains(&0) {
+            let l = *leaders.first().unwrap();
+            if let Some(i) = ids.iter().position(|id| *id == l) {
+                return i;
+            }
+        }
+        assert!(Instant::now() < deadline, "no agreed leader: {leaders:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn key_exists(m: &Member, key: &[u8]) -> bool {
+    let (mut kv, _) = connect(&m.endpoint()).await;
+    let r = kv
+        .range(RangeRequest {
+            key: key.to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    !r.kvs.is_empty()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leases_in_a_cluster_live_through_follower_keepalives_and_a_leader_kill() {
+    let mut members = start_cluster(timon_bin(), 3, &[]);
+    let leader = leader_of(&mut members, Duration::from_secs(20)).await;
+    let follower = (leader + 1) % 3;
+    let mut lc = lease_client(&members[follower]).await;
+    let (mut kv, _) = connect(&members[follower].endpoint()).await;
+
+    // Keep-alives sent to a follower keep a 2 s lease alive for 5 s.
+    let g = lc
+        .lease_grant(LeaseGrantRequest { ttl: 2, id: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    kv.put(PutRequest {
+        key: b"kept".to_vec(),
+        value: b"v".to_vec(),
+        lease: g.id,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let mut answers = lc
+        .lease_keep_alive(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        tx.send(LeaseKeepAliveRequest { id: g.id }).await.unwrap();
+        let r = answers.message().await.unwrap().unwrap();
+        assert_eq!((r.id, r.ttl), (g.id, 2));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    drop(tx);
+    assert!(key_exists(&members[follower], b"kept").await);
+    let t = lc
+        .lease_time_to_live(LeaseTimeToLiveRequest { id: g.id, keys: true })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(t.ttl >= 0 && t.granted_ttl == 2, "{t:?}");
+    assert_eq!(t.keys, vec![b"kept".to_vec()]);
+
+    // A 4 s lease outlives a leader kill: the new leader restarts it.
+    let g = lc
+        .lease_grant(LeaseGrantRequest { ttl: 4, id: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    kv.put(PutRequest {
+        key: b"survivor".to_vec(),
+        value: b"v".to_vec(),
+        lease: g.id,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let granted = Instant::now();
+    members[leader].kill9();
+    let new_leader = leader_of(&mut members, Duration::from_secs(20)).await;
+    assert_ne!(new_leader, leader);
+    // Past the lease's deadline on the old leader, it still lives.
+    let past = granted + Duration::from_millis(4500);
+    tokio::time::sleep(past.saturating_duration_since(Instant::now())).await;
+    assert!(
+        key_exists(&members[follower], b"survivor").await,
+        "lease expired across the election"
+    );
+    let t = lc
+        .lease_time_to_live(LeaseTimeToLiveRequest { id: g.id, keys: false })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(t.ttl >= 0, "{t:?}");
+    // And the new leader expires it in time: TTL + election timeout + slack.
+    expect_delete(&members[follower], b"survivor", Duration::from_secs(8)).await;
+}
+
+/// Replaces every 16-hex-digit lease ID by its order of appearance.
+fn normalise_ids(text: &str) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    text.split_inclusive(|c: char| !c.is_ascii_hexdigit())
+        .map(|tok| {
+            let word = tok.trim_end_matches(|c: char| !c.is_ascii_hexdigit());
+            if word.len() >= 12 && word.chars().all(|c| c.is_ascii_hexdigit()) {
+                let n = seen.iter().position(|s| s == word).unwrap_or_else(|| {
+                    seen.push(word.to_string());
+                    seen.len() - 1
+                });
+                tok.replacen(word, &format!("L{n}"), 1)
+            } else {
+                tok.to_string()
+            }
+        })
+        .collect()
+}
+
+fn etcdctl_lease_session(m: &Member) -> Vec<String> {
+    let ep = m.endpoint();
+    let mut out = Vec::new();
+    let mut run = |args: &[&str]| {
+        let (ok, stdout, stderr) = etcdctl(&ep, args);
+        let err = stderr
+            .lines()
+            .filter(|l| l.starts_with("Error"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        out.push(format!("{args:?} ok={ok}\n{stdout}{err}"));
+    };
+    run(&["lease", "grant", "100"]);
+    let (_, granted, _) = etcdctl(&ep, &["lease", "list"]);
+    let id = granted.lines().nth(1).unwrap_or_default().trim().to_string();
+    run(&["put", "--lease", &id, "k1", "v1"]);
+    run(&["put", "--lease", &id, "k2", "v2"]);
+    run(&["put", "--lease", "1234", "k3", "v3"]);
+    run(&["lease", "list"]);
+    run(&["lease", "keep-alive", "--once", &id]);
+    run(&["lease", "timetolive", &id]);
+    run(&["lease", "timetolive", "--keys", &id]);
+    run(&["lease", "revoke", &id]);
+    run(&["get", "--prefix", "k"]);
+    run(&["lease", "revoke", &id]);
+    run(&["lease", "timetolive", &id]);
+    run(&["lease", "keep-alive", "--once", &id]);
+    run(&["lease", "list"]);
+    out.iter()
+        .map(|s| {
+            // The remaining TTL may be a second apart.
+            let s = normalise_ids(s);
+            s.replace("remaining(100s)", "remaining(99s)")
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcdctl_lease_commands_print_as_with_etcd() {
+    if skip_without_etcd("etcdctl_lease_commands_print_as_with_etcd") {
+        return;
+    }
+    let etcd = start_etcd();
+    let target = start_target();
+    let want = etcdctl_lease_session(&etcd);
+    let got = etcdctl_lease_session(&target);
+    eprintln!("{}", got.join("\n"));
+    for (w, g) in want.iter().zip(&got) {
+        assert_eq!(g, w);
+    }
+    assert_eq!(got.len(), want.len());
+}
