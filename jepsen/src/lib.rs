@@ -3,11 +3,20 @@
 //!
 //! # Layout
 //! - `history`: the recorded operations (invoke / ok / fail / info).
+//! - `recorder`: the shared history a run appends to, with its monotonic clock.
 //! - `check`: checkers over a history (linearizability, revisions, watch).
-//! - `cluster`: starting members on loopback behind controllable proxies.
-//! - `nemesis`: faults (kill, pause, partition, ...).
+//! - `cluster`: starting members on loopback behind controllable proxies
+//!   (`cluster::proxy`, `cluster::source`).
+//! - `nemesis`: faults (kill, pause, partition, ...) on a timed schedule.
 //! - `workload`: clients that generate operations and record the history.
-//! - `run`: one scenario end to end, and the suites.
+//! - `durability`: the final-read check (no acknowledged write lost).
+//! - `run`: one scenario end to end, and the quick suite.
 
 pub mod check;
+pub mod cluster;
+pub mod durability;
 pub mod history;
+pub mod nemesis;
+pub mod recorder;
+pub mod run;
+pub mod workload;

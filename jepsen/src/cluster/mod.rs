@@ -1,0 +1,382 @@
+//! Cluster control: start a 3- or 5-member cluster of a server binary (timon
+//! or etcd; both take etcd's flags) on loopback, every peer link behind a
+//! [`proxy::Proxy`] the harness controls, and act on members: kill -9,
+//! restart, SIGSTOP/SIGCONT, partitions, finding the leader (Maintenance
+//! Status). Each member's data dir and log live in the run's directory, so
+//! they are kept with the results of a failed run. Every process started
+//! here is killed when the [`Cluster`] is dropped (also on panic).
+
+pub mod proxy;
+pub mod source;
+
+use std::fs::OpenOptions;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use timon_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use timon_proto::etcdserverpb::StatusRequest;
+use tokio::time::Instant;
+use tonic::transport::Channel;
+
+use proxy::{Identify, Link, Proxy};
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The server binary (timon or etcd).
+    pub binary: PathBuf,
+    /// 3 or 5 members.
+    pub nodes: usize,
+    /// Where data dirs and logs go.
+    pub dir: PathBuf,
+}
+
+/// One member process and its addresses.
+pub struct Member {
+    pub name: String,
+    client_port: u16,
+    args: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+    paused: bool,
+    /// The etcd member ID, learned from its Status header once it answered.
+    id: u64,
+}
+
+impl Member {
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+}
+
+/// A running cluster. Members are indexed 0..n; proxy `i` fronts member `i`.
+pub struct Cluster {
+    pub members: Vec<Member>,
+    proxies: Vec<Proxy>,
+    binary: PathBuf,
+    /// The pid of each running member, shared with the proxies' identify.
+    pids: Arc<Mutex<Vec<Option<u32>>>>,
+}
+
+/// A port nobody listens on right now (small race until the member binds it).
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Cluster {
+    /// Starts every member behind its proxy and waits (up to `timeout`) until
+    /// all of them answer Status naming the same leader.
+    pub async fn start(spec: &Spec, timeout: Duration) -> anyhow::Result<Cluster> {
+        std::fs::create_dir_all(&spec.dir)?;
+        let pids: Arc<Mutex<Vec<Option<u32>>>> = Arc::new(Mutex::new(vec![None; spec.nodes]));
+        let identify: Identify = {
+            let pids = pids.clone();
+            Arc::new(move |remote, local| {
+                let inode = source::socket_inode(remote, local)?;
+                let known: Vec<(usize, u32)> = lock(&pids)
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, p)| p.map(|p| (i, p)))
+                    .collect();
+                let candidates: Vec<u32> = known.iter().map(|(_, p)| *p).collect();
+                let pid = source::owner(inode, &candidates)?;
+                known.iter().find(|(_, p)| *p == pid).map(|(i, _)| *i)
+            })
+        };
+        let mut ports = Vec::new();
+        while ports.len() < 2 * spec.nodes {
+            let p = free_port()?;
+            if !ports.contains(&p) {
+                ports.push(p);
+            }
+        }
+        let mut proxies = Vec::new();
+        for i in 0..spec.nodes {
+            let upstream: SocketAddr = format!("127.0.0.1:{}", ports[2 * i + 1]).parse()?;
+            proxies.push(Proxy::start("127.0.0.1:0".parse()?, upstream, identify.clone()).await?);
+        }
+        let name = |i: usize| format!("n{}", i + 1);
+        let initial: Vec<String> = (0..spec.nodes)
+            .map(|i| format!("{}=http://{}", name(i), proxies[i].addr()))
+            .collect();
+        let mut members = Vec::new();
+        for i in 0..spec.nodes {
+            let (client_port, peer_port) = (ports[2 * i], ports[2 * i + 1]);
+            let client = format!("http://127.0.0.1:{client_port}");
+            let data_dir = spec.dir.join(format!("{}.data", name(i)));
+            let args: Vec<String> = [
+                "--name",
+                &name(i),
+                "--data-dir",
+                &data_dir.display().to_string(),
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+                "--listen-peer-urls",
+                &format!("http://127.0.0.1:{peer_port}"),
+                "--initial-advertise-peer-urls",
+                &format!("http://{}", proxies[i].addr()),
+                "--initial-cluster",
+                &initial.join(","),
+                "--initial-cluster-state",
+                "new",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            members.push(Member {
+                name: name(i),
+                client_port,
+                args,
+                log: spec.dir.join(format!("{}.log", name(i))),
+                child: None,
+                paused: false,
+                id: 0,
+            });
+        }
+        let mut cluster = Cluster {
+            members,
+            proxies,
+            binary: spec.binary.clone(),
+            pids,
+        };
+        for i in 0..spec.nodes {
+            cluster.spawn(i)?;
+        }
+        cluster.wait_healthy(timeout).await?;
+        Ok(cluster)
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(Member::endpoint).collect()
+    }
+
+    /// The log file of every member (stdout and stderr, across restarts).
+    pub fn logs(&self) -> Vec<PathBuf> {
+        self.members.iter().map(|m| m.log.clone()).collect()
+    }
+
+    fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
+        let m = &mut self.members[i];
+        let log = OpenOptions::new().create(true).append(true).open(&m.log)?;
+        let mut cmd = Command::new(&self.binary);
+        // Both servers read ETCD_* variables as flags: none leak in.
+        for (key, _) in std::env::vars_os() {
+            if key.to_str().is_some_and(|k| k.starts_with("ETCD")) {
+                cmd.env_remove(key);
+            }
+        }
+        let child = cmd
+            .args(&m.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("spawn {}", self.binary.display()))?;
+        lock(&self.pids)[i] = Some(child.id());
+        m.child = Some(child);
+        m.paused = false;
+        Ok(())
+    }
+
+    /// Whether member `i`'s process runs (and is not paused).
+    pub fn is_up(&mut self, i: usize) -> bool {
+        let m = &mut self.members[i];
+        !m.paused && m.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// SIGKILL member `i` and reap it; its data dir stays.
+    pub fn kill(&mut self, i: usize) {
+        let m = &mut self.members[i];
+        if let Some(mut child) = m.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        m.paused = false;
+        lock(&self.pids)[i] = None;
+    }
+
+    /// Starts a killed member again with the same flags and data dir (does
+    /// not wait: it may not become ready until a quorum is reachable).
+    pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        self.kill(i);
+        self.spawn(i)
+    }
+
+    fn signal(&self, i: usize, signal: &str) -> anyhow::Result<()> {
+        let Some(pid) = self.members[i].child.as_ref().map(Child::id) else {
+            bail!("{} is not running", self.members[i].name);
+        };
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()?
+            .success();
+        if !ok {
+            bail!("kill -{signal} {pid} failed");
+        }
+        Ok(())
+    }
+
+    /// SIGSTOP member `i`.
+    pub fn pause(&mut self, i: usize) -> anyhow::Result<()> {
+        self.signal(i, "STOP")?;
+        self.members[i].paused = true;
+        Ok(())
+    }
+
+    /// SIGCONT member `i`.
+    pub fn resume(&mut self, i: usize) -> anyhow::Result<()> {
+        self.signal(i, "CONT")?;
+        self.members[i].paused = false;
+        Ok(())
+    }
+
+    /// Sets the (from → to) link: connections `from` opens to `to`.
+    pub fn set_link(&self, from: usize, to: usize, link: Link) {
+        self.proxies[to].set(from, link);
+    }
+
+    /// Cuts every link between members of different `groups` (both ways).
+    pub fn partition(&self, groups: &[Vec<usize>]) {
+        let group_of = |m: usize| groups.iter().position(|g| g.contains(&m));
+        for to in 0..self.len() {
+            for from in 0..self.len() {
+                if from != to && group_of(from) != group_of(to) {
+                    self.set_link(from, to, Link::Drop);
+                }
+            }
+        }
+    }
+
+    /// Every link passes, paused members continue, killed members restart.
+    pub fn heal(&mut self) -> anyhow::Result<()> {
+        for p in &self.proxies {
+            p.heal();
+        }
+        for i in 0..self.len() {
+            if self.members[i].paused {
+                self.resume(i)?;
+            }
+            let running = self.members[i]
+                .child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+            if !running {
+                self.restart(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Status of member `i`: (its member ID, the leader it names).
+    pub async fn status(&self, i: usize) -> anyhow::Result<(u64, u64)> {
+        let endpoint = self.members[i].endpoint();
+        let probe = async {
+            let channel = Channel::from_shared(endpoint)?
+                .connect_timeout(Duration::from_millis(500))
+                .connect()
+                .await?;
+            let s = MaintenanceClient::new(channel)
+                .status(StatusRequest {})
+                .await?
+                .into_inner();
+            let id = s.header.map_or(0, |h| h.member_id);
+            anyhow::Ok((id, s.leader))
+        };
+        tokio::time::timeout(Duration::from_secs(1), probe)
+            .await
+            .context("Status timed out")?
+    }
+
+    /// The member the running members name as leader (by majority of those
+    /// that answer), if any.
+    pub async fn leader(&mut self) -> Option<usize> {
+        let mut votes: Vec<u64> = Vec::new();
+        for i in 0..self.len() {
+            if !self.is_up(i) {
+                continue;
+            }
+            if let Ok((id, leader)) = self.status(i).await {
+                self.members[i].id = id;
+                if leader != 0 {
+                    votes.push(leader);
+                }
+            }
+        }
+        votes.sort_unstable();
+        let best = votes.chunk_by(|a, b| a == b).max_by_key(|c| c.len()).map(|c| c[0])?;
+        self.members.iter().position(|m| m.id == best)
+    }
+
+    /// Waits until every member answers Status and all name the same leader.
+    pub async fn wait_healthy(&mut self, timeout: Duration) -> anyhow::Result<usize> {
+        let deadline = Instant::now() + timeout;
+        let mut last = String::from("no attempt yet");
+        while Instant::now() < deadline {
+            for i in 0..self.len() {
+                if let Some(c) = self.members[i].child.as_mut() {
+                    if let Ok(Some(status)) = c.try_wait() {
+                        bail!(
+                            "{} exited with {status}; see {}",
+                            self.members[i].name,
+                            self.members[i].log.display()
+                        );
+                    }
+                }
+            }
+            let mut leaders = Vec::new();
+            for i in 0..self.len() {
+                match self.status(i).await {
+                    Ok((id, leader)) => {
+                        self.members[i].id = id;
+                        leaders.push(leader);
+                    }
+                    Err(e) => {
+                        last = format!("{}: {e:#}", self.members[i].name);
+                        break;
+                    }
+                }
+            }
+            if leaders.len() == self.len() && leaders[0] != 0 && leaders.iter().all(|l| *l == leaders[0]) {
+                if let Some(i) = self.members.iter().position(|m| m.id == leaders[0]) {
+                    return Ok(i);
+                }
+            } else if leaders.len() == self.len() {
+                last = format!("leaders disagree or none: {leaders:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("cluster not healthy within {timeout:?} (last: {last})")
+    }
+
+    /// Where member `i`'s log is written.
+    pub fn log_path(&self, i: usize) -> &Path {
+        &self.members[i].log
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.len() {
+            self.kill(i);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

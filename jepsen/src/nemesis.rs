@@ -1,0 +1,146 @@
+//! Nemeses: the faults a run injects, on a timed schedule — quiet for 3–5 s,
+//! fault for 3–5 s, heal, and again until the time limit; the last fault is
+//! always healed before [`run`] returns. Every action is recorded in the
+//! history as `Op::Nemesis` (process -1), invocation then completion.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::cluster::Cluster;
+use crate::history::{Kind as EntryKind, Op};
+use crate::recorder::Recorder;
+
+/// Which faults a run injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// No faults.
+    None,
+    /// kill -9 the leader or a random member, restart it on heal.
+    Kill,
+    /// SIGSTOP the leader or a random member, SIGCONT on heal.
+    Pause,
+    /// Isolate the leader from every other member.
+    PartitionLeader,
+    /// Split the members into a random minority and majority.
+    PartitionRandom,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::None => "none",
+            Kind::Kill => "kill",
+            Kind::Pause => "pause",
+            Kind::PartitionLeader => "partition-leader",
+            Kind::PartitionRandom => "partition-random",
+        }
+    }
+}
+
+fn record(rec: &Recorder, kind: EntryKind, action: &str, error: Option<String>) {
+    rec.record(
+        -1,
+        kind,
+        Op::Nemesis {
+            action: action.to_string(),
+        },
+        None,
+        error,
+    );
+}
+
+/// Sleeps until `at` or the deadline, whichever is first; false if the
+/// deadline came first.
+async fn wait_until(at: Instant, deadline: Instant) -> bool {
+    tokio::time::sleep_until(at.min(deadline)).await;
+    at < deadline
+}
+
+/// The leader, or a random member when none is known or by coin flip.
+async fn target(cluster: &mut Cluster, rng: &mut StdRng, prefer_leader: bool) -> usize {
+    if prefer_leader || rng.gen_bool(0.5) {
+        if let Some(l) = cluster.leader().await {
+            return l;
+        }
+    }
+    rng.gen_range(0..cluster.len())
+}
+
+/// Injects one fault; answers its description.
+async fn inject(kind: Kind, cluster: &mut Cluster, rng: &mut StdRng) -> anyhow::Result<String> {
+    let n = cluster.len();
+    Ok(match kind {
+        Kind::None => unreachable!("no faults to inject"),
+        Kind::Kill => {
+            let i = target(cluster, rng, false).await;
+            cluster.kill(i);
+            format!("kill {}", cluster.members[i].name)
+        }
+        Kind::Pause => {
+            let i = target(cluster, rng, false).await;
+            cluster.pause(i)?;
+            format!("pause {}", cluster.members[i].name)
+        }
+        Kind::PartitionLeader => {
+            let l = target(cluster, rng, true).await;
+            let others: Vec<usize> = (0..n).filter(|i| *i != l).collect();
+            cluster.partition(&[vec![l], others]);
+            format!("isolate {}", cluster.members[l].name)
+        }
+        Kind::PartitionRandom => {
+            let mut all: Vec<usize> = (0..n).collect();
+            all.shuffle(rng);
+            let minority = all.split_off(n - n / 2);
+            cluster.partition(&[minority.clone(), all.clone()]);
+            let names = |g: &[usize]| {
+                g.iter()
+                    .map(|i| cluster.members[*i].name.clone())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            format!("partition [{}] | [{}]", names(&minority), names(&all))
+        }
+    })
+}
+
+/// Runs the schedule until `deadline`, then heals.
+pub async fn run(kind: Kind, cluster: Arc<Mutex<Cluster>>, rec: Recorder, mut rng: StdRng, deadline: Instant) {
+    if kind == Kind::None {
+        tokio::time::sleep_until(deadline).await;
+        return;
+    }
+    let span = |rng: &mut StdRng| Duration::from_millis(rng.gen_range(3000..=5000));
+    loop {
+        let quiet = span(&mut rng);
+        if !wait_until(Instant::now() + quiet, deadline).await {
+            break;
+        }
+        record(&rec, EntryKind::Invoke, kind.name(), None);
+        let injected = inject(kind, &mut *cluster.lock().await, &mut rng).await;
+        match &injected {
+            Ok(what) => record(&rec, EntryKind::Ok, what, None),
+            Err(e) => record(&rec, EntryKind::Fail, kind.name(), Some(format!("{e:#}"))),
+        }
+        let fault = span(&mut rng);
+        let more = wait_until(Instant::now() + fault, deadline).await;
+        heal(&cluster, &rec).await;
+        if !more {
+            break;
+        }
+    }
+}
+
+/// Heals everything: links pass, paused members continue, killed ones restart.
+pub async fn heal(cluster: &Arc<Mutex<Cluster>>, rec: &Recorder) {
+    record(rec, EntryKind::Invoke, "heal", None);
+    match cluster.lock().await.heal() {
+        Ok(()) => record(rec, EntryKind::Ok, "heal", None),
+        Err(e) => record(rec, EntryKind::Fail, "heal", Some(format!("{e:#}"))),
+    }
+}

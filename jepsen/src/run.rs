@@ -1,0 +1,282 @@
+//! One scenario end to end — start the cluster, run the workload and the
+//! nemesis for the time limit, heal, read every key on every member, check —
+//! and the `quick` suite. Each run writes `results/<scenario>/<seed>/`
+//! (history.jsonl, summary.json, the members' data dirs and logs) and removes
+//! it when the run passed.
+//!
+//! The linearizability checker is a seam: [`run`] takes a [`Checker`]. Until
+//! `crate::check::check_all` exists, the command line passes
+//! [`accept_unchecked`], which accepts every history and says so in the
+//! summary; the final-read check ([`crate::durability`]) always runs.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde::Serialize;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::cluster::{Cluster, Spec};
+use crate::history::{History, Kind};
+use crate::nemesis;
+use crate::recorder::Recorder;
+use crate::workload::register;
+
+/// Which server is under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Server {
+    Timon,
+    Etcd,
+}
+
+/// Which workload the clients run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    Register,
+}
+
+/// One run's parameters.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub server: Server,
+    pub binary: PathBuf,
+    pub nodes: usize,
+    pub workload: Workload,
+    pub nemesis: nemesis::Kind,
+    pub time_limit: Duration,
+    pub seed: u64,
+    /// Where `<scenario>/<seed>/` directories go.
+    pub results: PathBuf,
+    /// Keep the results directory even when the run passed.
+    pub keep: bool,
+}
+
+impl Scenario {
+    /// `<server>-<workload>-<nemesis>-<nodes>n`, the results directory name.
+    pub fn name(&self) -> String {
+        let server = match self.server {
+            Server::Timon => "timon",
+            Server::Etcd => "etcd",
+        };
+        format!("{server}-register-{}-{}n", self.nemesis.name(), self.nodes)
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.results.join(self.name()).join(self.seed.to_string())
+    }
+}
+
+/// A checker's answer about one history.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub valid: bool,
+    /// Which checker(s) ran, e.g. "linearizable-register".
+    pub checker: String,
+    pub problems: Vec<String>,
+}
+
+/// Checks a history. The seam for `crate::check::check_all`.
+pub type Checker = Arc<dyn Fn(&History) -> Verdict + Send + Sync>;
+
+/// STUB: accepts every history without checking it. Used until
+/// `crate::check::check_all` exists; the summary names it so no run is
+/// mistaken for a checked one.
+pub fn accept_unchecked() -> Checker {
+    Arc::new(|_| Verdict {
+        valid: true,
+        checker: "STUB accept-all (linearizability NOT checked)".into(),
+        problems: Vec::new(),
+    })
+}
+
+/// What a run found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub seed: u64,
+    pub passed: bool,
+    pub problems: Vec<String>,
+    pub checker: String,
+    pub ops: Counts,
+    pub seconds: f64,
+    /// Kept when the run failed (or with `keep`).
+    pub dir: Option<PathBuf>,
+}
+
+/// Completions by kind (client operations only).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    pub ok: usize,
+    pub fail: usize,
+    pub info: usize,
+}
+
+fn counts(history: &History) -> Counts {
+    let mut c = Counts::default();
+    for e in history.iter().filter(|e| e.process >= 0) {
+        match e.kind {
+            Kind::Ok => c.ok += 1,
+            Kind::Fail => c.fail += 1,
+            Kind::Info => c.info += 1,
+            Kind::Invoke => {}
+        }
+    }
+    c
+}
+
+/// Runs one scenario; `progress` shows its time and operation count.
+pub async fn run(sc: &Scenario, checker: &Checker, progress: &ProgressBar) -> Report {
+    let started = std::time::Instant::now();
+    let dir = sc.dir();
+    let _ = std::fs::remove_dir_all(&dir);
+    let rec = Recorder::new();
+    let mut problems = Vec::new();
+    let mut verdict = None;
+    match execute(sc, &dir, &rec, checker, progress).await {
+        Ok((found, v)) => {
+            problems.extend(found);
+            verdict = Some(v);
+        }
+        Err(e) => problems.push(format!("harness: {e:#}")),
+    }
+    let history = rec.snapshot();
+    if let Some(v) = &verdict {
+        problems.extend(v.problems.iter().map(|p| format!("{}: {p}", v.checker)));
+        if !v.valid && v.problems.is_empty() {
+            problems.push(format!("{}: history invalid", v.checker));
+        }
+    }
+    let passed = problems.is_empty();
+    let report = Report {
+        scenario: sc.name(),
+        seed: sc.seed,
+        passed,
+        problems,
+        checker: verdict.map_or_else(|| "not run".into(), |v| v.checker),
+        ops: counts(&history),
+        seconds: started.elapsed().as_secs_f64(),
+        dir: (!passed || sc.keep).then(|| dir.clone()),
+    };
+    if let Err(e) = write_results(&dir, &history, &report) {
+        progress.println(format!("could not write results to {}: {e:#}", dir.display()));
+    }
+    if passed && !sc.keep {
+        let _ = std::fs::remove_dir_all(&dir);
+        // Leave no empty <scenario>/ directory behind either.
+        if let Some(parent) = dir.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+    report
+}
+
+/// The cluster's life: start, workload + nemesis, heal, final reads, checks.
+/// Answers the final-read problems and the checker's verdict.
+async fn execute(
+    sc: &Scenario,
+    dir: &Path,
+    rec: &Recorder,
+    checker: &Checker,
+    progress: &ProgressBar,
+) -> anyhow::Result<(Vec<String>, Verdict)> {
+    let spec = Spec {
+        binary: sc.binary.clone(),
+        nodes: sc.nodes,
+        dir: dir.to_path_buf(),
+    };
+    progress.set_message("starting cluster");
+    let cluster = Cluster::start(&spec, Duration::from_secs(60)).await?;
+    let endpoints = cluster.endpoints();
+    let cluster = Arc::new(Mutex::new(cluster));
+    let deadline = Instant::now() + sc.time_limit;
+    let cfg = register::Config::default();
+
+    let workload = {
+        let (endpoints, cfg, rec) = (endpoints.clone(), cfg.clone(), rec.clone());
+        let seed = sc.seed;
+        tokio::spawn(async move { register::run(&endpoints, &cfg, &rec, seed, deadline).await })
+    };
+    let nemesis = tokio::spawn(nemesis::run(
+        sc.nemesis,
+        cluster.clone(),
+        rec.clone(),
+        StdRng::seed_from_u64(sc.seed ^ 0x6e656d65),
+        deadline,
+    ));
+    let start = Instant::now();
+    progress.set_length(sc.time_limit.as_secs());
+    while !(workload.is_finished() && nemesis.is_finished()) {
+        progress.set_position(start.elapsed().as_secs().min(sc.time_limit.as_secs()));
+        progress.set_message(format!("{} history entries", rec.len()));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    workload.await??;
+    nemesis.await?;
+
+    progress.set_message("healing, final reads");
+    let mut cluster = Arc::try_unwrap(cluster)
+        .map_err(|_| anyhow::anyhow!("nemesis still holds the cluster"))?
+        .into_inner();
+    cluster.heal()?;
+    let mut problems = Vec::new();
+    if let Err(e) = cluster.wait_healthy(Duration::from_secs(60)).await {
+        problems.push(format!("after healing: {e:#}"));
+    }
+    let finals = register::final_reads(&endpoints, cfg.keys, Instant::now() + Duration::from_secs(30)).await;
+    let history = rec.snapshot();
+    problems.extend(crate::durability::check(&history, &finals));
+    std::fs::write(
+        dir.join("final-reads.json"),
+        serde_json::to_string_pretty(
+            &finals
+                .iter()
+                .map(|(k, v)| (k, v.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>()))
+                .collect::<Vec<_>>(),
+        )?,
+    )?;
+    progress.set_message("checking");
+    let verdict = checker(&history);
+    drop(cluster);
+    Ok((problems, verdict))
+}
+
+fn write_results(dir: &Path, history: &History, report: &Report) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join("history.jsonl"))?);
+    for e in history {
+        serde_json::to_writer(&mut out, e)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(report)?)?;
+    Ok(())
+}
+
+/// A progress bar for one scenario (seconds of its time limit).
+pub fn progress_bar(name: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:.bold} [{bar:30}] {pos}/{len}s {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(name.to_string());
+    bar.enable_steady_tick(Duration::from_millis(500));
+    bar
+}
+
+/// The `quick` suite's nemeses, each one scenario.
+pub const QUICK: [nemesis::Kind; 5] = [
+    nemesis::Kind::None,
+    nemesis::Kind::Kill,
+    nemesis::Kind::Pause,
+    nemesis::Kind::PartitionLeader,
+    nemesis::Kind::PartitionRandom,
+];
