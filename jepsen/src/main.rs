@@ -118,8 +118,7 @@ fn print(report: &Report) {
 }
 
 async fn main_async(cli: Cli) -> anyhow::Result<bool> {
-    // SEAM: replace with crate::check::check_all once it exists.
-    let checker = run::accept_unchecked();
+    let checker = run::full_check();
     let scenarios = match &cli.command {
         Cmd::Run {
             workload,

@@ -4,10 +4,9 @@
 //! (history.jsonl, summary.json, the members' data dirs and logs) and removes
 //! it when the run passed.
 //!
-//! The linearizability checker is a seam: [`run`] takes a [`Checker`]. Until
-//! `crate::check::check_all` exists, the command line passes
-//! [`accept_unchecked`], which accepts every history and says so in the
-//! summary; the final-read check ([`crate::durability`]) always runs.
+//! [`run`] takes a [`Checker`]; the command line passes [`full_check`]
+//! (`crate::check::check_all`). The final-read check ([`crate::durability`])
+//! always runs too.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -85,14 +84,23 @@ pub struct Verdict {
 /// Checks a history. The seam for `crate::check::check_all`.
 pub type Checker = Arc<dyn Fn(&History) -> Verdict + Send + Sync>;
 
-/// STUB: accepts every history without checking it. Used until
-/// `crate::check::check_all` exists; the summary names it so no run is
-/// mistaken for a checked one.
-pub fn accept_unchecked() -> Checker {
-    Arc::new(|_| Verdict {
-        valid: true,
-        checker: "STUB accept-all (linearizability NOT checked)".into(),
-        problems: Vec::new(),
+/// The checkers of `crate::check` over the history: linearizability per
+/// key, revisions, (watch streams once a workload records them). A history
+/// passes only if every checker says Valid; Unknown (the search budget ran
+/// out) fails the run too, so nothing passes unchecked.
+pub fn full_check() -> Checker {
+    Arc::new(|history| {
+        let verdicts = crate::check::check_all(history, &[]);
+        let problems: Vec<String> = verdicts
+            .iter()
+            .filter(|v| v.valid != crate::check::Validity::Valid)
+            .map(|v| format!("{} {:?}: {}", v.checker, v.valid, v.details))
+            .collect();
+        Verdict {
+            valid: problems.is_empty(),
+            checker: verdicts.iter().map(|v| v.checker).collect::<Vec<_>>().join("+"),
+            problems,
+        }
     })
 }
 
