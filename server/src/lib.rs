@@ -12,6 +12,7 @@
 //! - `lease`: the leader's in-memory lease deadlines (the table itself is `apply::lease`).
 //! - `metrics`: /health, /version, /metrics on --listen-metrics-urls.
 //! - `node`: start-up, wiring, shutdown.
+//! - `planted`: faults for harness tests, compiled in only with `planted-bugs`.
 
 pub mod apply;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod lease;
 pub mod metrics;
 pub mod mvcc;
 pub mod node;
+pub mod planted;
 pub mod raft;
 pub mod rpc;
 pub mod storage;

@@ -2,7 +2,7 @@
 
 use timon_server::config::Config;
 
-fn main() {
+pub fn main() {
     let cfg = match Config::from_env_args() {
         Ok(c) => c,
         Err(e) => e.exit(),

@@ -29,8 +29,14 @@ pub fn put(txn: &mut WriteTxn<'_>, p: &PutRequest) -> Result<PutResponse, EtcdEr
     let old_lease = prev.as_ref().map_or(0, |kv| kv.lease);
     let rev = txn.put(&p.key, value, lease);
     lease::reattach(txn, &p.key, old_lease, lease);
+    // A planted bug (never in normal builds): answer a revision twice.
+    let answered = if crate::planted::active("reuse-revision") && rev % 20 == 0 {
+        rev - 1
+    } else {
+        rev
+    };
     Ok(PutResponse {
-        header: header(rev),
+        header: header(answered),
         prev_kv: if p.prev_kv { prev } else { None },
     })
 }

@@ -240,6 +240,9 @@ impl RaftNode {
     /// Makes the next read linearizable: learns the read index (from the
     /// leader, DESIGN.md invariant 5) and waits until this member applied it.
     pub async fn read_index(&self) -> Result<(), ProposeError> {
+        if crate::planted::active("stale-read") && self.status().leader != Some(self.id) {
+            return Ok(());
+        }
         let deadline = Instant::now() + self.request_timeout;
         let index = tokio::time::timeout_at(deadline.into(), self.leader_read_index(deadline))
             .await

@@ -1,0 +1,69 @@
+//! The harness catches planted bugs: `timon-planted` (timon built with the
+//! `planted-bugs` feature; scripts/test builds it) runs a scenario with one
+//! bug switched on, and the run must fail. The quick suite proves the same
+//! scenarios pass without the bugs.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn planted_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    // target/<profile>/deps/<test> -> target/<profile>/timon-planted
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("timon-planted"))
+        .expect("target dir");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p timon-server --features planted-bugs --bin timon-planted`",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs one scenario on the planted binary with `bug` on; answers whether
+/// the harness reported it failed, and its output.
+fn run_with_bug(bug: &str, nemesis: &str) -> (bool, String) {
+    let results = tempfile::tempdir().expect("results dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_timon-jepsen"))
+        .args([
+            "run",
+            "--workload",
+            "register",
+            "--nemesis",
+            nemesis,
+            "--time-limit",
+            "20",
+            "--seed",
+            "1",
+        ])
+        .arg("--binary")
+        .arg(planted_binary())
+        .arg("--results")
+        .arg(results.path())
+        .env("TIMON_PLANTED_BUG", bug)
+        .output()
+        .expect("run timon-jepsen");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let failed = !out.status.success() && text.lines().any(|l| l == "0 passed, 1 failed");
+    (failed, text)
+}
+
+#[test]
+fn stale_follower_reads_are_caught() {
+    let (failed, text) = run_with_bug("stale-read", "partition-random");
+    assert!(failed, "the harness passed a build that serves stale reads:\n{text}");
+    assert!(text.contains("linearizable Invalid"), "{text}");
+}
+
+#[test]
+fn a_reused_revision_is_caught() {
+    let (failed, text) = run_with_bug("reuse-revision", "none");
+    assert!(failed, "the harness passed a build that reuses revisions:\n{text}");
+    assert!(text.contains(" Invalid"), "{text}");
+}

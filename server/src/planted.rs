@@ -1,0 +1,28 @@
+//! Planted bugs: faults the jepsen harness must catch (issue 5). They exist
+//! only in builds with the `planted-bugs` feature (the `timon-planted`
+//! binary); in normal builds [`active`] is a constant `false` and the
+//! compiler removes every branch that asks it.
+//!
+//! TIMON_PLANTED_BUG selects one:
+//! - `stale-read`: a follower answers linearizable reads from its own state
+//!   without asking the leader for the read index.
+//! - `reuse-revision`: every 20th revision, a Put answers the previous
+//!   revision, as if two writes had been given the same one.
+
+/// Whether `bug` is the planted bug selected for this process.
+#[cfg(feature = "planted-bugs")]
+pub fn active(bug: &str) -> bool {
+    use std::sync::OnceLock;
+    static SELECTED: OnceLock<Option<String>> = OnceLock::new();
+    SELECTED
+        .get_or_init(|| std::env::var("TIMON_PLANTED_BUG").ok())
+        .as_deref()
+        == Some(bug)
+}
+
+/// Whether `bug` is the planted bug selected: never, in a normal build.
+#[cfg(not(feature = "planted-bugs"))]
+#[inline(always)]
+pub fn active(_bug: &str) -> bool {
+    false
+}
