@@ -889,11 +889,7 @@ async fn differential(test: &str, members: usize) {
     }
     let seed = env_u64("DIFF_SEED").unwrap_or_else(rand::random);
     let count = env_u64("DIFF_OPS").unwrap_or(2000) as usize;
-    let target_name = if support::target_is_etcd() {
-        "second etcd"
-    } else {
-        "timon"
-    };
+    let target_name = support::target_name();
     println!(
         "differential: DIFF_SEED={seed} DIFF_OPS={count} members={members} target={target_name} DIFF_SKIP={:?}",
         std::env::var("DIFF_SKIP").unwrap_or_default()

@@ -317,11 +317,7 @@ fn etcdctl_output_matches_etcd() {
         "{} is missing",
         support::etcdctl_bin().display()
     );
-    let target_name = if support::target_is_etcd() {
-        "second etcd"
-    } else {
-        "timon"
-    };
+    let target_name = support::target_name();
     let etcd = support::start_etcd();
     let target = support::start_target();
     // TIMON_TEST_VERBOSE=1 prints every step, to review what the script covers.

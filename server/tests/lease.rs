@@ -41,6 +41,20 @@ fn err(s: tonic::Status) -> String {
 /// Runs the scripted lease operations on `m` and answers one normalised
 /// line per step: header revisions kept, lease IDs the test did not choose
 /// replaced, remaining TTLs checked against the granted TTL then dropped.
+/// Every key in ["a", "z").
+async fn keys_a_to_z(
+    kv: &mut timon_proto::etcdserverpb::kv_client::KvClient<Channel>,
+) -> timon_proto::etcdserverpb::RangeResponse {
+    kv.range(RangeRequest {
+        key: b"a".to_vec(),
+        range_end: b"z".to_vec(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
 async fn lease_script(m: &Member) -> Vec<String> {
     let mut lc = lease_client(m).await;
     let (mut kv, _) = connect(&m.endpoint()).await;
@@ -143,15 +157,7 @@ async fn lease_script(m: &Member) -> Vec<String> {
             t.map(|r| rev(&r.into_inner().header).to_string()).unwrap_or_else(err)
         ));
     }
-    let r = kv
-        .range(RangeRequest {
-            key: b"a".to_vec(),
-            range_end: b"z".to_vec(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let r = keys_a_to_z(&mut kv).await;
     for kv in &r.kvs {
         out.push(format!(
             "kv {} lease={} mod={}",
@@ -199,15 +205,7 @@ async fn lease_script(m: &Member) -> Vec<String> {
             r.map(|r| rev(&r.into_inner().header).to_string()).unwrap_or_else(err)
         ));
     }
-    let r = kv
-        .range(RangeRequest {
-            key: b"a".to_vec(),
-            range_end: b"z".to_vec(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let r = keys_a_to_z(&mut kv).await;
     let left: Vec<String> = r
         .kvs
         .iter()

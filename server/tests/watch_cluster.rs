@@ -5,59 +5,33 @@ mod support;
 
 use std::time::Duration;
 
-use timon_proto::etcdserverpb::watch_client::WatchClient;
-use timon_proto::etcdserverpb::watch_request::RequestUnion;
-use timon_proto::etcdserverpb::{DeleteRangeRequest, PutRequest, WatchCreateRequest, WatchRequest};
+use support::watch::{create_request, WatchStream};
+use timon_proto::etcdserverpb::{DeleteRangeRequest, PutRequest, WatchCreateRequest, WatchResponse};
 use timon_proto::mvccpb::Event;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::StreamExt;
 
 const WRITES: usize = 200;
 
 /// Opens a watch on the prefix `w/` (with prev_kv) on `endpoint` and
 /// collects events until the final marker key `w/zz` arrives.
 async fn watch_until_marker(endpoint: String, start_revision: i64) -> Vec<Event> {
-    let (tx, rx) = mpsc::channel(1);
-    tx.send(WatchRequest {
-        request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
-            key: b"w/".to_vec(),
-            range_end: b"w0".to_vec(),
-            prev_kv: true,
-            start_revision,
-            ..Default::default()
-        })),
-    })
-    .await
-    .unwrap();
-    let channel = tonic::transport::Channel::from_shared(endpoint)
-        .unwrap()
-        .connect()
+    let stream = WatchStream::open(&endpoint).await;
+    stream.create(WatchCreateRequest {
+        prev_kv: true,
+        ..create_request(b"w/", b"w0", start_revision)
+    });
+    let is_marker = |r: &WatchResponse| {
+        r.events
+            .iter()
+            .any(|e| e.kv.as_ref().is_some_and(|kv| kv.key == b"w/zz"))
+    };
+    let responses = stream
+        .wait_until(Duration::from_secs(30), "the marker event", |rs| {
+            rs.iter().any(is_marker)
+        })
         .await
-        .unwrap();
-    let mut inbound = WatchClient::new(channel)
-        .watch(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    let created = inbound.next().await.unwrap().unwrap();
-    assert!(created.created);
-    let mut events = Vec::new();
-    loop {
-        let r = tokio::time::timeout(Duration::from_secs(30), inbound.next())
-            .await
-            .expect("events in time")
-            .expect("stream open")
-            .expect("no error");
-        for ev in r.events {
-            let last = ev.kv.as_ref().unwrap().key == b"w/zz";
-            events.push(ev);
-            if last {
-                drop(tx);
-                return events;
-            }
-        }
-    }
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(responses[0].created);
+    responses.into_iter().flat_map(|r| r.events).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -125,47 +99,27 @@ async fn watchers_on_leader_and_followers_see_the_same_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_require_leader_watch_ends_with_no_leader_when_the_member_loses_it() {
     let mut members = support::start_cluster(support::timon_bin(), 3, &[]);
-    let (tx, rx) = mpsc::channel(1);
-    tx.send(WatchRequest {
-        request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
-            key: b"w/".to_vec(),
-            range_end: b"w0".to_vec(),
-            ..Default::default()
-        })),
-    })
-    .await
-    .unwrap();
-    let channel = tonic::transport::Channel::from_shared(members[0].endpoint())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    // clientv3's WithRequireLeader.
-    let mut request = tonic::Request::new(ReceiverStream::new(rx));
-    request.metadata_mut().insert("hasleader", "true".parse().unwrap());
-    let mut inbound = WatchClient::new(channel).watch(request).await.unwrap().into_inner();
-    assert!(inbound.next().await.unwrap().unwrap().created);
+    let stream = WatchStream::open_requiring_leader(&members[0].endpoint()).await;
+    stream.create(create_request(b"w/", b"w0", 0));
+    assert!(stream.wait_for_count(1, Duration::from_secs(10)).await[0].created);
     // Member 0 loses its leader for good (it is leader or follower: either
     // way no quorum is left).
     members[1].kill9();
     members[2].kill9();
-    let end = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            match inbound.next().await {
-                Some(Ok(_)) => continue,
-                Some(Err(status)) => return Some(status),
-                None => return None,
-            }
-        }
-    })
-    .await
-    .expect("the stream ends once the member has no leader");
-    let status = end.expect("ended with an error, not a clean close");
+    // Nothing more is expected but the end: wait_until returns (with an
+    // error) once the stream ends, or when the time is up.
+    let waited = stream
+        .wait_until(Duration::from_secs(20), "the stream's end", |_| false)
+        .await;
+    assert!(waited.is_err());
+    let status = stream
+        .ended()
+        .expect("the stream ends once the member has no leader")
+        .expect_err("ended with an error, not a clean close");
     assert_eq!(
         (status.code(), status.message()),
         (tonic::Code::Unavailable, "etcdserver: no leader")
     );
-    drop(tx);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,39 +138,24 @@ async fn progress_notify_watchers_hear_the_revision_on_a_quiet_key() {
         .header
         .unwrap()
         .revision;
-    let (tx, rx) = mpsc::channel(1);
-    tx.send(WatchRequest {
-        request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
-            key: b"quiet".to_vec(),
-            progress_notify: true,
-            ..Default::default()
-        })),
-    })
-    .await
-    .unwrap();
-    let channel = tonic::transport::Channel::from_shared(member.endpoint())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut inbound = WatchClient::new(channel)
-        .watch(ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    let created = inbound.next().await.unwrap().unwrap();
-    assert!(created.created);
+    let stream = WatchStream::open(&member.endpoint()).await;
+    stream.create(WatchCreateRequest {
+        progress_notify: true,
+        ..create_request(b"quiet", b"", 0)
+    });
     // Within a few intervals: an empty response for this watcher carrying
     // the current revision.
-    let r = tokio::time::timeout(Duration::from_secs(5), inbound.next())
-        .await
-        .expect("a progress notification")
-        .unwrap()
-        .unwrap();
+    let r = stream.wait_for_count(2, Duration::from_secs(5)).await;
+    let (created, progress) = (&r[0], &r[1]);
+    assert!(created.created);
     assert_eq!(
-        (r.watch_id, r.created, r.canceled, r.events.len()),
+        (
+            progress.watch_id,
+            progress.created,
+            progress.canceled,
+            progress.events.len()
+        ),
         (created.watch_id, false, false, 0)
     );
-    assert_eq!(r.header.unwrap().revision, rev);
-    drop(tx);
+    assert_eq!(progress.header.as_ref().unwrap().revision, rev);
 }

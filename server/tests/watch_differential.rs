@@ -783,11 +783,7 @@ async fn random_watches_match_etcd() {
     }
     let seed = env_u64("DIFF_SEED").unwrap_or_else(rand::random);
     let ops = env_u64("WATCH_OPS").unwrap_or(500) as usize;
-    let target_name = if support::target_is_etcd() {
-        "second etcd"
-    } else {
-        "timon"
-    };
+    let target_name = support::target_name();
     println!("watch differential: DIFF_SEED={seed} WATCH_OPS={ops} target={target_name}");
     let started = Instant::now();
     let mut run = Run {

@@ -485,11 +485,7 @@ fn etcdctl_watch_output_matches_etcd() {
         "{} is missing",
         support::etcdctl_bin().display()
     );
-    let target_name = if support::target_is_etcd() {
-        "second etcd"
-    } else {
-        "timon"
-    };
+    let target_name = support::target_name();
     let etcd = support::start_etcd();
     let target = support::start_target();
     let verbose = std::env::var_os("TIMON_TEST_VERBOSE").is_some();

@@ -307,7 +307,10 @@ impl RaftNode {
     }
 
     pub fn status(&self) -> RaftStatus {
-        let m = self.raft.metrics().borrow().clone();
+        // Called for every request (headers, leader checks): read the
+        // metrics in place rather than cloning them.
+        let rx = self.raft.metrics();
+        let m = rx.borrow();
         // etcd's check-quorum: a leader that heard from no quorum for an
         // election timeout is leader no more (openraft keeps the role, so
         // the member reports no leader and refuses what needs one).

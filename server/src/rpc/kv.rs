@@ -7,17 +7,15 @@
 
 use std::sync::Arc;
 
-use prost::Message;
 use timon_proto::etcdserverpb::kv_server::Kv;
 use timon_proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
     RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 };
 use timon_proto::timonpb::internal_raft_request::Request as RaftRequest;
-use timon_proto::timonpb::InternalRaftRequest;
 use tonic::{Request, Response, Status};
 
-use super::error::{etcd_status, internal, propose_status, request_too_large};
+use super::error::{etcd_status, internal, propose_status};
 use super::{validate, Ctx};
 use crate::apply;
 
@@ -28,20 +26,6 @@ pub struct KvService {
 impl KvService {
     pub fn new(ctx: Arc<Ctx>) -> Self {
         Self { ctx }
-    }
-
-    /// Proposes `req` and returns apply's response, or etcd's error.
-    async fn propose(&self, req: RaftRequest) -> Result<apply::Response, Status> {
-        let req = InternalRaftRequest { request: Some(req) };
-        // etcd measures the marshalled raft request against the limit.
-        if req.encoded_len() as u64 > self.ctx.limits.max_request_bytes {
-            return Err(request_too_large());
-        }
-        match self.ctx.raft.propose(req).await {
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(etcd_status(&e)),
-            Err(e) => Err(propose_status(&e)),
-        }
     }
 }
 
@@ -81,7 +65,7 @@ impl Kv for KvService {
         self.ctx.refuse_on_learner()?;
         let req = request.into_inner();
         validate::check_put(&req).map_err(|e| etcd_status(&e))?;
-        match self.propose(RaftRequest::Put(req)).await? {
+        match self.ctx.propose(RaftRequest::Put(req)).await? {
             apply::Response::Put(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))
@@ -98,7 +82,7 @@ impl Kv for KvService {
         self.ctx.refuse_on_learner()?;
         let req = request.into_inner();
         validate::check_delete_range(&req).map_err(|e| etcd_status(&e))?;
-        match self.propose(RaftRequest::DeleteRange(req)).await? {
+        match self.ctx.propose(RaftRequest::DeleteRange(req)).await? {
             apply::Response::DeleteRange(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))
@@ -123,7 +107,7 @@ impl Kv for KvService {
             self.ctx.fill_header(&mut resp.header);
             return Ok(Response::new(resp));
         }
-        match self.propose(RaftRequest::Txn(req)).await? {
+        match self.ctx.propose(RaftRequest::Txn(req)).await? {
             apply::Response::Txn(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))
@@ -136,7 +120,7 @@ impl Kv for KvService {
         self.ctx.require_leader(&request)?;
         self.ctx.refuse_on_learner()?;
         let req = request.into_inner();
-        match self.propose(RaftRequest::Compaction(req)).await? {
+        match self.ctx.propose(RaftRequest::Compaction(req)).await? {
             apply::Response::Compaction(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))

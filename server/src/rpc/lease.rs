@@ -12,21 +12,19 @@ use std::hash::{BuildHasher, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use prost::Message;
 use timon_proto::etcdserverpb::lease_server::Lease;
 use timon_proto::etcdserverpb::{
     LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesRequest,
     LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveRequest,
-    LeaseTimeToLiveResponse, ResponseHeader,
+    LeaseTimeToLiveResponse,
 };
 use timon_proto::timonpb::internal_raft_request::Request as RaftRequest;
-use timon_proto::timonpb::InternalRaftRequest;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::error::{etcd_status, internal, propose_status, request_too_large};
+use super::error::{etcd_status, internal, propose_status};
 use super::Ctx;
 use crate::apply;
 
@@ -38,29 +36,6 @@ impl LeaseService {
     pub fn new(ctx: Arc<Ctx>) -> Self {
         Self { ctx }
     }
-
-    async fn propose(&self, req: RaftRequest) -> Result<apply::Response, Status> {
-        let req = InternalRaftRequest { request: Some(req) };
-        if req.encoded_len() as u64 > self.ctx.limits.max_request_bytes {
-            return Err(request_too_large());
-        }
-        match self.ctx.raft.propose(req).await {
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(etcd_status(&e)),
-            Err(e) => Err(propose_status(&e)),
-        }
-    }
-}
-
-/// A header as etcd's `hdr.fill` makes it: who answered and the current
-/// revision of this member.
-fn filled_header(ctx: &Ctx) -> Option<ResponseHeader> {
-    let mut header = Some(ResponseHeader {
-        revision: ctx.raft.store().current_revision(),
-        ..ResponseHeader::default()
-    });
-    ctx.fill_header(&mut header);
-    header
 }
 
 /// A random positive lease ID, as etcd picks one when the client gives 0.
@@ -94,7 +69,7 @@ impl Lease for LeaseService {
             return Err(etcd_status(&apply::EtcdError::LeaseTtlTooLarge));
         }
         req.ttl = req.ttl.max(self.ctx.raft.min_lease_ttl());
-        match self.propose(RaftRequest::LeaseGrant(req)).await? {
+        match self.ctx.propose(RaftRequest::LeaseGrant(req)).await? {
             apply::Response::LeaseGrant(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))
@@ -109,7 +84,7 @@ impl Lease for LeaseService {
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
         self.ctx.require_leader(&request)?;
         self.ctx.refuse_on_learner()?;
-        match self.propose(RaftRequest::LeaseRevoke(request.into_inner())).await? {
+        match self.ctx.propose(RaftRequest::LeaseRevoke(request.into_inner())).await? {
             apply::Response::LeaseRevoke(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))
@@ -133,7 +108,7 @@ impl Lease for LeaseService {
             while let Some(Ok(req)) = incoming.next().await {
                 // The header is taken before the renew, as etcd does, so
                 // its revision is not after a revoke the renew missed.
-                let header = filled_header(&ctx);
+                let header = ctx.current_header();
                 let answer = match ctx.raft.lease_renew(req.id).await {
                     Ok(ttl) => Ok(LeaseKeepAliveResponse {
                         header,
@@ -163,7 +138,7 @@ impl Lease for LeaseService {
             .lease_time_to_live(request.into_inner())
             .await
             .map_err(|e| propose_status(&e))?;
-        resp.header = filled_header(&self.ctx);
+        resp.header = self.ctx.current_header();
         Ok(Response::new(resp))
     }
 
@@ -180,7 +155,7 @@ impl Lease for LeaseService {
             .map(|id| LeaseStatus { id })
             .collect();
         Ok(Response::new(LeaseLeasesResponse {
-            header: filled_header(&self.ctx),
+            header: self.ctx.current_header(),
             leases,
         }))
     }

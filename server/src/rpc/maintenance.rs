@@ -30,12 +30,7 @@ impl MaintenanceService {
     }
 
     fn header(&self) -> Option<ResponseHeader> {
-        let mut h = Some(ResponseHeader {
-            revision: self.ctx.raft.store().current_revision(),
-            ..Default::default()
-        });
-        self.ctx.fill_header(&mut h);
-        h
+        self.ctx.current_header()
     }
 }
 

@@ -79,6 +79,42 @@ impl Ctx {
         Ok(())
     }
 
+    /// A complete response header at `revision` (0: none, as etcd's
+    /// cluster server sends).
+    pub fn header(&self, revision: i64) -> Option<ResponseHeader> {
+        let mut h = Some(ResponseHeader {
+            revision,
+            ..Default::default()
+        });
+        self.fill_header(&mut h);
+        h
+    }
+
+    /// A complete response header at this member's current revision
+    /// (etcd's `hdr.fill`).
+    pub fn current_header(&self) -> Option<ResponseHeader> {
+        self.header(self.raft.store().current_revision())
+    }
+
+    /// Proposes a write and returns apply's response, or etcd's error;
+    /// refuses it, as etcd does, when the marshalled raft request is over
+    /// --max-request-bytes.
+    pub async fn propose(
+        &self,
+        req: timon_proto::timonpb::internal_raft_request::Request,
+    ) -> Result<crate::apply::Response, tonic::Status> {
+        use prost::Message;
+        let req = timon_proto::timonpb::InternalRaftRequest { request: Some(req) };
+        if req.encoded_len() as u64 > self.limits.max_request_bytes {
+            return Err(error::request_too_large());
+        }
+        match self.raft.propose(req).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(error::etcd_status(&e)),
+            Err(e) => Err(error::propose_status(&e)),
+        }
+    }
+
     /// Fills the fields of a response header that identify who answered;
     /// `revision` is set by whoever produced the response.
     pub fn fill_header(&self, header: &mut Option<ResponseHeader>) {

@@ -87,12 +87,7 @@ struct StreamState {
 
 impl StreamState {
     fn header(&self, revision: i64) -> Option<ResponseHeader> {
-        let mut h = Some(ResponseHeader {
-            revision,
-            ..Default::default()
-        });
-        self.ctx.fill_header(&mut h);
-        h
+        self.ctx.header(revision)
     }
 
     fn current_rev(&self) -> i64 {

@@ -353,6 +353,15 @@ pub fn target_is_etcd() -> bool {
     std::env::var("TIMON_DIFF_TARGET").is_ok_and(|v| v == "etcd")
 }
 
+/// How reports name the target: "timon", or "second etcd".
+pub fn target_name() -> &'static str {
+    if target_is_etcd() {
+        "second etcd"
+    } else {
+        "timon"
+    }
+}
+
 /// Start an `n`-member cluster of `program` (timon or etcd) with etcd's
 /// bootstrap flags (`--initial-cluster` naming all, state `new`) plus
 /// `extra_args` on every member. All are spawned before any is awaited, as a

@@ -83,6 +83,16 @@ impl WatchStream {
     /// gRPC server may send the response headers only with the first
     /// response.
     pub fn open_on(channel: Channel) -> WatchStream {
+        WatchStream::open_with(channel, false)
+    }
+
+    /// Opens a stream on a new connection to `endpoint` carrying etcd's
+    /// `hasleader` metadata (clientv3's WithRequireLeader).
+    pub async fn open_requiring_leader(endpoint: &str) -> WatchStream {
+        WatchStream::open_with(watch_channel(endpoint).await, true)
+    }
+
+    fn open_with(channel: Channel, require_leader: bool) -> WatchStream {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             received: Mutex::new(Received::default()),
@@ -93,7 +103,13 @@ impl WatchStream {
             let mut client = WatchClient::new(channel)
                 .max_decoding_message_size(super::MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(super::MAX_MESSAGE_BYTES);
-            let end = match client.watch(UnboundedReceiverStream::new(rx)).await {
+            let mut request = tonic::Request::new(UnboundedReceiverStream::new(rx));
+            if require_leader {
+                request
+                    .metadata_mut()
+                    .insert("hasleader", "true".parse().expect("ascii"));
+            }
+            let end = match client.watch(request).await {
                 Err(status) => Err(status),
                 Ok(response) => {
                     let mut stream = response.into_inner();
