@@ -157,6 +157,43 @@ async fn kv_errors_are_etcds() {
         .into_inner();
     assert!(t.succeeded);
     assert_eq!(t.header.unwrap().revision, 4);
+
+    // A txn of ranges only is a read, as in etcd: never proposed, so over
+    // --max-request-bytes (1.5 MiB) it still answers (a write that size is
+    // "request is too large").
+    let big_key = vec![b'k'; 1_600_000];
+    let read = |serializable| TxnRequest {
+        success: vec![RequestOp {
+            request: Some(Op::RequestRange(RangeRequest {
+                key: big_key.clone(),
+                serializable,
+                ..Default::default()
+            })),
+        }],
+        ..Default::default()
+    };
+    for serializable in [false, true] {
+        let t = kv
+            .txn(read(serializable))
+            .await
+            .expect("a large read-only txn")
+            .into_inner();
+        assert_eq!((t.succeeded, t.header.unwrap().revision), (true, 4));
+    }
+    assert_status(
+        kv.txn(TxnRequest {
+            success: vec![RequestOp {
+                request: Some(Op::RequestPut(PutRequest {
+                    key: big_key.clone(),
+                    ..Default::default()
+                })),
+            }],
+            ..Default::default()
+        })
+        .await,
+        Code::InvalidArgument,
+        "etcdserver: request is too large",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
