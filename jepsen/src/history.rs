@@ -31,6 +31,9 @@ pub enum Op {
     /// Compare-and-set on the key's mod_revision: write `value` if the key
     /// still has mod_revision `expect` (0: absent).
     Cas { key: String, expect: i64, value: u64 },
+    /// Delete the key if it still has mod_revision `expect` (a guarded
+    /// delete, as the Kubernetes apiserver's).
+    Delete { key: String, expect: i64 },
     /// A nemesis action (kill, pause, partition, ...), for the timeline.
     Nemesis { action: String },
 }

@@ -4,13 +4,15 @@
 //! # Layout
 //! - `history`: the recorded operations (invoke / ok / fail / info).
 //! - `recorder`: the shared history a run appends to, with its monotonic clock.
-//! - `check`: checkers over a history (linearizability, revisions, watch).
+//! - `check`: checkers over a history (linearizability, revisions, watch,
+//!   lists).
 //! - `cluster`: starting members on loopback behind controllable proxies
 //!   (`cluster::proxy`, `cluster::source`).
 //! - `nemesis`: faults (kill, pause, partition, ...) on a timed schedule.
-//! - `workload`: clients that generate operations and record the history.
+//! - `workload`: clients that generate operations and record the history
+//!   (register, watch, kubernetes).
 //! - `durability`: the final-read check (no acknowledged write lost).
-//! - `run`: one scenario end to end, and the quick suite.
+//! - `run`: one scenario end to end, and the quick and long suites.
 
 pub mod check;
 pub mod cluster;

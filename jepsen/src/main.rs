@@ -1,5 +1,5 @@
-//! The `timon-jepsen` command line: `run` one scenario, or the `quick`
-//! suite; the last line printed is `N passed, N failed`.
+//! The `timon-jepsen` command line: `run` one scenario, or the `quick` or
+//! `long` suite; the last line printed is `N passed, N failed`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,12 +24,12 @@ struct Common {
     /// program, release then debug; /usr/bin/etcd or $ETCD_BIN for etcd).
     #[arg(long)]
     binary: Option<PathBuf>,
-    /// 3 or 5 members.
+    /// 3 or 5 members (the long suite chooses per scenario).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(3..=5))]
     nodes: u64,
-    /// Seconds of workload per scenario.
-    #[arg(long, default_value_t = 30)]
-    time_limit: u64,
+    /// Seconds of workload per scenario [default: 30; long suite: 120].
+    #[arg(long)]
+    time_limit: Option<u64>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Where results/<scenario>/<seed>/ go (kept only for failed runs).
@@ -51,10 +51,23 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
-    /// Run the quick suite: register under none, kill, pause, partition-leader, partition-random.
+    /// Run the quick suite: register under none, kill, pause, partition-leader,
+    /// partition-random; watch under kill; kubernetes under partition-random.
     Quick {
         #[command(flatten)]
         common: Common,
+    },
+    /// Run the long suite: every workload under every nemesis on 3 members,
+    /// and under the partitions on 5 too; 120 s each unless --time-limit.
+    Long {
+        #[command(flatten)]
+        common: Common,
+        /// Run each scenario with this many seeds: --seed, --seed + 1, ...
+        #[arg(long, default_value_t = 1)]
+        seeds: u64,
+        /// Only the scenarios whose name contains this, e.g. `watch-kill-5n`.
+        #[arg(long)]
+        only: Option<String>,
     },
 }
 
@@ -96,7 +109,7 @@ fn scenario(common: &Common, nemesis: nemesis::Kind, workload: Workload) -> anyh
         nodes: usize::try_from(common.nodes)?,
         workload,
         nemesis,
-        time_limit: Duration::from_secs(common.time_limit),
+        time_limit: Duration::from_secs(common.time_limit.unwrap_or(30)),
         seed: common.seed,
         results: common.results.clone(),
         keep: common.keep,
@@ -105,8 +118,15 @@ fn scenario(common: &Common, nemesis: nemesis::Kind, workload: Workload) -> anyh
 
 fn print(report: &Report) {
     let verdict = if report.passed { "PASS" } else { "FAIL" };
+    let mut events = String::new();
+    if report.watch_events > 0 {
+        events.push_str(&format!(", {} watch events", report.watch_events));
+    }
+    if report.lists > 0 {
+        events.push_str(&format!(", {} lists", report.lists));
+    }
     println!(
-        "{verdict} {} seed {} in {:.1}s: {} ok, {} fail, {} info; checker: {}",
+        "{verdict} {} seed {} in {:.1}s: {} ok, {} fail, {} info{events}; checker: {}",
         report.scenario, report.seed, report.seconds, report.ops.ok, report.ops.fail, report.ops.info, report.checker
     );
     for p in report.problems.iter().take(20) {
@@ -127,12 +147,35 @@ async fn main_async(cli: Cli) -> anyhow::Result<bool> {
         } => vec![scenario(common, *nemesis, *workload)?],
         Cmd::Quick { common } => run::QUICK
             .iter()
-            .map(|n| scenario(common, *n, Workload::Register))
+            .map(|n| (Workload::Register, *n))
+            .chain(run::QUICK_OTHERS)
+            .map(|(w, n)| scenario(common, n, w))
             .collect::<anyhow::Result<_>>()?,
+        Cmd::Long { common, seeds, only } => {
+            let mut all = Vec::new();
+            for (workload, nemesis, nodes) in run::long() {
+                for seed in common.seed..common.seed.saturating_add(*seeds) {
+                    all.push(Scenario {
+                        nodes,
+                        seed,
+                        time_limit: Duration::from_secs(common.time_limit.unwrap_or(120)),
+                        ..scenario(common, nemesis, workload)?
+                    });
+                }
+            }
+            all.retain(|sc| only.as_ref().is_none_or(|o| sc.name().contains(o.as_str())));
+            all
+        }
     };
     let (mut passed, mut failed) = (0, 0);
-    for sc in &scenarios {
-        let bar = run::progress_bar(&sc.name());
+    let total = scenarios.len();
+    for (i, sc) in scenarios.iter().enumerate() {
+        let label = if total > 1 {
+            format!("[{}/{total}] {}", i + 1, sc.name())
+        } else {
+            sc.name()
+        };
+        let bar = run::progress_bar(&label);
         let report = run::run(sc, &checker, &bar).await;
         bar.finish_and_clear();
         print(&report);

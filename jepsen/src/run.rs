@@ -1,8 +1,11 @@
 //! One scenario end to end — start the cluster, run the workload and the
 //! nemesis for the time limit, heal, read every key on every member, check —
-//! and the `quick` suite. Each run writes `results/<scenario>/<seed>/`
-//! (history.jsonl, summary.json, the members' data dirs and logs) and removes
-//! it when the run passed.
+//! and the `quick` and `long` suites. Each run writes
+//! `results/<scenario>/<seed>/` (history.jsonl, summary.json, the members'
+//! data dirs and logs) and removes
+//! it when the run passed; the `watch` workload adds watches.jsonl (one
+//! watcher and every event it received per line), the `kubernetes`
+//! workload lists.jsonl (one completed list per line).
 //!
 //! [`run`] takes a [`Checker`]; the command line passes [`full_check`]
 //! (`crate::check::check_all`). The final-read check ([`crate::durability`])
@@ -24,7 +27,7 @@ use crate::cluster::{Cluster, Spec};
 use crate::history::{History, Kind};
 use crate::nemesis;
 use crate::recorder::Recorder;
-use crate::workload::register;
+use crate::workload::{kubernetes, register, watch, Recorded};
 
 /// Which server is under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -39,6 +42,18 @@ pub enum Server {
 #[serde(rename_all = "lowercase")]
 pub enum Workload {
     Register,
+    Watch,
+    Kubernetes,
+}
+
+impl Workload {
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Register => "register",
+            Workload::Watch => "watch",
+            Workload::Kubernetes => "kubernetes",
+        }
+    }
 }
 
 /// One run's parameters.
@@ -64,7 +79,12 @@ impl Scenario {
             Server::Timon => "timon",
             Server::Etcd => "etcd",
         };
-        format!("{server}-register-{}-{}n", self.nemesis.name(), self.nodes)
+        format!(
+            "{server}-{}-{}-{}n",
+            self.workload.name(),
+            self.nemesis.name(),
+            self.nodes
+        )
     }
 
     pub fn dir(&self) -> PathBuf {
@@ -81,16 +101,27 @@ pub struct Verdict {
     pub problems: Vec<String>,
 }
 
-/// Checks a history. The seam for `crate::check::check_all`.
-pub type Checker = Arc<dyn Fn(&History) -> Verdict + Send + Sync>;
+/// Checks a history and what the workload recorded besides. The seam for
+/// `crate::check::check_all`.
+pub type Checker = Arc<dyn Fn(&History, &Recorded) -> Verdict + Send + Sync>;
 
 /// The checkers of `crate::check` over the history: linearizability per
-/// key, revisions, (watch streams once a workload records them). A history
+/// key, revisions, the recorded watch streams and lists. A history
 /// passes only if every checker says Valid; Unknown (the search budget ran
 /// out) fails the run too, so nothing passes unchecked.
 pub fn full_check() -> Checker {
-    Arc::new(|history| {
-        let verdicts = crate::check::check_all(history, &[]);
+    Arc::new(|history, recorded| {
+        let mut verdicts = crate::check::check_all(history, &recorded.watches);
+        if !recorded.lists.is_empty() {
+            verdicts.push(match crate::check::ops::operations(history) {
+                Ok(ops) => crate::check::list::check(&ops, &recorded.lists).into_verdict("lists"),
+                Err(e) => crate::check::Verdict {
+                    valid: crate::check::Validity::Unknown,
+                    checker: "lists",
+                    details: format!("malformed history: {e}"),
+                },
+            });
+        }
         let problems: Vec<String> = verdicts
             .iter()
             .filter(|v| v.valid != crate::check::Validity::Valid)
@@ -113,6 +144,10 @@ pub struct Report {
     pub problems: Vec<String>,
     pub checker: String,
     pub ops: Counts,
+    /// Events received by all watchers (the `watch` workload).
+    pub watch_events: usize,
+    /// Paginated lists completed (the `kubernetes` workload).
+    pub lists: usize,
     pub seconds: f64,
     /// Kept when the run failed (or with `keep`).
     pub dir: Option<PathBuf>,
@@ -147,10 +182,13 @@ pub async fn run(sc: &Scenario, checker: &Checker, progress: &ProgressBar) -> Re
     let rec = Recorder::new();
     let mut problems = Vec::new();
     let mut verdict = None;
+    let (mut watch_events, mut lists) = (0, 0);
     match execute(sc, &dir, &rec, checker, progress).await {
-        Ok((found, v)) => {
+        Ok((found, v, recorded)) => {
             problems.extend(found);
             verdict = Some(v);
+            watch_events = recorded.watches.iter().map(|w| w.events.len()).sum();
+            lists = recorded.lists.len();
         }
         Err(e) => problems.push(format!("harness: {e:#}")),
     }
@@ -169,6 +207,8 @@ pub async fn run(sc: &Scenario, checker: &Checker, progress: &ProgressBar) -> Re
         problems,
         checker: verdict.map_or_else(|| "not run".into(), |v| v.checker),
         ops: counts(&history),
+        watch_events,
+        lists,
         seconds: started.elapsed().as_secs_f64(),
         dir: (!passed || sc.keep).then(|| dir.clone()),
     };
@@ -186,14 +226,15 @@ pub async fn run(sc: &Scenario, checker: &Checker, progress: &ProgressBar) -> Re
 }
 
 /// The cluster's life: start, workload + nemesis, heal, final reads, checks.
-/// Answers the final-read problems and the checker's verdict.
+/// Answers the final-read problems, the checker's verdict and what the
+/// workload recorded besides the history.
 async fn execute(
     sc: &Scenario,
     dir: &Path,
     rec: &Recorder,
     checker: &Checker,
     progress: &ProgressBar,
-) -> anyhow::Result<(Vec<String>, Verdict)> {
+) -> anyhow::Result<(Vec<String>, Verdict, Recorded)> {
     let spec = Spec {
         binary: sc.binary.clone(),
         nodes: sc.nodes,
@@ -208,8 +249,22 @@ async fn execute(
 
     let workload = {
         let (endpoints, cfg, rec) = (endpoints.clone(), cfg.clone(), rec.clone());
-        let seed = sc.seed;
-        tokio::spawn(async move { register::run(&endpoints, &cfg, &rec, seed, deadline).await })
+        let (seed, which) = (sc.seed, sc.workload);
+        tokio::spawn(async move {
+            let mut recorded = Recorded::default();
+            match which {
+                Workload::Register => register::run(&endpoints, &cfg, &rec, seed, deadline).await?,
+                Workload::Watch => {
+                    let cfg = watch::Config::default();
+                    recorded.watches = watch::run(&endpoints, &cfg, &rec, seed, deadline).await?;
+                }
+                Workload::Kubernetes => {
+                    let cfg = kubernetes::Config::default();
+                    recorded.lists = kubernetes::run(&endpoints, &cfg, &rec, seed, deadline).await?;
+                }
+            }
+            anyhow::Ok(recorded)
+        })
     };
     let nemesis = tokio::spawn(nemesis::run(
         sc.nemesis,
@@ -225,8 +280,10 @@ async fn execute(
         progress.set_message(format!("{} history entries", rec.len()));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    workload.await??;
+    let recorded = workload.await??;
     nemesis.await?;
+    write_lines(&dir.join("watches.jsonl"), &recorded.watches)?;
+    write_lines(&dir.join("lists.jsonl"), &recorded.lists)?;
 
     progress.set_message("healing, final reads");
     let mut cluster = Arc::try_unwrap(cluster)
@@ -250,9 +307,9 @@ async fn execute(
         )?,
     )?;
     progress.set_message("checking");
-    let verdict = checker(&history);
+    let verdict = checker(&history, &recorded);
     drop(cluster);
-    Ok((problems, verdict))
+    Ok((problems, verdict, recorded))
 }
 
 fn write_results(dir: &Path, history: &History, report: &Report) -> anyhow::Result<()> {
@@ -264,6 +321,20 @@ fn write_results(dir: &Path, history: &History, report: &Report) -> anyhow::Resu
     }
     out.flush()?;
     std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(report)?)?;
+    Ok(())
+}
+
+/// One JSON line per item (watchers, lists); no file when there are none.
+fn write_lines<T: Serialize>(path: &Path, items: &[T]) -> anyhow::Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for w in items {
+        serde_json::to_writer(&mut out, w)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
     Ok(())
 }
 
@@ -280,7 +351,8 @@ pub fn progress_bar(name: &str) -> ProgressBar {
     bar
 }
 
-/// The `quick` suite's nemeses, each one scenario.
+/// The `quick` suite's nemeses, each one scenario of the register workload
+/// (then the [`QUICK_OTHERS`]).
 pub const QUICK: [nemesis::Kind; 5] = [
     nemesis::Kind::None,
     nemesis::Kind::Kill,
@@ -288,3 +360,45 @@ pub const QUICK: [nemesis::Kind; 5] = [
     nemesis::Kind::PartitionLeader,
     nemesis::Kind::PartitionRandom,
 ];
+
+/// The `quick` suite's scenarios of the other workloads.
+pub const QUICK_OTHERS: [(Workload, nemesis::Kind); 2] = [
+    (Workload::Watch, nemesis::Kind::Kill),
+    (Workload::Kubernetes, nemesis::Kind::PartitionRandom),
+];
+
+/// The `long` suite: every workload under every nemesis on 3 members, and
+/// every workload under each partition nemesis on 5 members (where a
+/// minority is two members), as (workload, nemesis, members).
+pub fn long() -> Vec<(Workload, nemesis::Kind, usize)> {
+    use clap::ValueEnum;
+    let mut out = Vec::new();
+    for nodes in [3, 5] {
+        for &w in Workload::value_variants() {
+            for &n in nemesis::Kind::value_variants() {
+                if nodes == 3 || n.name().contains("partition") {
+                    out.push((w, n, nodes));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    #[test]
+    fn the_long_suite_runs_every_workload_under_every_nemesis() {
+        let long = long();
+        for &w in Workload::value_variants() {
+            for &n in nemesis::Kind::value_variants() {
+                assert!(long.contains(&(w, n, 3)), "{w:?} under {n:?} is missing");
+            }
+            assert!(long.contains(&(w, nemesis::Kind::PartitionRandom, 5)));
+        }
+        assert!(!long.contains(&(Workload::Register, nemesis::Kind::None, 5)));
+    }
+}

@@ -22,15 +22,20 @@ fn planted_binary() -> PathBuf {
     bin
 }
 
-/// Runs one scenario on the planted binary with `bug` on; answers whether
-/// the harness reported it failed, and its output.
+/// Runs one register scenario on the planted binary with `bug` on; answers
+/// whether the harness reported it failed, and its output.
 fn run_with_bug(bug: &str, nemesis: &str) -> (bool, String) {
+    run_workload_with_bug("register", bug, nemesis)
+}
+
+/// Runs one scenario of `workload` on the planted binary with `bug` on.
+fn run_workload_with_bug(workload: &str, bug: &str, nemesis: &str) -> (bool, String) {
     let results = tempfile::tempdir().expect("results dir");
     let out = Command::new(env!("CARGO_BIN_EXE_timon-jepsen"))
         .args([
             "run",
             "--workload",
-            "register",
+            workload,
             "--nemesis",
             nemesis,
             "--time-limit",
@@ -66,4 +71,20 @@ fn a_reused_revision_is_caught() {
     let (failed, text) = run_with_bug("reuse-revision", "none");
     assert!(failed, "the harness passed a build that reuses revisions:\n{text}");
     assert!(text.contains(" Invalid"), "{text}");
+}
+
+#[test]
+fn a_dropped_watch_event_is_caught() {
+    let (failed, text) = run_workload_with_bug("watch", "drop-watch-event", "kill");
+    assert!(failed, "the harness passed a build that drops a watch event:\n{text}");
+    assert!(text.contains("watch Invalid"), "{text}");
+    assert!(text.contains("but missed revision"), "{text}");
+}
+
+#[test]
+fn stale_lists_are_caught() {
+    let (failed, text) = run_workload_with_bug("kubernetes", "stale-read", "partition-random");
+    assert!(failed, "the harness passed a build whose lists are stale:\n{text}");
+    assert!(text.contains("lists Invalid"), "{text}");
+    assert!(text.contains("stale snapshot"), "{text}");
 }

@@ -8,6 +8,14 @@
 //!   without asking the leader for the read index.
 //! - `reuse-revision`: every 20th revision, a Put answers the previous
 //!   revision, as if two writes had been given the same one.
+//! - `drop-watch-event`: the watch hub loses the [`DROPPED_WATCH_EVENT`]th
+//!   event it delivers to synced watchers (counted per process, so once per
+//!   member start): that watcher's stream has a gap.
+
+/// Which event `drop-watch-event` loses (1-based, counted over the events
+/// the hub hands synced watchers). Late enough that the watchers of a run
+/// are all streaming.
+pub const DROPPED_WATCH_EVENT: u64 = 100;
 
 /// Whether `bug` is the planted bug selected for this process.
 #[cfg(feature = "planted-bugs")]

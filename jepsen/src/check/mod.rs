@@ -8,10 +8,12 @@
 //! - `revisions`: revisions unique and rising with real time, across keys.
 //! - `watch`: recorded watch streams against the acknowledged writes and
 //!   against each other.
+//! - `list`: paginated lists are snapshots of the writes at their revision.
 //!
 //! `check_all` runs them all and returns one `Verdict` per checker.
 
 pub mod linearizable;
+pub mod list;
 pub mod ops;
 pub mod register;
 pub mod revisions;
@@ -21,7 +23,7 @@ pub mod watch;
 #[cfg(test)]
 mod linearizable_tests;
 #[cfg(test)]
-mod testgen;
+pub(crate) mod testgen;
 
 use crate::history::History;
 use watch::RecordedWatch;

@@ -43,15 +43,16 @@ pub struct Operation {
 impl Operation {
     pub fn key(&self) -> &str {
         match &self.op {
-            Op::Read { key, .. } | Op::Write { key, .. } | Op::Cas { key, .. } => key,
+            Op::Read { key, .. } | Op::Write { key, .. } | Op::Cas { key, .. } | Op::Delete { key, .. } => key,
             Op::Nemesis { .. } => "",
         }
     }
 
-    /// The revision an acknowledged write or cas got (its header revision).
+    /// The revision an acknowledged write, cas or delete got (its header
+    /// revision).
     pub fn write_revision(&self) -> Option<i64> {
         match (&self.op, self.outcome) {
-            (Op::Write { .. } | Op::Cas { .. }, Outcome::Ok) => self.revision,
+            (Op::Write { .. } | Op::Cas { .. } | Op::Delete { .. }, Outcome::Ok) => self.revision,
             _ => None,
         }
     }
@@ -84,6 +85,7 @@ impl fmt::Display for Operation {
             }
             Op::Write { key, value } => write!(f, "write {key}={value}")?,
             Op::Cas { key, expect, value } => write!(f, "cas {key}: mod_revision {expect} ? {value}")?,
+            Op::Delete { key, expect } => write!(f, "delete {key}: mod_revision {expect} ?")?,
             Op::Nemesis { action } => write!(f, "nemesis {action}")?,
         }
         match self.outcome {
@@ -173,6 +175,7 @@ fn complete(inv: &Entry, invoke: usize, e: &Entry, index: usize) -> Result<Opera
                 value: w,
             },
         ) => a == b && x == y && v == w,
+        (Op::Delete { key: a, expect: x }, Op::Delete { key: b, expect: y }) => a == b && x == y,
         _ => false,
     };
     if !same {

@@ -5,8 +5,9 @@
 //! A write takes the revision its completion reported; when that is unknown
 //! (an `Info` write, or no header) the register records only a lower bound,
 //! and the first read or cas that names a revision pins it. Revisions must
-//! strictly increase along the register's writes. There is no delete in the
-//! history, so a key is absent only before its first write.
+//! strictly increase along the register's writes. A guarded delete (on
+//! mod_revision, like a cas) makes the key absent again; an absent register
+//! forgets the deleted revision, so revisions are checked from 0 again.
 
 use std::fmt;
 
@@ -84,6 +85,11 @@ impl Register {
             } => self.read(*value, *mod_revision),
             Op::Write { value, .. } => self.write(*value, revision),
             Op::Cas { expect, value, .. } => self.compare(*expect)?.write(*value, revision),
+            Op::Delete { expect, .. } => {
+                // The delete's revision must rise like a write's.
+                self.compare(*expect)?.write(0, revision)?;
+                Ok(Register::Absent)
+            }
             Op::Nemesis { .. } => Err(Reject::NotRegisterOp),
         }
     }
@@ -178,6 +184,24 @@ mod tests {
         assert_eq!(r.step(&cas("k", 5, 3), Some(6)), Ok(known(3, 6)));
         assert_eq!(r.step(&cas("k", 4, 3), Some(6)), Err(Reject::Compare));
         assert_eq!(Register::Absent.step(&cas("k", 0, 3), Some(2)), Ok(known(3, 2)));
+    }
+
+    #[test]
+    fn a_guarded_delete_makes_the_key_absent() {
+        let delete = |expect| Op::Delete {
+            key: "k".into(),
+            expect,
+        };
+        let r = known(1, 5);
+        assert_eq!(r.step(&delete(5), Some(6)), Ok(Register::Absent));
+        assert_eq!(r.step(&delete(4), Some(6)), Err(Reject::Compare));
+        assert_eq!(r.step(&delete(5), Some(5)), Err(Reject::NotIncreasing));
+        assert_eq!(r.step(&delete(5), None), Ok(Register::Absent));
+        // Absent again: reads see nothing, a create (cas on 0) succeeds.
+        let gone = r.step(&delete(5), Some(6)).unwrap();
+        assert_eq!(gone.step(&read("k", None, None), None), Ok(gone));
+        assert_eq!(gone.step(&read("k", Some(1), Some(5)), None), Err(Reject::Value));
+        assert_eq!(gone.step(&cas("k", 0, 2), Some(7)), Ok(known(2, 7)));
     }
 
     #[test]

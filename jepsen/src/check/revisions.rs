@@ -34,7 +34,7 @@ fn seen(o: &Operation) -> Option<Seen> {
         return None;
     }
     match o.op {
-        Op::Write { .. } | Op::Cas { .. } => o.revision.map(Seen::Write),
+        Op::Write { .. } | Op::Cas { .. } | Op::Delete { .. } => o.revision.map(Seen::Write),
         Op::Read { .. } => o.revision.map(Seen::Read),
         Op::Nemesis { .. } => None,
     }

@@ -7,9 +7,10 @@
 //! In any linearization, the operation right after `u` cannot be a read
 //! (it would return `u`'s value), nor a cas expecting 0 or a revision some
 //! completed operation on the key observed (revisions strictly increase
-//! and values are unique, so that revision is not `u`'s). So it is a write,
-//! after which removing `u` changes nothing, or a cas C whose expected
-//! revision nobody observed. Hence `u` only matters if it takes effect
+//! and values are unique, so that revision is not `u`'s), nor such a
+//! guarded delete. So it is a write, after which removing `u` changes
+//! nothing, or a cas or delete C whose expected revision nobody observed.
+//! Hence `u` only matters if it takes effect
 //! before the latest time such a C can take effect: C's completion, or ∞
 //! for an `Info` C whose value was observed, or C's own deadline for an
 //! `Info` C whose value was not (a least fixpoint). After its deadline `u`
@@ -55,7 +56,7 @@ pub fn windows(ops: Vec<&Operation>) -> Vec<(&Operation, Option<u64>)> {
     };
     // Cas ops whose expected revision nobody observed.
     let blind: Vec<usize> = (0..ops.len())
-        .filter(|&i| matches!(ops[i].op, Op::Cas { expect, .. } if !revs.contains(&expect)))
+        .filter(|&i| matches!(ops[i].op, Op::Cas { expect, .. } | Op::Delete { expect, .. } if !revs.contains(&expect)))
         .collect();
     // deadline[i] for hidden ops: None = dropped, Some(u64::MAX) = never.
     let mut deadline: Vec<Option<u64>> = vec![None; ops.len()];

@@ -21,6 +21,11 @@
 //! the keys both ranges hold — the same events, so each revision is
 //! delivered whole (atomically) or not at all. Deletes are checked by 1, 4
 //! and 5 only, as the history has no delete operation.
+//!
+//! 6. A watcher recorded `until_end` (kept open after the writes stopped
+//!    and the cluster healed) received every acknowledged write in its
+//!    range from its start revision on, not only those below its last
+//!    event: a watcher that stopped receiving lost the writes after.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -83,6 +88,11 @@ pub struct RecordedWatch {
     pub prev_kv: bool,
     pub events: Vec<WatchEvent>,
     pub end: WatchEnd,
+    /// Kept open until every write had completed and the cluster had
+    /// healed (and it had time to catch up): it owes every acknowledged
+    /// write from its start revision on (rule 6).
+    #[serde(default)]
+    pub until_end: bool,
 }
 
 impl RecordedWatch {
@@ -232,17 +242,30 @@ fn check_one(w: &RecordedWatch, writes: &Writes<'_>, found: &mut Vec<String>) {
         current.insert(&e.key, e.value.filter(|_| e.kind == EventType::Put));
     }
     // Rule 3.
-    let Some(end) = w.last_revision() else {
-        return;
-    };
-    if end < w.start_revision {
-        return;
+    let last = w.last_revision();
+    if let Some(end) = last.filter(|&end| end >= w.start_revision) {
+        for (&rev, &(key, _, o)) in writes.acked.range(w.start_revision..=end) {
+            if w.contains(key) && !seen.contains(&(rev, key)) {
+                found.push(format!(
+                    "watcher {id} covers revisions {}..={end} but missed revision {rev}: {o}",
+                    w.start_revision
+                ));
+            }
+        }
     }
-    for (&rev, &(key, _, o)) in writes.acked.range(w.start_revision..=end) {
-        if w.contains(key) && !seen.contains(&(rev, key)) {
+    // Rule 6.
+    if w.until_end && w.start_revision > 0 {
+        let after = last.map_or(w.start_revision, |l| (l + 1).max(w.start_revision));
+        let owed: Vec<_> = writes
+            .acked
+            .range(after..)
+            .filter(|(_, &(key, _, _))| w.contains(key))
+            .collect();
+        if let Some((rev, (_, _, o))) = owed.first() {
             found.push(format!(
-                "watcher {id} covers revisions {}..={end} but missed revision {rev}: {o}",
-                w.start_revision
+                "watcher {id} stayed open to the end but its last event is at revision {}; it never got {} acknowledged writes from revision {rev} on: {o}",
+                last.map_or_else(|| "none".into(), |l| l.to_string()),
+                owed.len()
             ));
         }
     }

@@ -44,6 +44,7 @@ fn watcher(id: &str, key: &str, range_end: Option<&str>, start: i64, events: Vec
         prev_kv: true,
         events,
         end: WatchEnd::Open,
+        until_end: false,
     }
 }
 
@@ -177,4 +178,34 @@ fn watchers_that_disagree_fail() {
         watcher("a", "a", None, 2, vec![put(2, "a", 1, None), put(4, "a", 3, Some(1))]),
     ]);
     assert_eq!(v, Vec::<String>::new());
+}
+
+#[test]
+fn a_watcher_open_to_the_end_owes_every_acknowledged_write() {
+    let until_end = |start, events| RecordedWatch {
+        until_end: true,
+        ..watcher("w", "a", Some("z"), start, events)
+    };
+    // Missing the tail: fine for a watcher stopped early, not for one kept
+    // open to the end.
+    let mut events = all_events();
+    events.truncate(3);
+    assert_eq!(
+        violations(&[watcher("w", "a", Some("z"), 2, events.clone())]),
+        Vec::<String>::new()
+    );
+    assert_one(
+        &[until_end(2, events)],
+        "last event is at revision 4; it never got 1 acknowledged writes from revision 6 on",
+    );
+    assert_one(
+        &[until_end(3, vec![])],
+        "never got 3 acknowledged writes from revision 3 on",
+    );
+    // The info write at 5 is not owed; a start after the last write owes nothing.
+    let mut events = all_events();
+    events.remove(3);
+    events[3].prev_value = Some(2);
+    assert_eq!(violations(&[until_end(2, events)]), Vec::<String>::new());
+    assert_eq!(violations(&[until_end(7, vec![])]), Vec::<String>::new());
 }

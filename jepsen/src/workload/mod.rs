@@ -1,5 +1,24 @@
 //! Workloads: clients that generate operations against the cluster and
-//! record them in the history. `register` today; `kubernetes` and `watch`
-//! are planned (issue 5).
+//! record them in the history.
+//!
+//! - `register`: reads, writes and compare-and-sets of a few keys.
+//! - `watch`: register writers plus watchers that reconnect and resume;
+//!   records every event each watcher received.
+//! - `kubernetes`: the apiserver's guarded creates, updates and deletes
+//!   and paginated lists; records every completed list.
 
+pub mod kubernetes;
 pub mod register;
+pub mod watch;
+
+use crate::check::list::RecordedList;
+use crate::check::watch::RecordedWatch;
+
+/// What a workload recorded besides the history, for the checkers.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    /// The watchers of the `watch` workload.
+    pub watches: Vec<RecordedWatch>,
+    /// The paginated lists of the `kubernetes` workload.
+    pub lists: Vec<RecordedList>,
+}

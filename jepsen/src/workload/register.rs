@@ -2,7 +2,8 @@
 //! one outstanding operation at a time and bound to one member, pick a key
 //! and read it (linearizable Range), write it (Put, a value unique in the
 //! history) or compare-and-set it (Txn: MOD revision == the one the client
-//! last saw, then Put, else Range). Every operation is recorded as an
+//! last saw, then Put, else Range; [`guarded`] also serves the kubernetes
+//! workload's creates and deletes). Every operation is recorded as an
 //! invocation and a completion: `Ok`; `Fail` when it certainly did not take
 //! effect (any failed read, a refused connection, an etcd error meaning "not
 //! applied"); `Info` when a write's outcome is unknown (timeouts, transport
@@ -24,7 +25,7 @@ use timon_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUni
 use timon_proto::etcdserverpb::kv_client::KvClient;
 use timon_proto::etcdserverpb::request_op::Request;
 use timon_proto::etcdserverpb::response_op::Response;
-use timon_proto::etcdserverpb::{Compare, PutRequest, RangeRequest, RequestOp, TxnRequest};
+use timon_proto::etcdserverpb::{Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest};
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
@@ -38,6 +39,8 @@ pub struct Config {
     pub keys: usize,
     /// A request not answered within this is abandoned (Info for writes).
     pub op_timeout: Duration,
+    /// The share of reads; the rest are half writes, half cas.
+    pub read_fraction: f64,
 }
 
 impl Default for Config {
@@ -46,6 +49,7 @@ impl Default for Config {
             clients: 5,
             keys: 3,
             op_timeout: Duration::from_secs(2),
+            read_fraction: 0.5,
         }
     }
 }
@@ -103,13 +107,13 @@ async fn client_loop(
     while Instant::now() < deadline {
         let k = key(rng.gen_range(0..cfg.keys));
         let roll: f64 = rng.gen();
-        let op = if roll < 0.5 {
+        let op = if roll < cfg.read_fraction {
             Op::Read {
                 key: k.clone(),
                 value: None,
                 mod_revision: None,
             }
-        } else if roll < 0.75 {
+        } else if roll < cfg.read_fraction + (1.0 - cfg.read_fraction) / 2.0 {
             Op::Write {
                 key: k.clone(),
                 value: values.fetch_add(1, Ordering::Relaxed),
@@ -155,7 +159,7 @@ async fn client_loop(
 }
 
 /// How an operation ended.
-enum Done {
+pub(crate) enum Done {
     /// Succeeded: the op with its result filled in, and the header revision.
     Ok(Op, Option<i64>),
     /// A CAS whose compare failed: the key's current mod_revision.
@@ -164,9 +168,19 @@ enum Done {
     Info(String),
 }
 
-async fn execute(kv: &mut KvClient<Channel>, op: &Op, timeout: Duration) -> Done {
+pub(crate) async fn execute(kv: &mut KvClient<Channel>, op: &Op, timeout: Duration) -> Done {
     let is_read = matches!(op, Op::Read { .. });
-    let answer = tokio::time::timeout(timeout, send(kv, op)).await;
+    classify(is_read, timeout, send(kv, op)).await
+}
+
+/// Waits up to `timeout` for a request and says how it ended: a read that
+/// got no answer failed; a write did not happen only if the error says so.
+pub(crate) async fn classify(
+    is_read: bool,
+    timeout: Duration,
+    request: impl std::future::Future<Output = Result<Done, tonic::Status>>,
+) -> Done {
+    let answer = tokio::time::timeout(timeout, request).await;
     match answer {
         Ok(Ok(done)) => done,
         Ok(Err(status)) => {
@@ -206,48 +220,79 @@ async fn send(kv: &mut KvClient<Channel>, op: &Op) -> Result<Done, tonic::Status
             Ok(Done::Ok(op.clone(), r.header.map(|h| h.revision)))
         }
         Op::Cas { key, expect, value } => {
-            let txn = TxnRequest {
-                compare: vec![Compare {
-                    result: CompareResult::Equal as i32,
-                    target: CompareTarget::Mod as i32,
-                    key: key.clone().into_bytes(),
-                    target_union: Some(TargetUnion::ModRevision(*expect)),
-                    range_end: Vec::new(),
-                }],
-                success: vec![RequestOp {
-                    request: Some(Request::RequestPut(put(key, *value))),
-                }],
-                failure: vec![RequestOp {
-                    request: Some(Request::RequestRange(range(key))),
-                }],
-            };
-            let r = kv.txn(txn).await?.into_inner();
-            let rev = r.header.map(|h| h.revision);
-            if r.succeeded {
-                return Ok(Done::Ok(op.clone(), rev));
-            }
-            let current = r
-                .responses
-                .iter()
-                .find_map(|resp| match &resp.response {
-                    Some(Response::ResponseRange(rr)) => Some(rr.kvs.first().map_or(0, |kv| kv.mod_revision)),
-                    _ => None,
-                })
-                .unwrap_or(0);
-            Ok(Done::CasMismatch(current, rev))
+            let success = Request::RequestPut(put(key, *value));
+            guarded(kv, op, mod_is(key, *expect), success).await
+        }
+        Op::Delete { key, expect } => {
+            let success = Request::RequestDeleteRange(DeleteRangeRequest {
+                key: key.as_bytes().to_vec(),
+                ..Default::default()
+            });
+            guarded(kv, op, mod_is(key, *expect), success).await
         }
         Op::Nemesis { .. } => Ok(Done::Fail(None, "not a client operation".into())),
     }
 }
 
-fn range(key: &str) -> RangeRequest {
+/// Compares the key's mod_revision with `rev` (0: absent).
+fn mod_is(key: &str, rev: i64) -> Compare {
+    Compare {
+        result: CompareResult::Equal as i32,
+        target: CompareTarget::Mod as i32,
+        key: key.as_bytes().to_vec(),
+        target_union: Some(TargetUnion::ModRevision(rev)),
+        range_end: Vec::new(),
+    }
+}
+
+/// `op` as a Txn: if `compare` then `success` else read the key, as the
+/// Kubernetes apiserver writes. A false compare answers the key's current
+/// mod_revision (0: absent).
+pub(crate) async fn guarded(
+    kv: &mut KvClient<Channel>,
+    op: &Op,
+    compare: Compare,
+    success: Request,
+) -> Result<Done, tonic::Status> {
+    let key = op_key(op);
+    let txn = TxnRequest {
+        compare: vec![compare],
+        success: vec![RequestOp { request: Some(success) }],
+        failure: vec![RequestOp {
+            request: Some(Request::RequestRange(range(key))),
+        }],
+    };
+    let r = kv.txn(txn).await?.into_inner();
+    let rev = r.header.map(|h| h.revision);
+    if r.succeeded {
+        return Ok(Done::Ok(op.clone(), rev));
+    }
+    let current = r
+        .responses
+        .iter()
+        .find_map(|resp| match &resp.response {
+            Some(Response::ResponseRange(rr)) => Some(rr.kvs.first().map_or(0, |kv| kv.mod_revision)),
+            _ => None,
+        })
+        .unwrap_or(0);
+    Ok(Done::CasMismatch(current, rev))
+}
+
+fn op_key(op: &Op) -> &str {
+    match op {
+        Op::Read { key, .. } | Op::Write { key, .. } | Op::Cas { key, .. } | Op::Delete { key, .. } => key,
+        Op::Nemesis { .. } => "",
+    }
+}
+
+pub(crate) fn range(key: &str) -> RangeRequest {
     RangeRequest {
         key: key.as_bytes().to_vec(),
         ..Default::default()
     }
 }
 
-fn put(key: &str, value: u64) -> PutRequest {
+pub(crate) fn put(key: &str, value: u64) -> PutRequest {
     PutRequest {
         key: key.as_bytes().to_vec(),
         value: value.to_string().into_bytes(),
@@ -255,7 +300,7 @@ fn put(key: &str, value: u64) -> PutRequest {
     }
 }
 
-fn parse_value(bytes: &[u8]) -> Result<u64, String> {
+pub(crate) fn parse_value(bytes: &[u8]) -> Result<u64, String> {
     std::str::from_utf8(bytes)
         .ok()
         .and_then(|s| s.parse().ok())
@@ -263,7 +308,7 @@ fn parse_value(bytes: &[u8]) -> Result<u64, String> {
 }
 
 /// A status with its source chain (tonic hides "connection refused" there).
-fn describe(status: &tonic::Status) -> String {
+pub(crate) fn describe(status: &tonic::Status) -> String {
     use std::error::Error;
     let mut text = format!("{:?}: {}", status.code(), status.message());
     let mut source = status.source();
@@ -277,7 +322,7 @@ fn describe(status: &tonic::Status) -> String {
 
 /// Errors after which a write certainly did not take effect: the request
 /// never reached a server, or etcd refused it before proposing.
-fn not_applied(text: &str) -> bool {
+pub(crate) fn not_applied(text: &str) -> bool {
     let lower = text.to_ascii_lowercase();
     [
         "connection refused",

@@ -190,7 +190,11 @@ impl WatchHub {
             if watcher.next_rev > rev {
                 continue;
             }
-            let mine = watcher.interest.select(events);
+            let mut mine = watcher.interest.select(events);
+            // A planted bug (never in normal builds): lose one event.
+            if crate::planted::active("drop-watch-event") {
+                drop_planted_event(&mut mine);
+            }
             if mine.is_empty() {
                 watcher.next_rev = rev + 1;
                 continue;
@@ -316,6 +320,20 @@ impl WatchHub {
         if more {
             self.kick.notify_one();
         }
+    }
+}
+
+/// The planted `drop-watch-event` bug: removes the process's
+/// [`crate::planted::DROPPED_WATCH_EVENT`]th event handed to a synced
+/// watcher, if it is among `events`.
+fn drop_planted_event(events: &mut Vec<Event>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static DELIVERED: AtomicU64 = AtomicU64::new(0);
+    let n = events.len() as u64;
+    let before = DELIVERED.fetch_add(n, Ordering::Relaxed);
+    let nth = crate::planted::DROPPED_WATCH_EVENT;
+    if before < nth && nth <= before + n {
+        events.remove((nth - before - 1) as usize);
     }
 }
 
