@@ -11,6 +11,7 @@
 //! - `workload`: clients that generate operations and record the history.
 //! - `durability`: the final-read check (no acknowledged write lost).
 //! - `run`: one scenario end to end, and the quick suite.
+//! - `timeline`: timeline.svg, the history drawn (ops per client, fault windows).
 
 pub mod check;
 pub mod cluster;
@@ -19,4 +20,5 @@ pub mod history;
 pub mod nemesis;
 pub mod recorder;
 pub mod run;
+pub mod timeline;
 pub mod workload;

@@ -36,7 +36,7 @@ struct Common {
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results"))]
     results: PathBuf,
     /// Keep the results directory of passing runs too.
-    #[arg(long)]
+    #[arg(long, visible_alias = "keep-results")]
     keep: bool,
 }
 
@@ -51,7 +51,7 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
-    /// Run the quick suite: register under none, kill, pause, partition-leader, partition-random.
+    /// Run the quick suite: register under none, kill, pause, partition-leader, partition-random, kill-all.
     Quick {
         #[command(flatten)]
         common: Common,

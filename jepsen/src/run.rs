@@ -1,8 +1,8 @@
 //! One scenario end to end — start the cluster, run the workload and the
 //! nemesis for the time limit, heal, read every key on every member, check —
 //! and the `quick` suite. Each run writes `results/<scenario>/<seed>/`
-//! (history.jsonl, summary.json, the members' data dirs and logs) and removes
-//! it when the run passed.
+//! (history.jsonl, summary.json, timeline.svg, the members' data dirs and
+//! logs) and removes it when the run passed (unless `keep`).
 //!
 //! [`run`] takes a [`Checker`]; the command line passes [`full_check`]
 //! (`crate::check::check_all`). The final-read check ([`crate::durability`])
@@ -114,6 +114,8 @@ pub struct Report {
     pub checker: String,
     pub ops: Counts,
     pub seconds: f64,
+    /// The faults injected: when, what, whether healed.
+    pub nemesis: Vec<nemesis::window::Window>,
     /// Kept when the run failed (or with `keep`).
     pub dir: Option<PathBuf>,
 }
@@ -170,6 +172,7 @@ pub async fn run(sc: &Scenario, checker: &Checker, progress: &ProgressBar) -> Re
         checker: verdict.map_or_else(|| "not run".into(), |v| v.checker),
         ops: counts(&history),
         seconds: started.elapsed().as_secs_f64(),
+        nemesis: nemesis::window::windows(&history),
         dir: (!passed || sc.keep).then(|| dir.clone()),
     };
     if let Err(e) = write_results(&dir, &history, &report) {
@@ -264,6 +267,7 @@ fn write_results(dir: &Path, history: &History, report: &Report) -> anyhow::Resu
     }
     out.flush()?;
     std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(report)?)?;
+    crate::timeline::write(dir, history)?;
     Ok(())
 }
 
@@ -280,11 +284,14 @@ pub fn progress_bar(name: &str) -> ProgressBar {
     bar
 }
 
-/// The `quick` suite's nemeses, each one scenario.
-pub const QUICK: [nemesis::Kind; 5] = [
+/// The `quick` suite's nemeses, each one scenario. kill-all is here so the
+/// scenario that catches the planted `ack-before-fsync` bug is proven to
+/// pass on timon proper.
+pub const QUICK: [nemesis::Kind; 6] = [
     nemesis::Kind::None,
     nemesis::Kind::Kill,
     nemesis::Kind::Pause,
     nemesis::Kind::PartitionLeader,
     nemesis::Kind::PartitionRandom,
+    nemesis::Kind::KillAll,
 ];

@@ -8,6 +8,12 @@
 //!   without asking the leader for the read index.
 //! - `reuse-revision`: every 20th revision, a Put answers the previous
 //!   revision, as if two writes had been given the same one.
+//! - `ack-before-fsync`: raft log appends are reported flushed (so counted
+//!   towards a quorum, committed and acknowledged) while they live only in
+//!   RocksDB's memtable, written without the write-ahead log. A kill -9 of
+//!   every member then loses them, as a power cut would lose log writes the
+//!   OS had not fsynced (kill -9 alone keeps the page cache, so this is the
+//!   in-process model of power loss, not the real thing).
 
 /// Whether `bug` is the planted bug selected for this process.
 #[cfg(feature = "planted-bugs")]
