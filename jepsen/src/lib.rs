@@ -13,6 +13,7 @@
 //!   (register, watch, kubernetes).
 //! - `durability`: the final-read check (no acknowledged write lost).
 //! - `run`: one scenario end to end, and the quick and long suites.
+//! - `timeline`: timeline.svg, the history drawn (ops per client, fault windows).
 
 pub mod check;
 pub mod cluster;
@@ -21,4 +22,5 @@ pub mod history;
 pub mod nemesis;
 pub mod recorder;
 pub mod run;
+pub mod timeline;
 pub mod workload;

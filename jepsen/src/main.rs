@@ -36,7 +36,7 @@ struct Common {
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results"))]
     results: PathBuf,
     /// Keep the results directory of passing runs too.
-    #[arg(long)]
+    #[arg(long, visible_alias = "keep-results")]
     keep: bool,
 }
 
@@ -52,7 +52,7 @@ enum Cmd {
         common: Common,
     },
     /// Run the quick suite: register under none, kill, pause, partition-leader,
-    /// partition-random; watch under kill; kubernetes under partition-random.
+    /// partition-random, kill-all; watch under kill; kubernetes under partition-random.
     Quick {
         #[command(flatten)]
         common: Common,

@@ -1,9 +1,9 @@
 //! One scenario end to end — start the cluster, run the workload and the
 //! nemesis for the time limit, heal, read every key on every member, check —
 //! and the `quick` and `long` suites. Each run writes
-//! `results/<scenario>/<seed>/` (history.jsonl, summary.json, the members'
+//! `results/<scenario>/<seed>/` (history.jsonl, summary.json, timeline.svg, the members'
 //! data dirs and logs) and removes
-//! it when the run passed; the `watch` workload adds watches.jsonl (one
+//! it when the run passed (unless `keep`); the `watch` workload adds watches.jsonl (one
 //! watcher and every event it received per line), the `kubernetes`
 //! workload lists.jsonl (one completed list per line).
 //!
@@ -149,6 +149,8 @@ pub struct Report {
     /// Paginated lists completed (the `kubernetes` workload).
     pub lists: usize,
     pub seconds: f64,
+    /// The faults injected: when, what, whether healed.
+    pub nemesis: Vec<nemesis::window::Window>,
     /// Kept when the run failed (or with `keep`).
     pub dir: Option<PathBuf>,
 }
@@ -210,6 +212,7 @@ pub async fn run(sc: &Scenario, checker: &Checker, progress: &ProgressBar) -> Re
         watch_events,
         lists,
         seconds: started.elapsed().as_secs_f64(),
+        nemesis: nemesis::window::windows(&history),
         dir: (!passed || sc.keep).then(|| dir.clone()),
     };
     if let Err(e) = write_results(&dir, &history, &report) {
@@ -321,6 +324,7 @@ fn write_results(dir: &Path, history: &History, report: &Report) -> anyhow::Resu
     }
     out.flush()?;
     std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(report)?)?;
+    crate::timeline::write(dir, history)?;
     Ok(())
 }
 
@@ -351,14 +355,16 @@ pub fn progress_bar(name: &str) -> ProgressBar {
     bar
 }
 
-/// The `quick` suite's nemeses, each one scenario of the register workload
-/// (then the [`QUICK_OTHERS`]).
-pub const QUICK: [nemesis::Kind; 5] = [
+/// The `quick` suite's nemeses, each one scenario. kill-all is here so the
+/// scenario that catches the planted `ack-before-fsync` bug is proven to
+/// pass on timon proper.
+pub const QUICK: [nemesis::Kind; 6] = [
     nemesis::Kind::None,
     nemesis::Kind::Kill,
     nemesis::Kind::Pause,
     nemesis::Kind::PartitionLeader,
     nemesis::Kind::PartitionRandom,
+    nemesis::Kind::KillAll,
 ];
 
 /// The `quick` suite's scenarios of the other workloads.

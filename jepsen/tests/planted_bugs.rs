@@ -88,3 +88,20 @@ fn stale_lists_are_caught() {
     assert!(text.contains("lists Invalid"), "{text}");
     assert!(text.contains("stale snapshot"), "{text}");
 }
+
+/// Raft log appends acknowledged before they are durable (kept only in
+/// RocksDB's memtable) and every member killed at once: the entries a
+/// quorum acknowledged are gone from every log. What the harness sees (runs
+/// of seeds 1–3): a member whose saved commit index is ahead of its applied
+/// state cannot restart ("Failed to get log entries" while re-applying), so
+/// the cluster never heals; the same scenario passes on timon proper.
+#[test]
+fn acks_before_fsync_are_caught_by_killing_every_member() {
+    let (failed, text) = run_with_bug("ack-before-fsync", "kill-all");
+    assert!(
+        failed,
+        "the harness passed a build that acknowledges unsynced log appends:\n{text}"
+    );
+    let found = ["after healing", " Invalid", "(lost)", "disagree", "never written"];
+    assert!(found.iter().any(|f| text.contains(f)), "{text}");
+}

@@ -11,6 +11,12 @@
 //! - `drop-watch-event`: the watch hub loses the [`DROPPED_WATCH_EVENT`]th
 //!   event it delivers to synced watchers (counted per process, so once per
 //!   member start): that watcher's stream has a gap.
+//! - `ack-before-fsync`: raft log appends are reported flushed (so counted
+//!   towards a quorum, committed and acknowledged) while they live only in
+//!   RocksDB's memtable, written without the write-ahead log. A kill -9 of
+//!   every member then loses them, as a power cut would lose log writes the
+//!   OS had not fsynced (kill -9 alone keeps the page cache, so this is the
+//!   in-process model of power loss, not the real thing).
 
 /// Which event `drop-watch-event` loses (1-based, counted over the events
 /// the hub hands synced watchers). Late enough that the watchers of a run

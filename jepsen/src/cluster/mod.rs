@@ -6,6 +6,7 @@
 //! they are kept with the results of a failed run. Every process started
 //! here is killed when the [`Cluster`] is dropped (also on panic).
 
+pub mod membership;
 pub mod proxy;
 pub mod source;
 
@@ -43,6 +44,11 @@ pub struct Member {
     log: PathBuf,
     child: Option<Child>,
     paused: bool,
+    /// Its data dir (wiped when it is removed from the cluster).
+    data_dir: PathBuf,
+    /// Removed from the cluster ([`Cluster::remove_member`]); not restarted
+    /// by [`Cluster::heal`] until [`Cluster::readd_member`] adds it back.
+    removed: bool,
     /// The etcd member ID, learned from its Status header once it answered.
     id: u64,
 }
@@ -136,6 +142,8 @@ impl Cluster {
                 log: spec.dir.join(format!("{}.log", name(i))),
                 child: None,
                 paused: false,
+                data_dir,
+                removed: false,
                 id: 0,
             });
         }
@@ -209,6 +217,20 @@ impl Cluster {
         lock(&self.pids)[i] = None;
     }
 
+    /// SIGKILL every member at the same moment: every signal is sent before
+    /// any member is reaped, so none outlives another by more than the
+    /// signals' delivery. Data dirs stay.
+    pub fn kill_all(&mut self) {
+        for m in &mut self.members {
+            if let Some(child) = m.child.as_mut() {
+                let _ = child.kill();
+            }
+        }
+        for i in 0..self.len() {
+            self.kill(i);
+        }
+    }
+
     /// Starts a killed member again with the same flags and data dir (does
     /// not wait: it may not become ready until a quorum is reachable).
     pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
@@ -262,7 +284,8 @@ impl Cluster {
         }
     }
 
-    /// Every link passes, paused members continue, killed members restart.
+    /// Every link passes, paused members continue, killed members restart
+    /// (removed members stay down: see [`Cluster::readd_member`]).
     pub fn heal(&mut self) -> anyhow::Result<()> {
         for p in &self.proxies {
             p.heal();
@@ -270,6 +293,9 @@ impl Cluster {
         for i in 0..self.len() {
             if self.members[i].paused {
                 self.resume(i)?;
+            }
+            if self.members[i].removed {
+                continue;
             }
             let running = self.members[i]
                 .child

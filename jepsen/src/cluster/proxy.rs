@@ -1,6 +1,7 @@
 //! A TCP proxy in front of one member's peer port, controllable at run time
 //! per *source* member: pass, drop (cut existing connections and close new
-//! ones at once), or delay every chunk by some milliseconds.
+//! ones at once), or delay every chunk by some milliseconds, fixed or drawn
+//! per chunk from a range (jitter; bytes still arrive in order).
 //!
 //! # Addressing and partitions
 //!
@@ -47,6 +48,9 @@ pub enum Link {
     Drop,
     /// Every chunk is held this long before it is forwarded (both directions).
     Delay(Duration),
+    /// Every chunk is held a time drawn uniformly from `[min, max]`; a chunk
+    /// never overtakes the one before it, so jitter keeps the byte order.
+    Jitter(Duration, Duration),
 }
 
 /// Tells which member (index) opened a connection, from the accepted
@@ -244,6 +248,7 @@ async fn pump(
             };
             let due = match lock(&shared.rules).link(source) {
                 Link::Delay(d) => Instant::now() + d,
+                Link::Jitter(min, max) => Instant::now() + rand::Rng::gen_range(&mut rand::thread_rng(), min..=max),
                 _ => Instant::now(),
             };
             if tx.send((due, buf[..n].to_vec())).await.is_err() {
@@ -380,5 +385,20 @@ mod tests {
         let t = Instant::now();
         roundtrip(&mut s, b"fast").await.unwrap();
         assert!(t.elapsed() < Duration::from_millis(200), "{:?}", t.elapsed());
+    }
+
+    #[tokio::test]
+    async fn jitter_holds_each_chunk_within_its_range() {
+        let p = proxy().await;
+        let mut s = TcpStream::connect(p.addr()).await.unwrap();
+        roundtrip(&mut s, b"warm").await.unwrap();
+        p.set(0, Link::Jitter(Duration::from_millis(100), Duration::from_millis(150)));
+        let t = Instant::now();
+        roundtrip(&mut s, b"slow").await.unwrap();
+        let rtt = t.elapsed();
+        // Delayed on the way there and on the way back.
+        assert!(rtt >= Duration::from_millis(200), "{rtt:?}");
+        // Generous upper bound: two draws of at most 150 ms, plus scheduling.
+        assert!(rtt < Duration::from_millis(1000), "{rtt:?}");
     }
 }

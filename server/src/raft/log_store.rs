@@ -4,7 +4,8 @@
 //! Durability (DESIGN.md invariant 4): an append is written with `sync` and
 //! only then reported to openraft as flushed, so an entry openraft counts
 //! towards a quorum is on stable storage. A vote is fsynced before it is
-//! answered for the same reason.
+//! answered for the same reason. (The planted `ack-before-fsync` bug, in
+//! `crate::planted`, breaks exactly this.)
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -152,10 +153,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let bytes = bincode::serialize(&entry).map_err(write_err)?;
             batch.put(Cf::RaftLog, index_key(entry.log_id.index).to_vec(), bytes);
         }
-        let res = self
-            .engine
-            .write(batch, true)
-            .map_err(|e| std::io::Error::other(e.to_string()));
+        let res = if crate::planted::active("ack-before-fsync") {
+            self.engine.write_unlogged(batch)
+        } else {
+            self.engine.write(batch, true)
+        }
+        .map_err(|e| std::io::Error::other(e.to_string()));
         let failed = res
             .as_ref()
             .err()
