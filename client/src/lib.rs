@@ -25,6 +25,11 @@
 //! - `cluster`: membership (list, add, remove, promote, update).
 //! - `watch`: watch builders, shared watch streams and watchers that resume
 //!   on another member (read its docs for the delivery guarantees).
+//! - `lease`: grant / revoke / time-to-live / list / keep-alive, and
+//!   [`Session`], a lease kept alive in the background.
+//! - `lock`: lock / unlock through the Lock service.
+//! - `election`: campaign / proclaim / resign / leader / observe through the
+//!   Election service.
 //! - `error`: the [`Error`] type, with etcd's message and gRPC code, and its
 //!   classification for retries.
 
@@ -33,16 +38,21 @@ mod macros;
 
 mod client;
 mod cluster;
+mod election;
 mod error;
 mod kv;
+mod lease;
+mod lock;
 mod maintenance;
 mod retry;
 mod txn;
 mod watch;
 
 pub use client::{Client, ConnectOptions};
+pub use election::Observe;
 pub use error::{Error, Result};
 pub use kv::{prefix_range_end, Delete, DeleteRequest, Get, GetRequest, Put, PutRequest};
+pub use lease::{KeepAlive, Session, LEASE_NOT_FOUND};
 pub use maintenance::Compact;
 pub use timon_proto as proto;
 pub use timon_proto::etcdserverpb::compare::CompareResult;

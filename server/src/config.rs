@@ -120,7 +120,23 @@ pub struct Config {
     /// (a Go duration such as 10m or 500ms).
     #[arg(long, env = "ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL")]
     pub experimental_watch_progress_notify_interval: Option<String>,
+    /// Whether the leader checkpoints remaining lease TTLs through raft, so
+    /// a leader change does not restart leases from their full TTL. etcd
+    /// 3.4's default is false; timon's is true.
+    #[arg(long, env = "ETCD_EXPERIMENTAL_ENABLE_LEASE_CHECKPOINT", num_args = 0..=1, default_missing_value = "true")]
+    pub experimental_enable_lease_checkpoint: Option<bool>,
+    /// Accepted for compatibility: timon always persists checkpoints.
+    #[arg(long, env = "ETCD_EXPERIMENTAL_ENABLE_LEASE_CHECKPOINT_PERSIST", num_args = 0..=1, default_missing_value = "true")]
+    pub experimental_enable_lease_checkpoint_persist: Option<bool>,
+    /// How often each long lease's remaining TTL is checkpointed (a Go
+    /// duration; etcd's default 5m; at least 1s).
+    #[arg(long, env = "ETCD_EXPERIMENTAL_LEASE_CHECKPOINT_INTERVAL")]
+    pub experimental_lease_checkpoint_interval: Option<String>,
 }
+
+/// The shortest lease checkpoint interval: each checkpoint is a raft entry
+/// per long lease, so a shorter one would flood the log.
+pub const MIN_LEASE_CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A Go duration (`time.ParseDuration`): numbers with units h, m, s, ms,
 /// us, ns, e.g. `10m`, `1m30s`, `500ms`.
@@ -159,6 +175,8 @@ pub fn parse_go_duration(text: &str) -> Option<std::time::Duration> {
 pub enum ConfigError {
     #[error("invalid value {0:?} for flag -experimental-watch-progress-notify-interval: time: invalid duration")]
     BadDuration(String),
+    #[error("invalid value {0:?} for flag -experimental-lease-checkpoint-interval: time: invalid duration")]
+    BadCheckpointInterval(String),
     #[error("invalid URL {url:?} in --{flag}: {reason}")]
     BadUrl {
         flag: &'static str,
@@ -283,9 +301,24 @@ impl Config {
         }
     }
 
+    /// The lease checkpoint interval (--experimental-lease-checkpoint-interval,
+    /// default 5 min, raised to [`MIN_LEASE_CHECKPOINT_INTERVAL`]), or None
+    /// with --experimental-enable-lease-checkpoint=false.
+    pub fn lease_checkpoint_interval(&self) -> Result<Option<std::time::Duration>, ConfigError> {
+        if self.experimental_enable_lease_checkpoint == Some(false) {
+            return Ok(None);
+        }
+        let interval = match &self.experimental_lease_checkpoint_interval {
+            None => std::time::Duration::from_secs(300),
+            Some(v) => parse_go_duration(v).ok_or_else(|| ConfigError::BadCheckpointInterval(v.clone()))?,
+        };
+        Ok(Some(interval.max(MIN_LEASE_CHECKPOINT_INTERVAL)))
+    }
+
     /// Checks the values clap cannot: URLs, limits, the initial cluster.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.progress_notify_interval()?;
+        self.lease_checkpoint_interval()?;
         parse_urls("listen-client-urls", &self.listen_client_urls)?;
         parse_urls("advertise-client-urls", &self.advertise_client_urls)?;
         parse_urls("listen-peer-urls", &self.listen_peer_urls)?;
@@ -325,6 +358,21 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lease_checkpoint_interval_defaults_to_5m_and_is_at_least_1s() {
+        use std::time::Duration;
+        let c = Config::try_parse_from(["timon"]).unwrap();
+        assert_eq!(c.lease_checkpoint_interval(), Ok(Some(Duration::from_secs(300))));
+        let c = Config::try_parse_from(["timon", "--experimental-lease-checkpoint-interval", "10ms"]).unwrap();
+        assert_eq!(c.lease_checkpoint_interval(), Ok(Some(Duration::from_secs(1))));
+        let c = Config::try_parse_from(["timon", "--experimental-lease-checkpoint-interval", "2s"]).unwrap();
+        assert_eq!(c.lease_checkpoint_interval(), Ok(Some(Duration::from_secs(2))));
+        let c = Config::try_parse_from(["timon", "--experimental-enable-lease-checkpoint=false"]).unwrap();
+        assert_eq!(c.lease_checkpoint_interval(), Ok(None));
+        let c = Config::try_parse_from(["timon", "--experimental-lease-checkpoint-interval", "x"]).unwrap();
+        assert!(c.lease_checkpoint_interval().is_err());
+    }
 
     #[test]
     fn go_durations() {

@@ -9,7 +9,8 @@
 //! - `config`: etcd-compatible flags and ETCD_* variables.
 //! - `ids`: etcd's member and cluster IDs; `identity`: this member's, fixed per data dir.
 //! - `watch`: watchers and event delivery (synced / catching up from storage).
-//! - `lease`: the leader's in-memory lease deadlines (the table itself is `apply::lease`).
+//! - `lease`: the leader's in-memory lease deadlines, checkpoint schedule and revoke rate
+//!   limits (the table itself is `apply::lease`).
 //! - `metrics`: /health, /version, /metrics on --listen-metrics-urls.
 //! - `node`: start-up, wiring, shutdown.
 //! - `planted`: faults for harness tests, compiled in only with `planted-bugs`.

@@ -18,6 +18,8 @@ use timon_proto::etcdserverpb::lease_server::LeaseServer;
 use timon_proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use timon_proto::etcdserverpb::watch_server::WatchServer;
 use timon_proto::timonpb::peer_server::PeerServer;
+use timon_proto::v3electionpb::election_server::ElectionServer;
+use timon_proto::v3lockpb::lock_server::LockServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -27,10 +29,12 @@ use crate::raft::network::REMOVED_MESSAGE;
 use crate::raft::service::PeerService;
 use crate::raft::{Member, ProposeError, RaftNode, RaftSettings};
 use crate::rpc::cluster::ClusterService;
+use crate::rpc::election::ElectionService;
 use crate::rpc::http::HttpEndpointsLayer;
 use crate::rpc::kv::KvService;
 use crate::rpc::lease::LeaseService;
 use crate::rpc::limit::GrpcLimitLayer;
+use crate::rpc::lock::LockService;
 use crate::rpc::maintenance::MaintenanceService;
 use crate::rpc::watch::WatchService;
 use crate::rpc::{Ctx, Limits, ETCD_API_VERSION};
@@ -190,6 +194,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         election_ms: cfg.election_timeout,
         snapshot_count: cfg.snapshot_count,
         snapshot_dir: data_dir.snap_path(),
+        lease_checkpoint_interval: cfg.lease_checkpoint_interval()?,
     };
     let raft = Arc::new(RaftNode::start(member_id, engine.clone(), initial, join, &settings).await?);
     raft.start_lease_expiry();
@@ -273,7 +278,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
             )
             .add_service(
                 MaintenanceServer::new(MaintenanceService::new(ctx.clone())).max_decoding_message_size(max_decode),
-            );
+            )
+            .add_service(LockServer::new(LockService::new(ctx.clone())).max_decoding_message_size(max_decode))
+            .add_service(ElectionServer::new(ElectionService::new(ctx.clone())).max_decoding_message_size(max_decode));
         servers.push(spawn_server("client", local, stop_rx.clone(), move |signal| {
             router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
         }));

@@ -185,7 +185,8 @@ async fn lease_script(m: &Member) -> Vec<String> {
         ));
     }
     let l = lc.lease_leases(LeaseLeasesRequest {}).await.unwrap().into_inner();
-    let ids: BTreeSet<i64> = l.leases.iter().map(|s| if s.id == auto { -1 } else { s.id }).collect();
+    // In etcd's order: the soonest expiry first.
+    let ids: Vec<i64> = l.leases.iter().map(|s| if s.id == auto { -1 } else { s.id }).collect();
     out.push(format!("leases {ids:?} rev={}", rev(&l.header)));
     // Keep-alive answers the granted TTL, 0 for an unknown lease.
     let reqs = [100, 777, 500].map(|id| LeaseKeepAliveRequest { id });
@@ -521,4 +522,70 @@ async fn etcdctl_lease_commands_print_as_with_etcd() {
         assert_eq!(g, w);
     }
     assert_eq!(got.len(), want.len());
+}
+
+/// etcd's lease checkpoints: a 30 s lease, checkpointed every second, keeps
+/// its remaining TTL across a leader kill instead of restarting from 30 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_long_lease_survives_a_leader_kill_with_its_remaining_ttl() {
+    let mut members = start_cluster(timon_bin(), 3, &["--experimental-lease-checkpoint-interval", "1s"]);
+    let leader = leader_of(&mut members, Duration::from_secs(20)).await;
+    let follower = (leader + 1) % 3;
+    let mut lc = lease_client(&members[follower]).await;
+    let (mut kv, _) = connect(&members[follower].endpoint()).await;
+    let g = lc
+        .lease_grant(LeaseGrantRequest { ttl: 30, id: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    kv.put(PutRequest {
+        key: b"long".to_vec(),
+        value: b"v".to_vec(),
+        lease: g.id,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // Until the leader has about 8 s less than the full TTL left, which
+    // several 1 s checkpoints recorded.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let before = loop {
+        let t = lc
+            .lease_time_to_live(LeaseTimeToLiveRequest { id: g.id, keys: false })
+            .await
+            .unwrap()
+            .into_inner();
+        if t.ttl <= 22 {
+            break t.ttl;
+        }
+        assert!(Instant::now() < deadline, "the lease's TTL does not go down: {t:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    members[leader].kill9();
+    let new_leader = leader_of(&mut members, Duration::from_secs(20)).await;
+    assert_ne!(new_leader, leader);
+    assert!(key_exists(&members[follower], b"long").await, "the lease expired");
+    // The new leader restarts it from the last checkpoint, not from 30 s
+    // (+ 1 s election timeout): at most `before` + 1 (TTLs are truncated) +
+    // 1.5 (the checkpoint's age: 1 s interval, 500 ms checks) + 1 (a
+    // checkpoint rounds up) + 1 (the election timeout) = `before` + 4.5.
+    // Every member reports it.
+    for m in members.iter_mut() {
+        if !m.is_running() {
+            continue;
+        }
+        let t = lease_client(m)
+            .await
+            .lease_time_to_live(LeaseTimeToLiveRequest { id: g.id, keys: true })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(t.granted_ttl, 30);
+        assert_eq!(t.keys, vec![b"long".to_vec()]);
+        assert!(
+            t.ttl > 0 && t.ttl <= before + 4,
+            "remaining TTL {} after the leader change, {before} before it",
+            t.ttl
+        );
+    }
 }

@@ -8,6 +8,8 @@
 //! - `txn.rs`: etcdctl's line-based txn syntax read from stdin.
 //! - `endpoint.rs`: endpoint status / health (`--cluster` included).
 //! - `member.rs`: member list / add / remove / promote / update.
+//! - `lease.rs`: lease grant / revoke / timetolive / list / keep-alive.
+//! - `lock.rs`: lock and elect (sessions, held until a signal).
 //! - `watch.rs`: watch, its argument rules, output formats and exec mode.
 //! - `printer.rs`: the simple and json renderings of KV responses.
 //! - `json.rs`: Go `encoding/json`-compatible rendering of etcd messages.
@@ -18,6 +20,8 @@ mod endpoint;
 mod go;
 mod json;
 mod kv;
+mod lease;
+mod lock;
 mod member;
 mod printer;
 mod table;
@@ -34,6 +38,7 @@ use timon_client::{Client, ConnectOptions};
 /// etcdctl's exit codes (`ctlv3/command/error.go`).
 pub mod exit {
     pub const ERROR: i32 = 1;
+    pub const BAD_CONNECTION: i32 = 2;
     pub const INVALID_INPUT: i32 = 3;
     pub const BAD_FEATURE: i32 = 4;
     pub const BAD_ARGS: i32 = 128;
@@ -103,6 +108,13 @@ enum Command {
     Member(member::MemberCommand),
     /// Watches events stream on keys or prefixes
     Watch(watch::WatchArgs),
+    /// Lease related commands
+    #[command(subcommand)]
+    Lease(lease::LeaseCommand),
+    /// Acquires a named lock
+    Lock(lock::LockArgs),
+    /// Observes and participates in leader election
+    Elect(lock::ElectArgs),
 }
 
 /// A command that failed: printed as `Error: {message}`, exits with `code`.
@@ -257,6 +269,9 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Endpoint(args) => endpoint::run(&ctx, args).await,
         Command::Member(command) => member::run(&ctx, command).await,
         Command::Watch(args) => watch::run(&ctx, args).await,
+        Command::Lease(command) => lease::run(&ctx, command).await,
+        Command::Lock(args) => lock::lock(&ctx, args).await,
+        Command::Elect(args) => lock::elect(&ctx, args).await,
     }
 }
 

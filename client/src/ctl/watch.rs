@@ -441,7 +441,7 @@ async fn run_exec(exec: &[String], response: &WatchResponse) -> Result<(), Failu
 }
 
 /// Go's name for the signal that ended a command (`syscall.Signal`).
-fn signal_name(status: std::process::ExitStatus) -> String {
+pub(super) fn signal_name(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match status.signal() {
         Some(1) => "hangup".to_owned(),

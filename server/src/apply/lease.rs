@@ -2,8 +2,12 @@
 //! exist, their granted TTL and the keys attached to each, kept in the
 //! state machine's meta column family so it travels in snapshots.
 //!
-//! Layout ([`meta::LEASE`], [`meta::LEASE_KEY`]): `lease/<id>` → TTL and
-//! `lease_key/<id><key>` → empty, the ID as 8 big-endian bytes. Writes are
+//! Layout ([`meta::LEASE`], [`meta::LEASE_KEY`]): `lease/<id>` → TTL, then
+//! the remaining TTL of the last checkpoint if there is one (8 big-endian
+//! bytes each), and `lease_key/<id><key>` → empty, the ID as 8 big-endian
+//! bytes. A checkpoint (etcd's `LeaseCheckpoint`, proposed by the leader)
+//! records how long a lease had left, so that a new leader restarts it from
+//! there rather than from its full TTL; a renew clears it (remaining 0). Writes are
 //! staged on the entry's [`WriteTxn`] and land in its batch; reads see the
 //! table as of the previous entry (an entry never both changes the table and
 //! reads its own change). Deadlines are not here: only the leader keeps them,
@@ -11,7 +15,9 @@
 
 use std::collections::BTreeMap;
 
-use timon_proto::etcdserverpb::{LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse};
+use timon_proto::etcdserverpb::{
+    LeaseCheckpointRequest, LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse,
+};
 
 use super::{header, EtcdError};
 use crate::mvcc::{ReadView, WriteTxn};
@@ -54,7 +60,23 @@ fn storage(e: crate::storage::StorageError) -> EtcdError {
 }
 
 fn ttl_of(v: &[u8]) -> i64 {
-    v.try_into().map(i64::from_be_bytes).unwrap_or(0)
+    v.get(..8).and_then(|b| b.try_into().ok()).map_or(0, i64::from_be_bytes)
+}
+
+/// The checkpointed remaining TTL; 0 when none was recorded.
+fn remaining_of(v: &[u8]) -> i64 {
+    v.get(8..16)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, i64::from_be_bytes)
+}
+
+/// A lease record: the granted TTL, then the remaining TTL unless 0.
+fn record(ttl: i64, remaining: i64) -> Vec<u8> {
+    let mut v = ttl.to_be_bytes().to_vec();
+    if remaining > 0 {
+        v.extend_from_slice(&remaining.to_be_bytes());
+    }
+    v
 }
 
 /// The granted TTL of lease `id`, if it exists.
@@ -62,17 +84,39 @@ pub fn lookup(view: &dyn KvRead, id: i64) -> Result<Option<i64>, EtcdError> {
     Ok(view.get(Cf::Meta, &lease_key(id)).map_err(storage)?.map(|v| ttl_of(&v)))
 }
 
-/// Every lease with its granted TTL, by ID.
-pub fn leases(view: &dyn KvRead) -> Result<BTreeMap<i64, i64>, EtcdError> {
+/// The remaining TTL of lease `id`'s last checkpoint (0: none), if it exists.
+pub fn checkpointed(view: &dyn KvRead, id: i64) -> Result<Option<i64>, EtcdError> {
+    Ok(view
+        .get(Cf::Meta, &lease_key(id))
+        .map_err(storage)?
+        .map(|v| remaining_of(&v)))
+}
+
+/// Every lease with `f` of its record, by ID.
+fn scan_leases(view: &dyn KvRead, f: fn(&[u8]) -> i64) -> Result<BTreeMap<i64, i64>, EtcdError> {
     let mut out = BTreeMap::new();
     view.scan(Cf::Meta, meta::LEASE, Some(&prefix_end(meta::LEASE)), &mut |k, v| {
         if let Ok(id) = <[u8; 8]>::try_from(&k[meta::LEASE.len()..]) {
-            out.insert(u64::from_be_bytes(id) as i64, ttl_of(v));
+            out.insert(u64::from_be_bytes(id) as i64, f(v));
         }
         Scan::Continue
     })
     .map_err(storage)?;
     Ok(out)
+}
+
+/// Every lease with its granted TTL, by ID.
+pub fn leases(view: &dyn KvRead) -> Result<BTreeMap<i64, i64>, EtcdError> {
+    scan_leases(view, ttl_of)
+}
+
+/// Every lease with the TTL a new leader restarts it with (etcd's
+/// `RemainingTTL`): the last checkpoint's remaining TTL, else the granted TTL.
+pub fn remaining_ttls(view: &dyn KvRead) -> Result<BTreeMap<i64, i64>, EtcdError> {
+    scan_leases(view, |v| match remaining_of(v) {
+        0 => ttl_of(v),
+        r => r,
+    })
 }
 
 /// Whether any lease exists (puts and deletes skip lease bookkeeping when
@@ -129,14 +173,26 @@ pub fn grant(txn: &mut WriteTxn<'_>, r: &LeaseGrantRequest) -> Result<LeaseGrant
     if lookup(txn.engine(), r.id)?.is_some() {
         return Err(EtcdError::LeaseExist);
     }
-    txn.staged_mut()
-        .put(Cf::Meta, lease_key(r.id), r.ttl.to_be_bytes().to_vec());
+    txn.staged_mut().put(Cf::Meta, lease_key(r.id), record(r.ttl, 0));
     Ok(LeaseGrantResponse {
         header: header(txn.rev()),
         id: r.id,
         ttl: r.ttl,
         error: String::new(),
     })
+}
+
+/// Records the leader's remaining TTLs (etcd's lessor `Checkpoint`);
+/// unknown leases are skipped (revoked since), as etcd does. Changes no
+/// key and no revision.
+pub fn checkpoint(txn: &mut WriteTxn<'_>, r: &LeaseCheckpointRequest) -> Result<(), EtcdError> {
+    for cp in &r.checkpoints {
+        if let Some(ttl) = lookup(txn.engine(), cp.id)? {
+            txn.staged_mut()
+                .put(Cf::Meta, lease_key(cp.id), record(ttl, cp.remaining_ttl));
+        }
+    }
+    Ok(())
 }
 
 /// Deletes lease `r.id` and every key attached to it, all in one revision

@@ -17,7 +17,7 @@
 //! - [`put`], [`delete`]: Put and DeleteRange.
 //! - [`txn`]: Txn with compares, nested txns and up-front checks.
 //! - [`compact`]: Compaction requests, done in the txn's own batch.
-//! - [`lease`]: the lease table; LeaseGrant and LeaseRevoke.
+//! - [`lease`]: the lease table; LeaseGrant, LeaseRevoke and LeaseCheckpoint.
 
 pub mod compact;
 pub mod delete;
@@ -65,6 +65,7 @@ pub fn execute(txn: &mut WriteTxn<'_>, req: InternalRaftRequest) -> Result<Respo
         Some(Request::Compaction(c)) => compact::compact(txn, &c).map(Response::Compaction),
         Some(Request::LeaseGrant(g)) => lease::grant(txn, &g).map(Response::LeaseGrant),
         Some(Request::LeaseRevoke(r)) => lease::revoke(txn, &r).map(Response::LeaseRevoke),
+        Some(Request::LeaseCheckpoint(c)) => lease::checkpoint(txn, &c).map(|()| Response::Empty),
         // Cluster bookkeeping: the state machine records it, the KV store
         // does not change.
         Some(Request::MemberAttributes(_)) | None => Ok(Response::Empty),

@@ -901,3 +901,36 @@ fn leases_attach_detach_and_revoke_in_one_revision() {
     assert_eq!(apply(&s, Request::Txn(t)), Err(EtcdError::LeaseNotFound));
     assert!(lease::keys(engine.as_ref(), 8).unwrap().is_empty());
 }
+
+#[test]
+fn lease_checkpoints_record_remaining_ttls_without_a_revision() {
+    use timon_proto::etcdserverpb::{LeaseCheckpoint, LeaseCheckpointRequest};
+    let s = store();
+    let engine = s.engine().clone();
+    grant(&s, 1, 30);
+    grant(&s, 2, 60);
+    let checkpoint = |cps: &[(i64, i64)]| {
+        let checkpoints = cps
+            .iter()
+            .map(|(id, remaining_ttl)| LeaseCheckpoint {
+                id: *id,
+                remaining_ttl: *remaining_ttl,
+            })
+            .collect();
+        apply(&s, Request::LeaseCheckpoint(LeaseCheckpointRequest { checkpoints })).unwrap()
+    };
+    // Unknown leases (revoked since) are skipped.
+    assert_eq!(checkpoint(&[(1, 12), (7, 5)]), Response::Empty);
+    assert_eq!(s.current_revision(), 1);
+    assert_eq!(
+        lease::remaining_ttls(engine.as_ref()).unwrap(),
+        std::collections::BTreeMap::from([(1, 12), (2, 60)])
+    );
+    assert_eq!(lease::lookup(engine.as_ref(), 1).unwrap(), Some(30));
+    assert_eq!(lease::checkpointed(engine.as_ref(), 1).unwrap(), Some(12));
+    assert_eq!(lease::leases(engine.as_ref()).unwrap().get(&1), Some(&30));
+    // Remaining 0 (a renew) clears it.
+    checkpoint(&[(1, 0)]);
+    assert_eq!(lease::checkpointed(engine.as_ref(), 1).unwrap(), Some(0));
+    assert_eq!(lease::remaining_ttls(engine.as_ref()).unwrap().get(&1), Some(&30));
+}

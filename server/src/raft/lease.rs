@@ -1,14 +1,17 @@
 //! Leases on the raft side (DESIGN.md invariant 7): the leader keeps the
 //! deadlines ([`crate::lease::Deadlines`]), promotes them when it becomes
 //! leader, and proposes a LeaseRevoke through raft for each lease that
-//! expired. Renewals and remaining-TTL questions need those deadlines, so a
+//! expired, and a LeaseCheckpoint with the remaining TTLs that are due (so
+//! that the next leader restarts each lease from its remaining TTL).
+//! Renewals and remaining-TTL questions need those deadlines, so a
 //! follower forwards them to the leader over the Peer service.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use timon_proto::etcdserverpb::{
-    LeaseKeepAliveRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+    LeaseCheckpoint, LeaseCheckpointRequest, LeaseKeepAliveRequest, LeaseRevokeRequest, LeaseTimeToLiveRequest,
+    LeaseTimeToLiveResponse,
 };
 use timon_proto::timonpb::internal_raft_request::Request;
 use timon_proto::timonpb::InternalRaftRequest;
@@ -18,7 +21,7 @@ use super::node::RaftNode;
 use super::service::propose_error_from_status;
 use super::ProposeError;
 use crate::apply::{lease, EtcdError};
-use crate::lease::RenewError;
+use crate::lease::{RenewError, MAX_CHECKPOINT_BATCH};
 
 /// How often the leader looks for expired leases (etcd's lessor loop: 500 ms).
 const EXPIRY_CHECK: Duration = Duration::from_millis(500);
@@ -55,6 +58,7 @@ impl RaftNode {
                 node.follow_leadership();
                 if full {
                     node.revoke_expired().await;
+                    node.checkpoint_due().await;
                 }
             }
         });
@@ -72,7 +76,7 @@ impl RaftNode {
             deadlines.demote();
             return;
         }
-        match lease::leases(self.store().engine().as_ref()) {
+        match lease::remaining_ttls(self.store().engine().as_ref()) {
             Ok(table) => deadlines.promote(&table, self.election_timeout()),
             Err(e) => tracing::warn!("cannot read the lease table: {e}"),
         }
@@ -105,6 +109,42 @@ impl RaftNode {
         }
     }
 
+    /// On the leader: proposes the due checkpoints of remaining TTLs, in
+    /// batches of at most [`MAX_CHECKPOINT_BATCH`].
+    async fn checkpoint_due(&self) {
+        let deadlines = self.lease_deadlines().clone();
+        if !deadlines.is_primary() {
+            return;
+        }
+        let table = match lease::leases(self.store().engine().as_ref()) {
+            Ok(table) => table,
+            Err(e) => return tracing::warn!("cannot read the lease table: {e}"),
+        };
+        loop {
+            let due = deadlines.due_checkpoints(&table, MAX_CHECKPOINT_BATCH);
+            if due.is_empty() {
+                return;
+            }
+            let full = due.len() == MAX_CHECKPOINT_BATCH;
+            let checkpoints = due
+                .into_iter()
+                .map(|(id, remaining_ttl)| LeaseCheckpoint { id, remaining_ttl })
+                .collect();
+            let req = InternalRaftRequest {
+                request: Some(Request::LeaseCheckpoint(LeaseCheckpointRequest { checkpoints })),
+            };
+            match tokio::time::timeout(self.request_timeout(), self.propose_local(req)).await {
+                Ok(Ok(_)) => {}
+                // The next one is due an interval later; meanwhile a new
+                // leader would restart the lease from an older, longer TTL.
+                other => return tracing::warn!("cannot checkpoint lease TTLs: {other:?}"),
+            }
+            if !full {
+                return;
+            }
+        }
+    }
+
     /// Renews lease `id` on the leader (forwarding from a follower) and
     /// answers its TTL, or 0 if the lease does not exist (any more).
     pub async fn lease_renew(&self, id: i64) -> Result<i64, ProposeError> {
@@ -130,12 +170,16 @@ impl RaftNode {
 
     /// Renews lease `id` on this member, which must be the leader.
     pub fn local_lease_renew(&self, id: i64) -> Result<i64, ProposeError> {
-        let ttl = match lease::lookup(self.store().engine().as_ref(), id) {
-            Ok(Some(ttl)) => ttl,
-            Ok(None) => return Ok(0),
-            Err(_) => return Err(ProposeError::Stopped),
+        let engine = self.store().engine().clone();
+        let (ttl, remaining) = match (
+            lease::lookup(engine.as_ref(), id),
+            lease::checkpointed(engine.as_ref(), id),
+        ) {
+            (Ok(Some(ttl)), Ok(remaining)) => (ttl, remaining.unwrap_or(0)),
+            (Ok(None), _) => return Ok(0),
+            _ => return Err(ProposeError::Stopped),
         };
-        match self.lease_deadlines().renew(id, ttl) {
+        match self.lease_deadlines().renew(id, ttl, remaining > 0) {
             Ok(ttl) => Ok(ttl),
             Err(RenewError::NotFound) => Ok(0),
             Err(RenewError::NotPrimary) => Err(ProposeError::NotLeader),

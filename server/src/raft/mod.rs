@@ -57,6 +57,8 @@ pub struct RaftSettings {
     pub snapshot_count: u64,
     /// Where snapshot files are kept: `<data-dir>/member/snap`.
     pub snapshot_dir: PathBuf,
+    /// How often the leader checkpoints remaining lease TTLs (None: never).
+    pub lease_checkpoint_interval: Option<std::time::Duration>,
 }
 
 /// Why a proposal or read index did not complete. Each maps to the etcd

@@ -102,7 +102,7 @@ impl RaftNode {
         let store = state_machine.store();
         let watch = WatchHub::start(store.clone());
         state_machine.set_watch_hub(watch.clone());
-        let leases = Arc::new(Deadlines::default());
+        let leases = Arc::new(Deadlines::new(settings.lease_checkpoint_interval));
         state_machine.set_lease_deadlines(leases.clone());
         let peers = Peers::new();
         let network = NetworkFactory::new(peers.clone());
@@ -153,7 +153,7 @@ impl RaftNode {
         self.heartbeat_ms
     }
 
-    pub(super) fn lease_deadlines(&self) -> &Arc<Deadlines> {
+    pub fn lease_deadlines(&self) -> &Arc<Deadlines> {
         &self.leases
     }
 

@@ -5,7 +5,8 @@
 //! proposing, and its TTL raised to etcd's minimum, so apply is
 //! deterministic). Keep-alives and time-to-live need the leader's
 //! deadlines: `RaftNode` runs them there, forwarding from a follower.
-//! LeaseLeases answers the local lease table, as etcd 3.4 does.
+//! LeaseLeases answers the local lease table, as etcd 3.4 does, soonest
+//! expiry first on the leader (etcd sorts by remaining time).
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -149,11 +150,12 @@ impl Lease for LeaseService {
         self.ctx.require_leader(&request)?;
         self.ctx.refuse_on_learner()?;
         let store = self.ctx.raft.store();
-        let leases = apply::lease::leases(store.engine().as_ref())
+        let mut ids: Vec<i64> = apply::lease::leases(store.engine().as_ref())
             .map_err(|e| etcd_status(&e))?
             .into_keys()
-            .map(|id| LeaseStatus { id })
             .collect();
+        self.ctx.raft.lease_deadlines().sort_by_expiry(&mut ids);
+        let leases = ids.into_iter().map(|id| LeaseStatus { id }).collect();
         Ok(Response::new(LeaseLeasesResponse {
             header: self.ctx.current_header(),
             leases,

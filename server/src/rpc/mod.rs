@@ -8,16 +8,22 @@
 //! - `kv`: the KV service. `maintenance`: the Maintenance service.
 //! - `lease`: the Lease service (grant, revoke, keep-alive, time-to-live, list).
 //! - `cluster`: the Cluster service (member list and changes).
+//! - `lock`, `election`: the v3lock and v3election services, built as etcd
+//!   builds them on `concurrency`: an in-process client over KV, Lease and
+//!   the watch hub (sessions, waitDeletes).
 //! - `watch`: the Watch service (streams of watchers over `crate::watch`).
 //! - `limit`: etcd's status for a message over the gRPC receive limit.
 //! - `http`: /health, /version, /metrics over plain HTTP on the client URLs.
 
 pub mod cluster;
+pub mod concurrency;
+pub mod election;
 pub mod error;
 pub mod http;
 pub mod kv;
 pub mod lease;
 pub mod limit;
+pub mod lock;
 pub mod maintenance;
 pub mod validate;
 pub mod watch;
