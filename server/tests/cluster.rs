@@ -408,3 +408,28 @@ async fn a_member_without_leader_refuses_requests_that_require_one() {
         started.elapsed()
     );
 }
+
+/// etcd takes requests up to --max-request-bytes (1.5 MiB): an entry that
+/// size takes longer than a heartbeat interval to ship and persist (more so
+/// in a debug build on a busy machine), and replication must not give up on
+/// it as if the follower were gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_mebibyte_writes_replicate_and_the_cluster_keeps_its_leader() {
+    let members = start_cluster(timon_bin(), 3, &[]);
+    let leader = agreed_leader(&members, Duration::from_secs(20)).await;
+    let value = "v".repeat(1 << 20);
+    for i in 0..8 {
+        let m = &members[i % 3];
+        let started = Instant::now();
+        let rev = tokio::time::timeout(Duration::from_secs(20), put(m, &format!("big/{i}"), &value))
+            .await
+            .unwrap_or_else(|_| panic!("put {i} hung"))
+            .unwrap_or_else(|e| panic!("put {i} of 1 MiB failed after {:?}: {e}", started.elapsed()));
+        assert!(rev > 0);
+    }
+    for m in &members {
+        let (_, kvs) = keys(m, "big/", true).await.expect("range");
+        assert_eq!(kvs.len(), 8);
+    }
+    assert_eq!(agreed_leader(&members, Duration::from_secs(5)).await, leader);
+}
