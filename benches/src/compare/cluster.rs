@@ -1,0 +1,202 @@
+//! Starts a 3-member cluster of timon or etcd (both take etcd's flags) on
+//! free loopback ports, with data dirs and logs under a directory the caller
+//! owns, and waits until every member names the same leader. Dropping the
+//! [`Cluster`] SIGKILLs and reaps every member it started.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use timon_proto::etcdserverpb::maintenance_client::MaintenanceClient;
+use timon_proto::etcdserverpb::StatusRequest;
+use tonic::transport::Endpoint;
+
+/// Settings passed to both servers with the same values, so they are tuned
+/// alike.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub snapshot_count: u64,
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_ms: u64,
+    pub quota_backend_bytes: u64,
+}
+
+impl Settings {
+    fn flags(&self) -> Vec<String> {
+        [
+            ("--snapshot-count", self.snapshot_count),
+            ("--heartbeat-interval", self.heartbeat_interval_ms),
+            ("--election-timeout", self.election_timeout_ms),
+            ("--quota-backend-bytes", self.quota_backend_bytes),
+        ]
+        .iter()
+        .flat_map(|(flag, v)| [flag.to_string(), v.to_string()])
+        .chain(["--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn"].map(String::from))
+        .collect()
+    }
+}
+
+pub struct Member {
+    pub name: String,
+    pub endpoint: String,
+    pub log: PathBuf,
+    child: Child,
+}
+
+impl Member {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+pub struct Cluster {
+    /// `timon` or `etcd`: names the data dirs, logs and cluster token.
+    pub label: String,
+    pub members: Vec<Member>,
+}
+
+/// A port nobody listens on now (a small race until the member binds it).
+/// `taken` avoids handing out the same port twice in one run.
+pub fn free_port(taken: &mut Vec<u16>) -> anyhow::Result<u16> {
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if !taken.contains(&port) {
+            taken.push(port);
+            return Ok(port);
+        }
+    }
+}
+
+impl Cluster {
+    /// Starts `size` members of `binary` under `dir` and waits up to
+    /// `timeout` until all of them answer Status naming one leader.
+    pub async fn start(
+        label: &str,
+        binary: &Path,
+        size: usize,
+        settings: &Settings,
+        dir: &Path,
+        ports: &mut Vec<u16>,
+        timeout: Duration,
+    ) -> anyhow::Result<Cluster> {
+        let mut addrs = Vec::new();
+        for _ in 0..size {
+            addrs.push((free_port(ports)?, free_port(ports)?));
+        }
+        let initial: Vec<String> = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("{label}{}=http://127.0.0.1:{peer}", i + 1))
+            .collect();
+        let mut cluster = Cluster {
+            label: label.to_string(),
+            members: Vec::new(),
+        };
+        for (i, (client, peer)) in addrs.iter().enumerate() {
+            let name = format!("{label}{}", i + 1);
+            let endpoint = format!("http://127.0.0.1:{client}");
+            let log = dir.join(format!("{name}.log"));
+            let mut cmd = Command::new(binary);
+            // Both servers read ETCD_* variables as flags: none may leak in.
+            for (key, _) in std::env::vars_os() {
+                if key.to_str().is_some_and(|k| k.starts_with("ETCD")) {
+                    cmd.env_remove(key);
+                }
+            }
+            let file = File::create(&log)?;
+            let child = cmd
+                .args(["--name", &name, "--data-dir"])
+                .arg(dir.join(format!("{name}.data")))
+                .args(["--listen-client-urls", &endpoint, "--advertise-client-urls", &endpoint])
+                .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+                .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
+                .args(["--initial-cluster", &initial.join(",")])
+                .args(["--initial-cluster-state", "new"])
+                .args(["--initial-cluster-token", &format!("bench-{label}")])
+                .args(settings.flags())
+                .stdin(Stdio::null())
+                .stdout(file.try_clone()?)
+                .stderr(file)
+                .spawn()
+                .with_context(|| format!("spawn {}", binary.display()))?;
+            cluster.members.push(Member {
+                name,
+                endpoint,
+                log,
+                child,
+            });
+        }
+        cluster.wait_ready(timeout).await?;
+        Ok(cluster)
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.endpoint.clone()).collect()
+    }
+
+    /// Status of one member: (its ID, the leader it names).
+    async fn status(endpoint: &str) -> anyhow::Result<(u64, u64)> {
+        let probe = async {
+            let channel = Endpoint::from_shared(endpoint.to_string())?
+                .connect_timeout(Duration::from_millis(500))
+                .connect()
+                .await?;
+            let s = MaintenanceClient::new(channel)
+                .status(StatusRequest {})
+                .await?
+                .into_inner();
+            anyhow::Ok((s.header.map_or(0, |h| h.member_id), s.leader))
+        };
+        tokio::time::timeout(Duration::from_secs(2), probe)
+            .await
+            .context("Status timed out")?
+    }
+
+    async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut last = String::from("no answer yet");
+        while Instant::now() < deadline {
+            for m in &mut self.members {
+                if let Ok(Some(exit)) = m.child.try_wait() {
+                    bail!("{} exited with {exit} during start-up; log:\n{}", m.name, tail(&m.log));
+                }
+            }
+            let mut leaders = Vec::new();
+            for m in &self.members {
+                match Cluster::status(&m.endpoint).await {
+                    Ok((_, leader)) => leaders.push(leader),
+                    Err(e) => last = format!("{}: {e:#}", m.name),
+                }
+            }
+            if leaders.len() == self.members.len() && leaders[0] != 0 && leaders.iter().all(|l| *l == leaders[0]) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!(
+            "{} cluster not ready within {timeout:?} (last: {last}); log of {}:\n{}",
+            self.label,
+            self.members[0].name,
+            tail(&self.members[0].log)
+        )
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for m in &mut self.members {
+            let _ = m.child.kill();
+            let _ = m.child.wait();
+        }
+    }
+}
+
+/// The last lines of a log, for error messages.
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}

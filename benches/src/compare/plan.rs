@@ -1,0 +1,144 @@
+//! Which workloads the comparison runs, and with which options. Every step
+//! starts from the shared options (`--clients`, `--total`, sizes, ...) and
+//! adjusts what the targets ask for: a 1-client put, 1000 watchers,
+//! kubernetes-sized lists.
+
+use anyhow::bail;
+use serde::Serialize;
+
+use crate::options::Common;
+use crate::workload::{Consistency, Workload};
+
+/// One row of the comparison: a workload and the options both servers get.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub name: String,
+    pub workload: Workload,
+    pub options: Common,
+}
+
+/// Knobs of the plan that are not shared workload options.
+#[derive(Debug, Clone)]
+pub struct Knobs {
+    /// Watchers of the watch step (spread over `streams`).
+    pub watchers: usize,
+    pub streams: usize,
+    /// Objects under the listed prefix in k8s-list.
+    pub list_objects: u64,
+}
+
+/// Every step name, in the order they run.
+pub const ALL: &[&str] = &[
+    "put",
+    "put-1client",
+    "range-l",
+    "range-s",
+    "txn-put",
+    "k8s-update",
+    "k8s-list",
+    "watch",
+    "lease-keepalive",
+];
+
+/// The steps named in `only` (all of [`ALL`] if empty), in [`ALL`]'s order.
+pub fn plan(base: &Common, knobs: &Knobs, only: &[String]) -> anyhow::Result<Vec<Step>> {
+    if let Some(unknown) = only.iter().find(|n| !ALL.contains(&n.as_str())) {
+        bail!("unknown workload {unknown:?}; known: {}", ALL.join(", "));
+    }
+    let mut steps = Vec::new();
+    for &name in ALL {
+        if !only.is_empty() && !only.iter().any(|n| n == name) {
+            continue;
+        }
+        let mut o = base.clone();
+        let workload = match name {
+            "put" => Workload::Put,
+            "put-1client" => {
+                // One client in a closed loop is slow: a tenth of the requests.
+                o.clients = 1;
+                o.conns = 1;
+                o.total = (base.total / 10).max(1);
+                Workload::Put
+            }
+            "range-l" => Workload::Range {
+                consistency: Consistency::L,
+            },
+            "range-s" => Workload::Range {
+                consistency: Consistency::S,
+            },
+            "txn-put" => Workload::TxnPut { txn_ops: 1 },
+            "k8s-update" => Workload::K8sUpdate,
+            "k8s-list" => {
+                // A list reads every object: a hundredth of the requests, and
+                // at most 10 lists in flight (an apiserver's relists are few).
+                o.key_space_size = knobs.list_objects;
+                o.total = (base.total / 100).max(1);
+                o.clients = base.clients.min(10);
+                Workload::K8sList { limit: 500 }
+            }
+            "watch" => {
+                // Each put fans out to every watcher: a tenth of the puts.
+                o.total = (base.total / 10).max(1);
+                Workload::Watch {
+                    watchers: knobs.watchers,
+                    streams: knobs.streams.min(knobs.watchers).max(1),
+                }
+            }
+            "lease-keepalive" => Workload::LeaseKeepalive,
+            other => unreachable!("{other} is in ALL"),
+        };
+        steps.push(Step {
+            name: name.to_string(),
+            workload,
+            options: o,
+        });
+    }
+    Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        c: Common,
+    }
+
+    fn base() -> Common {
+        let mut c = T::parse_from(["t"]).c;
+        c.clients = 100;
+        c.total = 1000;
+        c
+    }
+
+    const KNOBS: Knobs = Knobs {
+        watchers: 1000,
+        streams: 10,
+        list_objects: 5000,
+    };
+
+    #[test]
+    fn all_steps_in_order_with_their_adjustments() {
+        let steps = plan(&base(), &KNOBS, &[]).unwrap();
+        let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ALL);
+        let one = &steps[1];
+        assert_eq!((one.options.clients, one.options.total), (1, 100));
+        let list = steps.iter().find(|s| s.name == "k8s-list").unwrap();
+        assert_eq!(
+            (list.options.key_space_size, list.options.total, list.options.clients),
+            (5000, 10, 10)
+        );
+    }
+
+    #[test]
+    fn filter_keeps_order_and_rejects_unknown_names() {
+        let steps = plan(&base(), &KNOBS, &["watch".into(), "put".into()]).unwrap();
+        let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["put", "watch"]);
+        assert!(plan(&base(), &KNOBS, &["nope".into()]).is_err());
+    }
+}

@@ -1,0 +1,96 @@
+//! What a comparison produced: per workload, each server's report (the
+//! median run by throughput when there were several rounds), every run, and
+//! each member's peak RSS right after the workload; ratios timon/etcd.
+//! This is the JSON written to `benches/results/<date>.json`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::report::Report;
+
+/// One server's result for one workload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Side {
+    /// The run reported (median throughput over `runs`).
+    pub report: Report,
+    /// Every round's run, in the order they ran.
+    pub runs: Vec<Report>,
+    /// VmHWM of each member (KiB) read right after this workload's last run:
+    /// the peak since the cluster started.
+    pub peak_rss_kib: Vec<u64>,
+}
+
+impl Side {
+    /// Chooses the median run by throughput.
+    pub fn new(runs: Vec<Report>, peak_rss_kib: Vec<u64>) -> Side {
+        let mut order: Vec<usize> = (0..runs.len()).collect();
+        order.sort_by(|a, b| runs[*a].rps.total_cmp(&runs[*b].rps));
+        let report = runs[order[order.len() / 2]].clone();
+        Side {
+            report,
+            runs,
+            peak_rss_kib,
+        }
+    }
+
+    /// The largest member's peak RSS in KiB.
+    pub fn max_rss_kib(&self) -> u64 {
+        self.peak_rss_kib.iter().copied().max().unwrap_or(0)
+    }
+}
+
+/// timon divided by etcd; None where etcd's value is 0.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ratios {
+    /// Throughput: above 1 means timon is faster.
+    pub rps: Option<f64>,
+    /// p99 latency: below 1 means timon is faster.
+    pub p99: Option<f64>,
+    /// Peak RSS of the largest member: below 1 means timon uses less.
+    pub peak_rss: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    pub name: String,
+    pub timon: Side,
+    pub etcd: Side,
+    pub ratios: Ratios,
+}
+
+fn ratio(a: f64, b: f64) -> Option<f64> {
+    (b > 0.0).then(|| a / b)
+}
+
+impl Row {
+    pub fn new(name: &str, timon: Side, etcd: Side) -> Row {
+        let ratios = Ratios {
+            rps: ratio(timon.report.rps, etcd.report.rps),
+            p99: ratio(timon.report.latency_ms.p99, etcd.report.latency_ms.p99),
+            peak_rss: ratio(timon.max_rss_kib() as f64, etcd.max_rss_kib() as f64),
+        };
+        Row {
+            name: name.to_string(),
+            timon,
+            etcd,
+            ratios,
+        }
+    }
+}
+
+/// The whole comparison.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    /// UTC stamp; also the result files' name.
+    pub date: String,
+    /// Free text from `--label` (e.g. "debug build").
+    pub label: String,
+    pub cpus: usize,
+    pub timon_bin: String,
+    pub etcd_bin: String,
+    pub rounds: usize,
+    /// The settings both clusters were started with.
+    pub settings: serde_json::Value,
+    /// The steps and their options.
+    pub plan: serde_json::Value,
+    pub rows: Vec<Row>,
+}

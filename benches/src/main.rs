@@ -1,0 +1,55 @@
+//! `timon-bench`: run one workload against any etcd-API endpoints, or
+//! `compare` timon with etcd. See benches/README.md.
+
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use timon_bench::compare::{self, CompareArgs};
+use timon_bench::options::Common;
+use timon_bench::workload::{self, Workload};
+
+#[derive(Parser)]
+#[command(name = "timon-bench", about = "etcd-style benchmark for timon and etcd", version)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    #[command(flatten)]
+    Run(Workload),
+    /// Start a 3-member timon and a 3-member etcd cluster, run every workload
+    /// on both and write benches/results/<date>.{json,svg}. Without
+    /// --clients/--conns it uses 100 clients over 10 connections.
+    Compare(CompareArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    let defaulted = |id: &str| matches!(matches.value_source(id), None | Some(ValueSource::DefaultValue));
+    match &cli.cmd {
+        Cmd::Run(w) => {
+            let report = workload::run(w, &cli.common, !cli.common.json).await?;
+            if cli.common.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.text());
+            }
+        }
+        Cmd::Compare(args) => {
+            if defaulted("clients") {
+                cli.common.clients = compare::DEFAULT_CLIENTS;
+            }
+            if defaulted("conns") {
+                cli.common.conns = compare::DEFAULT_CONNS;
+            }
+            compare::run(args, &cli.common).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! The flags every workload shares, with etcd `tools/benchmark`'s names.
+//! Parsing and validation only; the workloads read these values.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::Args;
+use serde::Serialize;
+
+/// How much load, where, and what keys and values look like.
+#[derive(Args, Debug, Clone, Serialize)]
+pub struct Common {
+    /// Client URLs, comma-separated (`host:port` or `http://host:port`).
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:2379", global = true)]
+    pub endpoints: Vec<String>,
+    /// gRPC connections (HTTP/2 channels); connection i goes to endpoint i mod len.
+    #[arg(long, default_value_t = 1, global = true)]
+    pub conns: usize,
+    /// Concurrent clients; client j sends on connection j mod conns.
+    #[arg(long, default_value_t = 1, global = true)]
+    pub clients: usize,
+    /// Requests to send in total (ignored when --duration is given).
+    #[arg(long, default_value_t = 10_000, global = true)]
+    pub total: u64,
+    /// Run for this long instead of --total: seconds, or with a unit (500ms, 30s, 2m).
+    #[arg(long, value_parser = parse_duration, global = true)]
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub duration: Option<Duration>,
+    /// Bytes of each key (for prefixed workloads: bytes after the prefix).
+    #[arg(long, default_value_t = 8, global = true)]
+    pub key_size: usize,
+    /// Bytes of each value.
+    #[arg(long, default_value_t = 256, global = true)]
+    pub val_size: usize,
+    /// Number of distinct keys the workload touches.
+    #[arg(long, default_value_t = 1000, global = true)]
+    pub key_space_size: u64,
+    /// Pick keys in order (request n uses key n mod key-space-size) instead of at random.
+    #[arg(long, global = true)]
+    pub sequential_keys: bool,
+    /// Maximum requests per second over all clients (0 = unlimited).
+    #[arg(long, default_value_t = 0.0, global = true)]
+    pub rate: f64,
+    /// Print the result as one JSON object instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl Common {
+    /// Rejects combinations that cannot run (no endpoints, keys too short
+    /// for the key space, ...), naming the flag.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.endpoints.is_empty() {
+            bail!("--endpoints: at least one endpoint is needed");
+        }
+        if self.conns == 0 || self.clients == 0 {
+            bail!("--conns and --clients must be at least 1");
+        }
+        if self.key_space_size == 0 {
+            bail!("--key-space-size must be at least 1");
+        }
+        let digits = (self.key_space_size - 1).max(1).ilog10() as usize + 1;
+        if self.key_size < digits {
+            bail!(
+                "--key-size {} is too short for --key-space-size {} (needs {digits} bytes)",
+                self.key_size,
+                self.key_space_size
+            );
+        }
+        if self.val_size < 8 {
+            bail!("--val-size must be at least 8 (the watch workload stores a timestamp in it)");
+        }
+        if self.rate < 0.0 || !self.rate.is_finite() {
+            bail!("--rate must be a non-negative number");
+        }
+        Ok(())
+    }
+}
+
+/// `30`, `30s`, `500ms`, `2m`: a whole or fractional number with an optional unit.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: f64 = number.parse().map_err(|_| format!("not a duration: {text:?}"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1e3,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("unknown unit {unit:?} in {text:?} (use ms, s, m or h)")),
+    };
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(format!("duration must be positive: {text:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_and_without_units() {
+        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+}
