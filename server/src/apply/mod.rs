@@ -50,6 +50,8 @@ pub enum Response {
     Compaction(CompactionResponse),
     LeaseGrant(LeaseGrantResponse),
     LeaseRevoke(LeaseRevokeResponse),
+    /// A `Batch` entry: each request's own result, in order.
+    Batch(Vec<Result<Response, EtcdError>>),
     /// A command without a request (nothing to do).
     Empty,
 }
@@ -69,6 +71,9 @@ pub fn execute(txn: &mut WriteTxn<'_>, req: InternalRaftRequest) -> Result<Respo
         // Cluster bookkeeping: the state machine records it, the KV store
         // does not change.
         Some(Request::MemberAttributes(_)) | None => Ok(Response::Empty),
+        // The state machine applies a batch's requests one by one
+        // (`raft::state_machine`); one nested here is not a command.
+        Some(Request::Batch(_)) => Ok(Response::Empty),
     };
     if result.is_err() {
         txn.rollback();

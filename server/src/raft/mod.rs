@@ -26,6 +26,7 @@ pub mod log_store;
 pub mod membership;
 pub mod network;
 mod node;
+pub mod propose_batch;
 pub mod read_index;
 pub mod service;
 pub mod snapshot;

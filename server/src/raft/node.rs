@@ -9,13 +9,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::error::{InitializeError, RaftError};
 use timon_proto::timonpb::{InternalRaftRequest, ReadIndexRequest};
 
 use timon_proto::timonpb::peer_client::PeerClient;
 use tonic::transport::Channel;
 
 use super::network::{decode, NetworkFactory, Peers};
+use super::propose_batch::{self, ProposeBatcher};
 use super::read_index::ReadBatcher;
 use super::state_machine::{StateMachine, StoreHandle};
 use super::types::{self, Member};
@@ -57,6 +58,7 @@ pub struct RaftNode {
     store: Arc<StoreHandle>,
     peers: Arc<Peers>,
     reads: ReadBatcher,
+    proposals: ProposeBatcher,
     watch: Arc<WatchHub>,
     request_timeout: Duration,
     /// --election-timeout, in ms.
@@ -116,6 +118,7 @@ impl RaftNode {
             }
         }
         let reads = ReadBatcher::start(raft.clone());
+        let proposals = ProposeBatcher::start(raft.clone());
         watch_own_removal(&raft, id, peers.clone());
         // etcd's request timeout: 5 s plus two election timeouts.
         let request_timeout = Duration::from_millis(5_000 + 2 * settings.election_ms);
@@ -125,6 +128,7 @@ impl RaftNode {
             store,
             peers,
             reads,
+            proposals,
             watch,
             request_timeout,
             election_ms: settings.election_ms,
@@ -198,12 +202,10 @@ impl RaftNode {
     /// Proposes `req` on this member, which must be the leader; answers the
     /// apply result and the entry's log index. `NotLeader`: not proposed.
     pub async fn propose_local(&self, req: InternalRaftRequest) -> Result<Indexed, ProposeError> {
-        match self.raft.client_write(req).await {
-            Ok(resp) => Ok((resp.data.0, resp.log_id.index)),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(ProposeError::NotLeader),
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(_))) => Err(ProposeError::Timeout),
-            Err(RaftError::Fatal(_)) => Err(ProposeError::Stopped),
+        if propose_batch::batchable(&req) {
+            return self.proposals.propose(req).await;
         }
+        propose_batch::client_write(&self.raft, req).await
     }
 
     /// Asks `leader` to propose `req`. `NotLeader` when the request certainly

@@ -29,7 +29,8 @@ use crate::storage::keys::meta;
 use crate::storage::{Cf, KvRead, Scan, SharedEngine, WriteBatch};
 use crate::watch::WatchHub;
 use timon_proto::timonpb::internal_raft_request::Request;
-use timon_proto::timonpb::MemberAttributes;
+use timon_proto::mvccpb::Event;
+use timon_proto::timonpb::{InternalRaftRequest, MemberAttributes};
 
 /// Meta keys that never travel in a snapshot: the applied log id and the
 /// membership travel in its `SnapshotMeta`; the install marker is local.
@@ -89,6 +90,58 @@ fn applied_in(view: &dyn KvRead) -> Result<(Option<LogId>, StoredMembership), St
 }
 
 impl StateMachine {
+    /// Tells watchers about a committed revision's events: only now that
+    /// its batch is written (DESIGN.md invariant 6).
+    fn publish(&self, events: &[Event]) {
+        if let (Some(hub), Some(rev)) = (&self.watch, events.first().and_then(|e| e.kv.as_ref())) {
+            hub.notify(rev.mod_revision, events);
+        }
+    }
+
+    /// Applies a `Batch` entry: each request in order, each its own write
+    /// and revision, as if each had been its own entry. The entry counts as
+    /// applied with its last request; until then [`meta::APPLIED_PART`]
+    /// says how many are done, so a restart resumes after them.
+    fn apply_batch(
+        &self,
+        store: &MvccStore,
+        log_id: LogId,
+        requests: Vec<InternalRaftRequest>,
+    ) -> Result<Applied, StorageError> {
+        let done = match read_json::<(LogId, usize)>(self.engine.as_ref(), meta::APPLIED_PART)? {
+            Some((id, n)) if id == log_id => n,
+            _ => 0,
+        };
+        let n = requests.len();
+        let mut results = Vec::with_capacity(n);
+        for (i, req) in requests.into_iter().enumerate() {
+            if i < done {
+                // Applied before a restart; its client is gone.
+                results.push(Ok(Response::Empty));
+                continue;
+            }
+            let mut extra = WriteBatch::new();
+            if i + 1 == n {
+                extra.put(Cf::Meta, meta::APPLIED.to_vec(), serde_json::to_vec(&log_id).map_err(sm_write)?);
+                extra.delete(Cf::Meta, meta::APPLIED_PART.to_vec());
+            } else {
+                let part = serde_json::to_vec(&(log_id, i + 1)).map_err(sm_write)?;
+                extra.put(Cf::Meta, meta::APPLIED_PART.to_vec(), part);
+            }
+            let mut txn = store.write();
+            let result = apply::execute(&mut txn, req);
+            let events = txn.commit(extra).map_err(sm_write)?;
+            self.publish(&events);
+            results.push(result);
+        }
+        if n == 0 {
+            let mut extra = WriteBatch::new();
+            extra.put(Cf::Meta, meta::APPLIED.to_vec(), serde_json::to_vec(&log_id).map_err(sm_write)?);
+            store.write().commit(extra).map_err(sm_write)?;
+        }
+        Ok(Applied(Ok(Response::Batch(results))))
+    }
+
     /// Opens the state machine on `engine` with its snapshots in
     /// `snapshot_dir` (created if missing). An install a crash interrupted
     /// is completed first.
@@ -159,6 +212,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let store = self.store.current();
         let mut out = Vec::new();
         for entry in entries {
+            let entry = match entry.payload {
+                EntryPayload::Normal(InternalRaftRequest {
+                    request: Some(Request::Batch(batch)),
+                }) => {
+                    out.push(self.apply_batch(&store, entry.log_id, batch.requests)?);
+                    continue;
+                }
+                payload => Entry {
+                    log_id: entry.log_id,
+                    payload,
+                },
+            };
             let mut extra = WriteBatch::new();
             extra.put(
                 Cf::Meta,
@@ -201,11 +266,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
             };
             let events = txn.commit(extra).map_err(sm_write)?;
-            // Published only now that the revision's batch is written
-            // (DESIGN.md invariant 6).
-            if let (Some(hub), Some(rev)) = (&self.watch, events.first().and_then(|e| e.kv.as_ref())) {
-                hub.notify(rev.mod_revision, &events);
-            }
+            self.publish(&events);
             if let Some(deadlines) = &self.leases {
                 match &result {
                     Ok(Response::LeaseGrant(g)) => deadlines.granted(g.id, g.ttl),

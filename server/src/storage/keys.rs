@@ -42,6 +42,10 @@ pub mod meta {
     /// The raft log id of the last applied entry (written in the same batch
     /// as the entry's data).
     pub const APPLIED: &[u8] = b"applied";
+    /// While a `Batch` entry is being applied: its log id and how many of
+    /// its requests are applied (each is its own write), so a restart in
+    /// the middle resumes after them instead of applying them twice.
+    pub const APPLIED_PART: &[u8] = b"applied_part";
     /// The last membership config applied.
     pub const MEMBERSHIP: &[u8] = b"membership";
     /// The revision of the last completed compaction (i64, big-endian).

@@ -1,0 +1,139 @@
+//! Group commit of proposals: KV writes that reach the leader while earlier
+//! ones are still in raft are proposed together, as one `Batch` entry.
+//!
+//! openraft 0.9 appends (and fsyncs) the log once per `client_write`, so
+//! one entry per request caps a member at one fsync per write. The batcher
+//! keeps at most [`IN_FLIGHT`] entries in raft; what arrives meanwhile
+//! waits in its queue and goes out as the next entry, up to
+//! [`MAX_REQUESTS`] requests or about [`MAX_BYTES`]. A lone request is
+//! proposed as itself, so an idle member adds no latency.
+//!
+//! Apply executes a batch's requests in order, each with its own revision
+//! and response (`raft::state_machine`), so clients see exactly what they
+//! would have seen had each been proposed alone.
+
+use std::sync::Arc;
+
+use openraft::error::{ClientWriteError, RaftError};
+use prost::Message;
+use timon_proto::timonpb::internal_raft_request::Request;
+use timon_proto::timonpb::{Batch, InternalRaftRequest};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::node::Indexed;
+use super::{types, ProposeError};
+use crate::apply::Response;
+
+/// Entries of this batcher in raft at once.
+pub const IN_FLIGHT: usize = 4;
+/// Requests in one entry at most.
+pub const MAX_REQUESTS: usize = 512;
+/// Bytes of requests after which an entry takes no more (a soft limit: a
+/// request is never split, and one request may be up to
+/// --max-request-bytes).
+pub const MAX_BYTES: usize = 2 << 20;
+
+type Reply = oneshot::Sender<Result<Indexed, ProposeError>>;
+
+/// The handle proposals go through; cheap to clone.
+#[derive(Clone)]
+pub struct ProposeBatcher {
+    tx: mpsc::UnboundedSender<(InternalRaftRequest, Reply)>,
+}
+
+/// Whether `req` may share an entry with others: the KV writes, whose apply
+/// has no effect outside the MVCC store.
+pub fn batchable(req: &InternalRaftRequest) -> bool {
+    matches!(
+        req.request,
+        Some(Request::Put(_) | Request::DeleteRange(_) | Request::Txn(_))
+    )
+}
+
+impl ProposeBatcher {
+    /// Starts the batching task for `raft`; it ends when every handle is gone.
+    pub fn start(raft: types::Raft) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(raft, rx));
+        Self { tx }
+    }
+
+    /// Proposes `req` (which must be [`batchable`]) on this member, which
+    /// should be the leader: answers its own apply result and the index of
+    /// the entry that carried it.
+    pub async fn propose(&self, req: InternalRaftRequest) -> Result<Indexed, ProposeError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send((req, reply)).map_err(|_| ProposeError::Stopped)?;
+        rx.await.map_err(|_| ProposeError::Stopped)?
+    }
+}
+
+async fn run(raft: types::Raft, mut rx: mpsc::UnboundedReceiver<(InternalRaftRequest, Reply)>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else {
+            return;
+        };
+        let mut bytes = first.0.encoded_len();
+        let mut batch = vec![first];
+        while batch.len() < MAX_REQUESTS && bytes < MAX_BYTES {
+            match rx.try_recv() {
+                Ok(next) => {
+                    bytes += next.0.encoded_len();
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            propose(&raft, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Proposes `batch` as one entry and hands each request its own answer.
+async fn propose(raft: &types::Raft, mut batch: Vec<(InternalRaftRequest, Reply)>) {
+    if batch.len() == 1 {
+        let (req, reply) = batch.pop().expect("one request");
+        let _ = reply.send(client_write(raft, req).await);
+        return;
+    }
+    let (requests, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+    let entry = InternalRaftRequest {
+        request: Some(Request::Batch(Batch { requests })),
+    };
+    match client_write(raft, entry).await {
+        Ok((Ok(Response::Batch(results)), index)) if results.len() == replies.len() => {
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(Ok((result, index)));
+            }
+        }
+        Ok((other, _)) => {
+            // Apply answers a batch with a batch; anything else is a bug.
+            tracing::error!("a batch entry was answered {other:?}");
+            for reply in replies {
+                let _ = reply.send(Err(ProposeError::Stopped));
+            }
+        }
+        Err(e) => {
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+/// One entry through openraft.
+pub(super) async fn client_write(raft: &types::Raft, req: InternalRaftRequest) -> Result<Indexed, ProposeError> {
+    match raft.client_write(req).await {
+        Ok(resp) => Ok((resp.data.0, resp.log_id.index)),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(ProposeError::NotLeader),
+        Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(_))) => Err(ProposeError::Timeout),
+        Err(RaftError::Fatal(_)) => Err(ProposeError::Stopped),
+    }
+}
