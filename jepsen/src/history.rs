@@ -34,8 +34,39 @@ pub enum Op {
     /// Delete the key if it still has mod_revision `expect` (a guarded
     /// delete, as the Kubernetes apiserver's).
     Delete { key: String, expect: i64 },
+    /// Lock `name` holding `lease` (the lock workload). The completion
+    /// carries the lock key the server answered; its revision (the header
+    /// revision) is the fencing token.
+    Acquire {
+        name: String,
+        lease: i64,
+        key: Option<String>,
+    },
+    /// Unlock `key` (an acquired lock key).
+    Release { key: String },
+    /// Write `value` to the lock workload's owner key only if the writer's
+    /// lock key `lock` still exists (Txn: create_revision(lock) > 0).
+    Fenced { lock: String, value: u64 },
+    /// Grant a lease of `ttl` seconds; the completion carries its id.
+    Grant { ttl: i64, lease: Option<i64> },
+    /// Renew `lease` once; the completion carries the TTL the server
+    /// answered (a TTL of 0 or less is recorded as a failure: not found).
+    KeepAlive { lease: i64, ttl: Option<i64> },
+    /// Revoke `lease`.
+    Revoke { lease: i64 },
     /// A nemesis action (kill, pause, partition, ...), for the timeline.
     Nemesis { action: String },
+}
+
+impl Op {
+    /// Reads and writes of one key, the operations the register,
+    /// linearizability and revision checkers model.
+    pub fn is_register(&self) -> bool {
+        matches!(
+            self,
+            Op::Read { .. } | Op::Write { .. } | Op::Cas { .. } | Op::Delete { .. }
+        )
+    }
 }
 
 /// One line of a history (history.jsonl).

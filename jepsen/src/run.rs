@@ -5,7 +5,8 @@
 //! data dirs and logs) and removes
 //! it when the run passed (unless `keep`); the `watch` workload adds watches.jsonl (one
 //! watcher and every event it received per line), the `kubernetes`
-//! workload lists.jsonl (one completed list per line).
+//! workload lists.jsonl (one completed list per line). A history with lock
+//! acquisitions (the `lock` workload) is also checked by `check::lock`.
 //!
 //! [`run`] takes a [`Checker`]; the command line passes [`full_check`]
 //! (`crate::check::check_all`). The final-read check ([`crate::durability`])
@@ -27,7 +28,7 @@ use crate::cluster::{Cluster, Spec};
 use crate::history::{History, Kind};
 use crate::nemesis;
 use crate::recorder::Recorder;
-use crate::workload::{kubernetes, register, watch, Recorded};
+use crate::workload::{kubernetes, lock, register, watch, Recorded};
 
 /// Which server is under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -44,6 +45,7 @@ pub enum Workload {
     Register,
     Watch,
     Kubernetes,
+    Lock,
 }
 
 impl Workload {
@@ -52,6 +54,7 @@ impl Workload {
             Workload::Register => "register",
             Workload::Watch => "watch",
             Workload::Kubernetes => "kubernetes",
+            Workload::Lock => "lock",
         }
     }
 }
@@ -112,6 +115,19 @@ pub type Checker = Arc<dyn Fn(&History, &Recorded) -> Verdict + Send + Sync>;
 pub fn full_check() -> Checker {
     Arc::new(|history, recorded| {
         let mut verdicts = crate::check::check_all(history, &recorded.watches);
+        if history
+            .iter()
+            .any(|e| matches!(e.op, crate::history::Op::Acquire { .. }))
+        {
+            verdicts.push(match crate::check::ops::operations(history) {
+                Ok(ops) => crate::check::lock::check(&ops).into_verdict("lock"),
+                Err(e) => crate::check::Verdict {
+                    valid: crate::check::Validity::Unknown,
+                    checker: "lock",
+                    details: format!("malformed history: {e}"),
+                },
+            });
+        }
         if !recorded.lists.is_empty() {
             verdicts.push(match crate::check::ops::operations(history) {
                 Ok(ops) => crate::check::list::check(&ops, &recorded.lists).into_verdict("lists"),
@@ -265,6 +281,7 @@ async fn execute(
                     let cfg = kubernetes::Config::default();
                     recorded.lists = kubernetes::run(&endpoints, &cfg, &rec, seed, deadline).await?;
                 }
+                Workload::Lock => lock::run(&endpoints, &lock::Config::default(), &rec, seed, deadline).await?,
             }
             anyhow::Ok(recorded)
         })
@@ -368,9 +385,10 @@ pub const QUICK: [nemesis::Kind; 6] = [
 ];
 
 /// The `quick` suite's scenarios of the other workloads.
-pub const QUICK_OTHERS: [(Workload, nemesis::Kind); 2] = [
+pub const QUICK_OTHERS: [(Workload, nemesis::Kind); 3] = [
     (Workload::Watch, nemesis::Kind::Kill),
     (Workload::Kubernetes, nemesis::Kind::PartitionRandom),
+    (Workload::Lock, nemesis::Kind::PartitionLeader),
 ];
 
 /// The `long` suite: every workload under every nemesis on 3 members, and
@@ -406,5 +424,31 @@ mod tests {
             assert!(long.contains(&(w, nemesis::Kind::PartitionRandom, 5)));
         }
         assert!(!long.contains(&(Workload::Register, nemesis::Kind::None, 5)));
+    }
+
+    #[test]
+    fn the_full_check_checks_lock_holds_when_there_are_acquisitions() {
+        use crate::check::testgen::{inv, ok};
+        use crate::history::Op;
+        let grant = |ttl, lease| Op::Grant { ttl, lease };
+        let acquire = |lease: i64, key: bool| Op::Acquire {
+            name: "jepsen/lock".into(),
+            lease,
+            key: key.then(|| format!("jepsen/lock/{lease:x}")),
+        };
+        // Two clients whose certain holds overlap from t=4 on.
+        let mut h = Vec::new();
+        for (p, lease, fence) in [(0, 0xa, 10), (1, 0xb, 11)] {
+            h.push(inv(p + 10, 0, grant(5, None)));
+            h.push(ok(p + 10, 1, grant(5, Some(lease)), None));
+            h.push(inv(p, 2 + p as u64, acquire(lease, false)));
+            h.push(ok(p, 3 + p as u64, acquire(lease, true), Some(fence)));
+        }
+        let v = full_check()(&h, &Recorded::default());
+        assert!(v.checker.ends_with("+lock"), "{}", v.checker);
+        assert!(
+            !v.valid && v.problems.iter().any(|p| p.contains("holds overlap")),
+            "{v:?}"
+        );
     }
 }

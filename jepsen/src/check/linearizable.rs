@@ -71,10 +71,11 @@ pub struct Report {
 pub fn check(ops: &[Operation], config: &Config) -> Report {
     let mut by_key: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
     for o in ops {
-        let relevant = !matches!(
-            (&o.op, o.outcome),
-            (_, Outcome::Fail) | (Op::Nemesis { .. }, _) | (Op::Read { .. }, Outcome::Info)
-        );
+        let relevant = o.op.is_register()
+            && !matches!(
+                (&o.op, o.outcome),
+                (_, Outcome::Fail) | (Op::Read { .. }, Outcome::Info)
+            );
         if relevant {
             by_key.entry(o.key()).or_default().push(o);
         }

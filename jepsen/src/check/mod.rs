@@ -9,11 +9,14 @@
 //! - `watch`: recorded watch streams against the acknowledged writes and
 //!   against each other.
 //! - `list`: paginated lists are snapshots of the writes at their revision.
+//! - `lock`: lock holds exclusive and fencing revisions rising (the lock
+//!   workload).
 //!
 //! `check_all` runs them all and returns one `Verdict` per checker.
 
 pub mod linearizable;
 pub mod list;
+pub mod lock;
 pub mod ops;
 pub mod register;
 pub mod revisions;

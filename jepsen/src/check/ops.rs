@@ -44,7 +44,10 @@ impl Operation {
     pub fn key(&self) -> &str {
         match &self.op {
             Op::Read { key, .. } | Op::Write { key, .. } | Op::Cas { key, .. } | Op::Delete { key, .. } => key,
-            Op::Nemesis { .. } => "",
+            Op::Acquire { name, .. } => name,
+            Op::Release { key } => key,
+            Op::Fenced { lock, .. } => lock,
+            Op::Grant { .. } | Op::KeepAlive { .. } | Op::Revoke { .. } | Op::Nemesis { .. } => "",
         }
     }
 
@@ -86,6 +89,27 @@ impl fmt::Display for Operation {
             Op::Write { key, value } => write!(f, "write {key}={value}")?,
             Op::Cas { key, expect, value } => write!(f, "cas {key}: mod_revision {expect} ? {value}")?,
             Op::Delete { key, expect } => write!(f, "delete {key}: mod_revision {expect} ?")?,
+            Op::Acquire { name, lease, key } => {
+                write!(f, "acquire {name} lease {lease:x}")?;
+                if let Some(k) = key {
+                    write!(f, " -> {k}")?;
+                }
+            }
+            Op::Release { key } => write!(f, "release {key}")?,
+            Op::Fenced { lock, value } => write!(f, "fenced write {value} while {lock} exists")?,
+            Op::Grant { ttl, lease } => {
+                write!(f, "grant ttl {ttl}")?;
+                if let Some(l) = lease {
+                    write!(f, " -> {l:x}")?;
+                }
+            }
+            Op::KeepAlive { lease, ttl } => {
+                write!(f, "keepalive {lease:x}")?;
+                if let Some(t) = ttl {
+                    write!(f, " -> ttl {t}")?;
+                }
+            }
+            Op::Revoke { lease } => write!(f, "revoke {lease:x}")?,
             Op::Nemesis { action } => write!(f, "nemesis {action}")?,
         }
         match self.outcome {
@@ -176,6 +200,12 @@ fn complete(inv: &Entry, invoke: usize, e: &Entry, index: usize) -> Result<Opera
             },
         ) => a == b && x == y && v == w,
         (Op::Delete { key: a, expect: x }, Op::Delete { key: b, expect: y }) => a == b && x == y,
+        (Op::Acquire { name: a, lease: x, .. }, Op::Acquire { name: b, lease: y, .. }) => a == b && x == y,
+        (Op::Release { key: a }, Op::Release { key: b }) => a == b,
+        (Op::Fenced { lock: a, value: x }, Op::Fenced { lock: b, value: y }) => a == b && x == y,
+        (Op::Grant { ttl: a, .. }, Op::Grant { ttl: b, .. }) => a == b,
+        (Op::KeepAlive { lease: a, .. }, Op::KeepAlive { lease: b, .. }) => a == b,
+        (Op::Revoke { lease: a }, Op::Revoke { lease: b }) => a == b,
         _ => false,
     };
     if !same {

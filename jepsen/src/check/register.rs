@@ -90,7 +90,7 @@ impl Register {
                 self.compare(*expect)?.write(0, revision)?;
                 Ok(Register::Absent)
             }
-            Op::Nemesis { .. } => Err(Reject::NotRegisterOp),
+            _ => Err(Reject::NotRegisterOp),
         }
     }
 

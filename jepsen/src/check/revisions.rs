@@ -34,9 +34,11 @@ fn seen(o: &Operation) -> Option<Seen> {
         return None;
     }
     match o.op {
-        Op::Write { .. } | Op::Cas { .. } | Op::Delete { .. } => o.revision.map(Seen::Write),
-        Op::Read { .. } => o.revision.map(Seen::Read),
-        Op::Nemesis { .. } => None,
+        // A fenced write (the lock workload) is a Txn that wrote.
+        Op::Write { .. } | Op::Cas { .. } | Op::Delete { .. } | Op::Fenced { .. } => o.revision.map(Seen::Write),
+        // A lock's fencing revision is the header of a read (or of its put).
+        Op::Read { .. } | Op::Acquire { .. } => o.revision.map(Seen::Read),
+        _ => None,
     }
 }
 

@@ -6,8 +6,11 @@
 //!   records every event each watcher received.
 //! - `kubernetes`: the apiserver's guarded creates, updates and deletes
 //!   and paginated lists; records every completed list.
+//! - `lock`: clients with leases contend for one `v3lock` lock and fence
+//!   their writes with the lock key.
 
 pub mod kubernetes;
+pub mod lock;
 pub mod register;
 pub mod watch;
 

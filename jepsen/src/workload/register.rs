@@ -230,7 +230,7 @@ async fn send(kv: &mut KvClient<Channel>, op: &Op) -> Result<Done, tonic::Status
             });
             guarded(kv, op, mod_is(key, *expect), success).await
         }
-        Op::Nemesis { .. } => Ok(Done::Fail(None, "not a client operation".into())),
+        _ => Ok(Done::Fail(None, "not a register operation".into())),
     }
 }
 
@@ -281,7 +281,7 @@ pub(crate) async fn guarded(
 fn op_key(op: &Op) -> &str {
     match op {
         Op::Read { key, .. } | Op::Write { key, .. } | Op::Cas { key, .. } | Op::Delete { key, .. } => key,
-        Op::Nemesis { .. } => "",
+        _ => "",
     }
 }
 
