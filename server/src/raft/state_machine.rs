@@ -28,8 +28,8 @@ use crate::mvcc::MvccStore;
 use crate::storage::keys::meta;
 use crate::storage::{Cf, KvRead, Scan, SharedEngine, WriteBatch};
 use crate::watch::WatchHub;
-use timon_proto::timonpb::internal_raft_request::Request;
 use timon_proto::mvccpb::Event;
+use timon_proto::timonpb::internal_raft_request::Request;
 use timon_proto::timonpb::{InternalRaftRequest, MemberAttributes};
 
 /// Meta keys that never travel in a snapshot: the applied log id and the
@@ -122,7 +122,11 @@ impl StateMachine {
             }
             let mut extra = WriteBatch::new();
             if i + 1 == n {
-                extra.put(Cf::Meta, meta::APPLIED.to_vec(), serde_json::to_vec(&log_id).map_err(sm_write)?);
+                extra.put(
+                    Cf::Meta,
+                    meta::APPLIED.to_vec(),
+                    serde_json::to_vec(&log_id).map_err(sm_write)?,
+                );
                 extra.delete(Cf::Meta, meta::APPLIED_PART.to_vec());
             } else {
                 let part = serde_json::to_vec(&(log_id, i + 1)).map_err(sm_write)?;
@@ -136,7 +140,11 @@ impl StateMachine {
         }
         if n == 0 {
             let mut extra = WriteBatch::new();
-            extra.put(Cf::Meta, meta::APPLIED.to_vec(), serde_json::to_vec(&log_id).map_err(sm_write)?);
+            extra.put(
+                Cf::Meta,
+                meta::APPLIED.to_vec(),
+                serde_json::to_vec(&log_id).map_err(sm_write)?,
+            );
             store.write().commit(extra).map_err(sm_write)?;
         }
         Ok(Applied(Ok(Response::Batch(results))))
