@@ -31,7 +31,7 @@ impl<'a> RangeEnd<'a> {
         }
     }
 
-    fn admits(self, key: &[u8]) -> bool {
+    pub(crate) fn admits(self, key: &[u8]) -> bool {
         match self {
             RangeEnd::Single => false,
             RangeEnd::Unbounded => true,
@@ -150,6 +150,21 @@ impl TreeIndex {
         self.visit(key, end, |ki| revs.extend(ki.since(rev)));
         revs.sort();
         revs
+    }
+
+    /// Whether the range holds at least `n` keys (counting stops there).
+    pub fn has_at_least(&self, key: &[u8], end: &[u8], n: usize) -> bool {
+        if n == 0 {
+            return true;
+        }
+        match RangeEnd::from_raw(end) {
+            RangeEnd::Single => n == 1 && self.tree.contains_key(key),
+            end => {
+                let from = (Bound::Included(key), Bound::Unbounded);
+                let keys = self.tree.range::<[u8], _>(from).take_while(|(k, _)| end.admits(k));
+                keys.take(n).count() == n
+            }
+        }
     }
 
     /// Compacts every key at `rev`, drops keys left without history and

@@ -16,6 +16,7 @@
 //!   [`MvccError::Compacted`]; above the current one with
 //!   [`MvccError::FutureRev`]. Reading exactly at the compacted revision works.
 
+pub mod changes;
 pub mod compact;
 pub mod index;
 pub mod key_index;
@@ -23,6 +24,8 @@ pub mod revision;
 pub mod store;
 pub mod write;
 
+#[cfg(test)]
+mod changes_tests;
 #[cfg(test)]
 mod store_tests;
 

@@ -205,8 +205,8 @@ pub(crate) fn fetch_stored(engine: &dyn KvRead, rev: Revision) -> Result<KeyValu
 
 /// A read-only view at the revision current when it was taken.
 pub struct ReadTxn<'a> {
-    engine: &'a dyn KvRead,
-    state: RwLockReadGuard<'a, State>,
+    pub(super) engine: &'a dyn KvRead,
+    pub(super) state: RwLockReadGuard<'a, State>,
 }
 
 impl ReadView for ReadTxn<'_> {
@@ -222,55 +222,5 @@ impl ReadView for ReadTxn<'_> {
         range_keys(&self.state, key, end, self.state.current_rev, opts, |r| {
             fetch_stored(self.engine, r)
         })
-    }
-}
-
-impl ReadTxn<'_> {
-    /// Every change in the range with main revision `>= rev`, in revision
-    /// order, with its key-value (deletions as the key with `mod_revision`
-    /// set and `create_revision` 0); for watch catch-up.
-    pub fn changes_since(&self, key: &[u8], end: &[u8], rev: i64) -> Result<Vec<(Revision, KeyValue)>, MvccError> {
-        Ok(self.changes_between(key, end, rev, i64::MAX, usize::MAX)?.0)
-    }
-
-    /// [`Self::changes_since`] limited to main revisions `<= until` and to
-    /// about `max_bytes` of values, whole revisions only (at least one), so
-    /// a watcher far behind catches up in bounded batches. Also answers the
-    /// last revision the batch covers: `until`, or the last revision taken
-    /// when the byte limit stopped it.
-    pub fn changes_between(
-        &self,
-        key: &[u8],
-        end: &[u8],
-        rev: i64,
-        until: i64,
-        max_bytes: usize,
-    ) -> Result<(Vec<(Revision, KeyValue)>, i64), MvccError> {
-        let mut out: Vec<(Revision, KeyValue)> = Vec::new();
-        let mut bytes = 0usize;
-        for r in self.state.index.range_since(key, end, rev) {
-            if r.main > until {
-                break;
-            }
-            let raw = match self.engine.get(Cf::Kv, &r.to_bytes())? {
-                Some(raw) => raw,
-                None => match self.engine.get(Cf::Kv, &r.to_tombstone_bytes())? {
-                    Some(raw) => raw,
-                    None => return Err(MvccError::Corrupt(format!("revision {r:?} missing from storage"))),
-                },
-            };
-            let last_main = out.last().map(|(l, _)| l.main);
-            if bytes + raw.len() > max_bytes && last_main.is_some_and(|m| m != r.main) {
-                // The revisions so far are whole; the next one would not fit.
-                return Ok((out, last_main.unwrap_or(until)));
-            }
-            bytes += raw.len();
-            let mut kv = decode_kv(&raw, r)?;
-            if kv.create_revision == 0 {
-                kv.mod_revision = r.main;
-            }
-            out.push((r, kv));
-        }
-        Ok((out, until))
     }
 }
