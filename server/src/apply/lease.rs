@@ -120,12 +120,18 @@ pub fn remaining_ttls(view: &dyn KvRead) -> Result<BTreeMap<i64, i64>, EtcdError
 }
 
 /// Whether any lease exists (puts and deletes skip lease bookkeeping when
-/// none does).
+/// none does). A forward scan that stops at the first lease: a backward
+/// seek (`last_in`) from an empty lease range walked on through the keys
+/// before it, among them `current_rev` with one version per write in the
+/// memtable, and made every put after the last lease's revoke ~2.5x slower.
 pub fn any(view: &dyn KvRead) -> Result<bool, EtcdError> {
-    let found = view
-        .last_in(Cf::Meta, meta::LEASE, Some(&prefix_end(meta::LEASE)))
-        .map_err(storage)?;
-    Ok(found.is_some())
+    let mut found = false;
+    view.scan(Cf::Meta, meta::LEASE, Some(&prefix_end(meta::LEASE)), &mut |_, _| {
+        found = true;
+        Scan::Stop
+    })
+    .map_err(storage)?;
+    Ok(found)
 }
 
 /// The keys attached to lease `id`, in key order.

@@ -12,12 +12,11 @@ use crate::mvcc::{RangeOptions, ReadView, WriteTxn};
 /// first as etcd does); the key moves from its old lease to the new one.
 pub fn put(txn: &mut WriteTxn<'_>, p: &PutRequest) -> Result<PutResponse, EtcdError> {
     lease::check_exists(txn.engine(), p.lease)?;
-    let leases = p.lease != 0 || lease::any(txn.engine())?;
-    let prev = if p.ignore_value || p.ignore_lease || p.prev_kv || leases {
-        txn.range(&p.key, &[], RangeOptions::default())?.kvs.into_iter().next()
-    } else {
-        None
-    };
+    // The previous version says which lease the key leaves. Reading it (one
+    // point read, none for a new key) is cheaper than asking storage whether
+    // any lease exists: revoked leases leave tombstones that such a scan
+    // walks on every put.
+    let prev = txn.range(&p.key, &[], RangeOptions::default())?.kvs.into_iter().next();
     let (value, lease) = match &prev {
         None if p.ignore_value || p.ignore_lease => return Err(EtcdError::KeyNotFound),
         Some(old) => (
