@@ -89,6 +89,33 @@ fn applied_in(view: &dyn KvRead) -> Result<(Option<LogId>, StoredMembership), St
     Ok((applied, membership))
 }
 
+/// The meta write that marks entry `log_id` applied; it goes in the same
+/// batch as the entry's changes (invariant 3).
+fn applied(log_id: LogId) -> Result<WriteBatch, StorageError> {
+    let mut extra = WriteBatch::new();
+    extra.put(
+        Cf::Meta,
+        meta::APPLIED.to_vec(),
+        serde_json::to_vec(&log_id).map_err(sm_write)?,
+    );
+    Ok(extra)
+}
+
+/// The meta writes that go with the `done`th of the `n` requests of batch
+/// entry `log_id`: the entry is applied with the last one; before that,
+/// [`meta::APPLIED_PART`] counts the requests done.
+fn batch_progress(log_id: LogId, done: usize, n: usize) -> Result<WriteBatch, StorageError> {
+    if done == n {
+        let mut extra = applied(log_id)?;
+        extra.delete(Cf::Meta, meta::APPLIED_PART.to_vec());
+        return Ok(extra);
+    }
+    let mut extra = WriteBatch::new();
+    let part = serde_json::to_vec(&(log_id, done)).map_err(sm_write)?;
+    extra.put(Cf::Meta, meta::APPLIED_PART.to_vec(), part);
+    Ok(extra)
+}
+
 impl StateMachine {
     /// Tells watchers about a committed revision's events: only now that
     /// its batch is written (DESIGN.md invariant 6).
@@ -120,18 +147,7 @@ impl StateMachine {
                 results.push(Ok(Response::Empty));
                 continue;
             }
-            let mut extra = WriteBatch::new();
-            if i + 1 == n {
-                extra.put(
-                    Cf::Meta,
-                    meta::APPLIED.to_vec(),
-                    serde_json::to_vec(&log_id).map_err(sm_write)?,
-                );
-                extra.delete(Cf::Meta, meta::APPLIED_PART.to_vec());
-            } else {
-                let part = serde_json::to_vec(&(log_id, i + 1)).map_err(sm_write)?;
-                extra.put(Cf::Meta, meta::APPLIED_PART.to_vec(), part);
-            }
+            let extra = batch_progress(log_id, i + 1, n)?;
             let mut txn = store.write();
             let result = apply::execute(&mut txn, req);
             let events = txn.commit(extra).map_err(sm_write)?;
@@ -139,13 +155,7 @@ impl StateMachine {
             results.push(result);
         }
         if n == 0 {
-            let mut extra = WriteBatch::new();
-            extra.put(
-                Cf::Meta,
-                meta::APPLIED.to_vec(),
-                serde_json::to_vec(&log_id).map_err(sm_write)?,
-            );
-            store.write().commit(extra).map_err(sm_write)?;
+            store.write().commit(batch_progress(log_id, 0, 0)?).map_err(sm_write)?;
         }
         Ok(Applied(Ok(Response::Batch(results))))
     }
@@ -232,12 +242,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     payload,
                 },
             };
-            let mut extra = WriteBatch::new();
-            extra.put(
-                Cf::Meta,
-                meta::APPLIED.to_vec(),
-                serde_json::to_vec(&entry.log_id).map_err(sm_write)?,
-            );
+            let mut extra = applied(entry.log_id)?;
             let mut txn = store.write();
             let mut revoked = None;
             let result = match entry.payload {
