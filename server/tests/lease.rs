@@ -482,9 +482,25 @@ fn etcdctl_lease_session(m: &Member) -> Vec<String> {
         .map(|s| {
             // The remaining TTL depends on how long the steps took (more
             // under load): anything from 90 s to the granted 100 s matches.
-            normalise_remaining(&normalise_ids(s))
+            normalise_key_order(&normalise_remaining(&normalise_ids(s)))
         })
         .collect()
+}
+
+/// `attached keys([k2 k1])` becomes `attached keys([k1 k2])`: etcd lists a
+/// lease's keys in Go map order (`Lease.Keys` ranges over `itemSet`), which
+/// changes from run to run, so only the set of keys can be compared.
+fn normalise_key_order(s: &str) -> String {
+    const OPEN: &str = "attached keys([";
+    let Some(start) = s.find(OPEN).map(|i| i + OPEN.len()) else {
+        return s.to_string();
+    };
+    let Some(len) = s[start..].find(']') else {
+        return s.to_string();
+    };
+    let mut keys: Vec<&str> = s[start..start + len].split(' ').collect();
+    keys.sort_unstable();
+    format!("{}{}{}", &s[..start], keys.join(" "), &s[start + len..])
 }
 
 /// `remaining(NNs)` with NN in 90..=100 becomes `remaining(~100s)`.
