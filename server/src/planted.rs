@@ -17,6 +17,15 @@
 //!   every member then loses them, as a power cut would lose log writes the
 //!   OS had not fsynced (kill -9 alone keeps the page cache, so this is the
 //!   in-process model of power loss, not the real thing).
+//! - `renew-before-apply`: the leader applies lease revokes 300 ms late
+//!   (the `slow-leader-apply` fault below) and answers keep-alives without
+//!   first catching up with its commit index (etcd's `waitAppliedIndex`),
+//!   so a lease whose revoke other members already applied (and answered)
+//!   is renewed.
+//!
+//! And one fault that is not a bug, which timon must survive:
+//! - `slow-leader-apply`: the leader applies lease revokes 300 ms after
+//!   they commit, as a leader with a slow disk would.
 
 /// Which event `drop-watch-event` loses (1-based, counted over the events
 /// the hub hands synced watchers). Late enough that the watchers of a run

@@ -152,7 +152,7 @@ impl RaftNode {
         loop {
             let leader = self.leader_within(deadline).await?;
             let result = if leader == self.id() {
-                self.local_lease_renew(id)
+                self.local_lease_renew(id).await
             } else {
                 match self.peer(leader)?.lease_renew(LeaseKeepAliveRequest { id }).await {
                     Ok(r) => decode(&r.into_inner()).map_err(|_| ProposeError::Stopped)?,
@@ -169,7 +169,13 @@ impl RaftNode {
     }
 
     /// Renews lease `id` on this member, which must be the leader.
-    pub fn local_lease_renew(&self, id: i64) -> Result<i64, ProposeError> {
+    pub async fn local_lease_renew(&self, id: i64) -> Result<i64, ProposeError> {
+        if !self.lease_deadlines().is_primary() {
+            return Err(ProposeError::NotLeader);
+        }
+        if !crate::planted::active("renew-before-apply") {
+            self.wait_applied_committed().await?;
+        }
         let engine = self.store().engine().clone();
         let (ttl, remaining) = match (
             lease::lookup(engine.as_ref(), id),
@@ -196,7 +202,7 @@ impl RaftNode {
         loop {
             let leader = self.leader_within(deadline).await?;
             let result = if leader == self.id() {
-                self.local_lease_time_to_live(&req)
+                self.local_lease_time_to_live(&req).await
             } else {
                 match self.peer(leader)?.lease_time_to_live(req).await {
                     Ok(r) => decode(&r.into_inner()).map_err(|_| ProposeError::Stopped)?,
@@ -213,7 +219,7 @@ impl RaftNode {
     }
 
     /// [`Self::lease_time_to_live`] on this member, which must be the leader.
-    pub fn local_lease_time_to_live(
+    pub async fn local_lease_time_to_live(
         &self,
         req: &LeaseTimeToLiveRequest,
     ) -> Result<LeaseTimeToLiveResponse, ProposeError> {
@@ -221,6 +227,7 @@ impl RaftNode {
         if !deadlines.is_primary() {
             return Err(ProposeError::NotLeader);
         }
+        self.wait_applied_committed().await?;
         let engine = self.store().engine().clone();
         let granted = match lease::lookup(engine.as_ref(), req.id) {
             Ok(Some(ttl)) => ttl,

@@ -9,6 +9,8 @@
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader, StorageIOError};
@@ -21,6 +23,8 @@ use crate::storage::{Cf, Scan, SharedEngine, WriteBatch};
 #[derive(Clone)]
 pub struct LogStore {
     engine: SharedEngine,
+    /// The last commit index openraft saved, for [`LogStore::committed_index`].
+    committed: Arc<AtomicU64>,
 }
 
 fn index_key(index: u64) -> [u8; 8] {
@@ -37,7 +41,17 @@ fn write_err(e: impl std::error::Error + 'static) -> StorageError {
 
 impl LogStore {
     pub fn new(engine: SharedEngine) -> Self {
-        Self { engine }
+        Self {
+            engine,
+            committed: Arc::default(),
+        }
+    }
+
+    /// The commit index as this member last learnt it (0 until its first
+    /// commit after a start): what etcd's `waitAppliedIndex` waits for the
+    /// state machine to reach before the leader answers from lease state.
+    pub fn committed_index(&self) -> Arc<AtomicU64> {
+        self.committed.clone()
     }
 
     fn meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
@@ -140,6 +154,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // A hint for re-applying after a restart, which openraft does not
         // need durable: the next synced append or vote carries it to disk.
         // Syncing here cost one fsync per commit, as many as the appends.
+        if let Some(c) = &committed {
+            self.committed.fetch_max(c.index, Ordering::Relaxed);
+        }
         self.put_meta(raft_meta::COMMITTED, &committed, false)
     }
 

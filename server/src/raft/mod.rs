@@ -77,6 +77,10 @@ pub enum ProposeError {
     LeaderChanged,
     #[error("request timed out")]
     Timeout,
+    /// The leader's state machine did not catch up with its commit index in
+    /// time (etcd's `waitAppliedIndex`, before answering from lease state).
+    #[error("waiting for the applied index took too long")]
+    AppliedIndexTimeout,
     #[error("server stopped")]
     Stopped,
 }

@@ -6,6 +6,7 @@
 //! read index and waits until its own state machine has applied that far.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,6 +68,9 @@ pub struct RaftNode {
     heartbeat_ms: u64,
     /// Lease deadlines, kept while this member is the leader.
     leases: Arc<Deadlines>,
+    /// The commit index the log store last saved (see
+    /// [`RaftNode::wait_applied_committed`]).
+    committed: Arc<AtomicU64>,
 }
 
 impl RaftNode {
@@ -100,6 +104,7 @@ impl RaftNode {
         };
         let config = Arc::new(config.validate()?);
         let log_store = log_store::LogStore::new(engine.clone());
+        let committed = log_store.committed_index();
         let mut state_machine = StateMachine::open(engine, &settings.snapshot_dir)?;
         let store = state_machine.store();
         let watch = WatchHub::start(store.clone());
@@ -134,6 +139,7 @@ impl RaftNode {
             election_ms: settings.election_ms,
             heartbeat_ms: settings.heartbeat_ms,
             leases,
+            committed,
         })
     }
 
@@ -276,6 +282,21 @@ impl RaftNode {
     /// The read index, answered by the leader for itself or a follower.
     pub async fn local_read_index(&self) -> Result<u64, ProposeError> {
         self.reads.read_index().await
+    }
+
+    /// etcd's `waitAppliedIndex`: waits (up to a second) until this
+    /// member's state machine applied every entry it knows committed. The
+    /// leader does so before it answers from lease state, so a lease that a
+    /// committed revoke ended, which a read on another member may already
+    /// have shown gone, is not renewed in the gap before the leader applies
+    /// the revoke.
+    pub(super) async fn wait_applied_committed(&self) -> Result<(), ProposeError> {
+        const APPLY_TIMEOUT: Duration = Duration::from_secs(1);
+        let committed = self.committed.load(Ordering::Relaxed);
+        match self.wait_applied(committed, Instant::now() + APPLY_TIMEOUT).await {
+            Err(ProposeError::Timeout) => Err(ProposeError::AppliedIndexTimeout),
+            other => other,
+        }
     }
 
     async fn wait_applied(&self, index: u64, deadline: Instant) -> Result<(), ProposeError> {

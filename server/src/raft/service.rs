@@ -63,7 +63,7 @@ fn propose_error_status(e: &ProposeError) -> Status {
     match e {
         ProposeError::NotLeader | ProposeError::LeaderChanged => Status::failed_precondition("leader changed"),
         ProposeError::NoLeader => Status::unavailable("no leader"),
-        ProposeError::Timeout => Status::deadline_exceeded("request timed out"),
+        ProposeError::Timeout | ProposeError::AppliedIndexTimeout => Status::deadline_exceeded("request timed out"),
         ProposeError::Stopped => Status::aborted("server stopped"),
     }
 }
@@ -134,13 +134,13 @@ impl Peer for PeerService {
     }
 
     async fn lease_renew(&self, request: Request<LeaseKeepAliveRequest>) -> Result<Response<RaftMessage>, Status> {
-        answer(&self.node.local_lease_renew(request.get_ref().id))
+        answer(&self.node.local_lease_renew(request.get_ref().id).await)
     }
 
     async fn lease_time_to_live(
         &self,
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<RaftMessage>, Status> {
-        answer(&self.node.local_lease_time_to_live(request.get_ref()))
+        answer(&self.node.local_lease_time_to_live(request.get_ref()).await)
     }
 }

@@ -117,6 +117,16 @@ fn batch_progress(log_id: LogId, done: usize, n: usize) -> Result<WriteBatch, St
 }
 
 impl StateMachine {
+    /// The `slow-leader-apply` fault and the `renew-before-apply` bug
+    /// (`crate::planted`): the leader applies a lease revoke 300 ms after
+    /// it was committed, as a leader with a slow disk would.
+    async fn planted_slow_leader_apply(&self) {
+        let planted = crate::planted::active("slow-leader-apply") || crate::planted::active("renew-before-apply");
+        if planted && self.leases.as_ref().is_some_and(|d| d.is_primary()) {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    }
+
     /// Tells watchers about a committed revision's events: only now that
     /// its batch is written (DESIGN.md invariant 6).
     fn publish(&self, events: &[Event]) {
@@ -242,6 +252,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     payload,
                 },
             };
+            if let EntryPayload::Normal(InternalRaftRequest {
+                request: Some(Request::LeaseRevoke(_)),
+            }) = &entry.payload
+            {
+                self.planted_slow_leader_apply().await;
+            }
             let mut extra = applied(entry.log_id)?;
             let mut txn = store.write();
             let mut revoked = None;

@@ -31,6 +31,9 @@ pub fn propose_status(e: &ProposeError) -> Status {
         ProposeError::NoLeader => "etcdserver: no leader",
         ProposeError::NotLeader | ProposeError::LeaderChanged => "etcdserver: leader changed",
         ProposeError::Timeout => "etcdserver: request timed out",
+        ProposeError::AppliedIndexTimeout => {
+            "etcdserver: request timed out, waiting for the applied index took too long"
+        }
         ProposeError::Stopped => "etcdserver: server stopped",
     };
     Status::unavailable(msg)
