@@ -54,6 +54,11 @@ pub enum Op {
     KeepAlive { lease: i64, ttl: Option<i64> },
     /// Revoke `lease`.
     Revoke { lease: i64 },
+    /// Put `key` = `value` attached to `lease` (the lease workload; each
+    /// of its keys is written once, by this op).
+    LeasedPut { key: String, lease: i64, value: u64 },
+    /// Read a key of the lease workload: its value, None when absent.
+    LeasedRead { key: String, value: Option<u64> },
     /// A nemesis action (kill, pause, partition, ...), for the timeline.
     Nemesis { action: String },
 }

@@ -52,7 +52,8 @@ enum Cmd {
         common: Common,
     },
     /// Run the quick suite: register under none, kill, pause, partition-leader,
-    /// partition-random, kill-all; watch under kill; kubernetes under partition-random.
+    /// partition-random, kill-all; watch under kill; kubernetes under partition-random;
+    /// lock under partition-leader; lease under kill.
     Quick {
         #[command(flatten)]
         common: Common,

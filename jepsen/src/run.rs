@@ -6,7 +6,9 @@
 //! it when the run passed (unless `keep`); the `watch` workload adds watches.jsonl (one
 //! watcher and every event it received per line), the `kubernetes`
 //! workload lists.jsonl (one completed list per line). A history with lock
-//! acquisitions (the `lock` workload) is also checked by `check::lock`.
+//! acquisitions (the `lock` workload) is also checked by `check::lock`, one
+//! with leased puts (the `lease` workload) by `check::lease`, and after a
+//! `lease` run every lease must expire ([`lease::keys_left`]).
 //!
 //! [`run`] takes a [`Checker`]; the command line passes [`full_check`]
 //! (`crate::check::check_all`). The final-read check ([`crate::durability`])
@@ -28,7 +30,7 @@ use crate::cluster::{Cluster, Spec};
 use crate::history::{History, Kind};
 use crate::nemesis;
 use crate::recorder::Recorder;
-use crate::workload::{kubernetes, lock, register, watch, Recorded};
+use crate::workload::{kubernetes, lease, lock, register, watch, Recorded};
 
 /// Which server is under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -46,6 +48,7 @@ pub enum Workload {
     Watch,
     Kubernetes,
     Lock,
+    Lease,
 }
 
 impl Workload {
@@ -55,6 +58,7 @@ impl Workload {
             Workload::Watch => "watch",
             Workload::Kubernetes => "kubernetes",
             Workload::Lock => "lock",
+            Workload::Lease => "lease",
         }
     }
 }
@@ -113,30 +117,19 @@ pub type Checker = Arc<dyn Fn(&History, &Recorded) -> Verdict + Send + Sync>;
 /// passes only if every checker says Valid; Unknown (the search budget ran
 /// out) fails the run too, so nothing passes unchecked.
 pub fn full_check() -> Checker {
+    use crate::history::Op;
     Arc::new(|history, recorded| {
         let mut verdicts = crate::check::check_all(history, &recorded.watches);
-        if history
-            .iter()
-            .any(|e| matches!(e.op, crate::history::Op::Acquire { .. }))
-        {
-            verdicts.push(match crate::check::ops::operations(history) {
-                Ok(ops) => crate::check::lock::check(&ops).into_verdict("lock"),
-                Err(e) => crate::check::Verdict {
-                    valid: crate::check::Validity::Unknown,
-                    checker: "lock",
-                    details: format!("malformed history: {e}"),
-                },
-            });
+        if history.iter().any(|e| matches!(e.op, Op::Acquire { .. })) {
+            verdicts.push(check_ops(history, "lock", crate::check::lock::check));
+        }
+        if history.iter().any(|e| matches!(e.op, Op::LeasedPut { .. })) {
+            verdicts.push(check_ops(history, "lease", crate::check::lease::check));
         }
         if !recorded.lists.is_empty() {
-            verdicts.push(match crate::check::ops::operations(history) {
-                Ok(ops) => crate::check::list::check(&ops, &recorded.lists).into_verdict("lists"),
-                Err(e) => crate::check::Verdict {
-                    valid: crate::check::Validity::Unknown,
-                    checker: "lists",
-                    details: format!("malformed history: {e}"),
-                },
-            });
+            verdicts.push(check_ops(history, "lists", |ops| {
+                crate::check::list::check(ops, &recorded.lists)
+            }));
         }
         let problems: Vec<String> = verdicts
             .iter()
@@ -149,6 +142,22 @@ pub fn full_check() -> Checker {
             problems,
         }
     })
+}
+
+/// Runs one checker of completed operations over `history`.
+fn check_ops(
+    history: &History,
+    checker: &'static str,
+    check: impl FnOnce(&[crate::check::ops::Operation]) -> crate::check::Violations,
+) -> crate::check::Verdict {
+    match crate::check::ops::operations(history) {
+        Ok(ops) => check(&ops).into_verdict(checker),
+        Err(e) => crate::check::Verdict {
+            valid: crate::check::Validity::Unknown,
+            checker,
+            details: format!("malformed history: {e}"),
+        },
+    }
 }
 
 /// What a run found.
@@ -282,6 +291,7 @@ async fn execute(
                     recorded.lists = kubernetes::run(&endpoints, &cfg, &rec, seed, deadline).await?;
                 }
                 Workload::Lock => lock::run(&endpoints, &lock::Config::default(), &rec, seed, deadline).await?,
+                Workload::Lease => lease::run(&endpoints, &lease::Config::default(), &rec, seed, deadline).await?,
             }
             anyhow::Ok(recorded)
         })
@@ -315,6 +325,16 @@ async fn execute(
         problems.push(format!("after healing: {e:#}"));
     }
     let finals = register::final_reads(&endpoints, cfg.keys, Instant::now() + Duration::from_secs(30)).await;
+    if sc.workload == Workload::Lease {
+        // Nothing renews now: every lease must expire within its TTL and an
+        // election or two.
+        let give_up = Instant::now() + Duration::from_secs(20);
+        match lease::keys_left(&endpoints, give_up).await {
+            Ok(left) if left.is_empty() => {}
+            Ok(left) => problems.push(format!("leases never expired: {} keys left: {left:?}", left.len())),
+            Err(e) => problems.push(format!("leased keys could not be read after healing: {e}")),
+        }
+    }
     let history = rec.snapshot();
     problems.extend(crate::durability::check(&history, &finals));
     std::fs::write(
@@ -385,10 +405,11 @@ pub const QUICK: [nemesis::Kind; 6] = [
 ];
 
 /// The `quick` suite's scenarios of the other workloads.
-pub const QUICK_OTHERS: [(Workload, nemesis::Kind); 3] = [
+pub const QUICK_OTHERS: [(Workload, nemesis::Kind); 4] = [
     (Workload::Watch, nemesis::Kind::Kill),
     (Workload::Kubernetes, nemesis::Kind::PartitionRandom),
     (Workload::Lock, nemesis::Kind::PartitionLeader),
+    (Workload::Lease, nemesis::Kind::Kill),
 ];
 
 /// The `long` suite: every workload under every nemesis on 3 members, and

@@ -1,7 +1,8 @@
 //! The harness catches planted bugs: `timon-planted` (timon built with the
 //! `planted-bugs` feature; scripts/test builds it) runs a scenario with one
 //! bug switched on, and the run must fail. The quick suite proves the same
-//! scenarios pass without the bugs.
+//! scenarios pass without the bugs; the `slow-leader-apply` fault, which is
+//! not a bug, must pass.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -104,4 +105,28 @@ fn acks_before_fsync_are_caught_by_killing_every_member() {
     );
     let found = ["after healing", " Invalid", "(lost)", "disagree", "never written"];
     assert!(found.iter().any(|f| text.contains(f)), "{text}");
+}
+
+/// A leader whose apply lags its commit (it applies lease revokes 300 ms
+/// late) and renews leases without first catching up, as etcd's
+/// `waitAppliedIndex` makes it: a reader on a follower already found the
+/// revoked lease's key gone, yet the leader renews the lease.
+#[test]
+fn renewals_ahead_of_the_leaders_apply_are_caught() {
+    let (failed, text) = run_workload_with_bug("lease", "renew-before-apply", "none");
+    assert!(
+        failed,
+        "the harness passed a build that renews leases its own revokes ended:\n{text}"
+    );
+    assert!(text.contains("lease Invalid"), "{text}");
+    assert!(text.contains("found its key gone"), "{text}");
+}
+
+/// The same slow leader without the bug: timon waits for its applied
+/// index before it renews, and the run passes.
+#[test]
+fn a_leader_slow_to_apply_revokes_renews_no_lease_it_ended() {
+    let (failed, text) = run_workload_with_bug("lease", "slow-leader-apply", "none");
+    assert!(!failed, "{text}");
+    assert!(text.lines().any(|l| l == "1 passed, 0 failed"), "{text}");
 }

@@ -11,9 +11,12 @@
 //! - `list`: paginated lists are snapshots of the writes at their revision.
 //! - `lock`: lock holds exclusive and fencing revisions rising (the lock
 //!   workload).
+//! - `lease`: leased keys live exactly as long as their leases (the lease
+//!   workload).
 //!
 //! `check_all` runs them all and returns one `Verdict` per checker.
 
+pub mod lease;
 pub mod linearizable;
 pub mod list;
 pub mod lock;

@@ -47,6 +47,7 @@ impl Operation {
             Op::Acquire { name, .. } => name,
             Op::Release { key } => key,
             Op::Fenced { lock, .. } => lock,
+            Op::LeasedPut { key, .. } | Op::LeasedRead { key, .. } => key,
             Op::Grant { .. } | Op::KeepAlive { .. } | Op::Revoke { .. } | Op::Nemesis { .. } => "",
         }
     }
@@ -110,6 +111,16 @@ impl fmt::Display for Operation {
                 }
             }
             Op::Revoke { lease } => write!(f, "revoke {lease:x}")?,
+            Op::LeasedPut { key, lease, value } => write!(f, "put {key}={value} with lease {lease:x}")?,
+            Op::LeasedRead { key, value } => {
+                write!(f, "read {key}")?;
+                if self.outcome == Outcome::Ok {
+                    match value {
+                        Some(v) => write!(f, " -> {v}")?,
+                        None => write!(f, " -> absent")?,
+                    }
+                }
+            }
             Op::Nemesis { action } => write!(f, "nemesis {action}")?,
         }
         match self.outcome {
@@ -206,6 +217,19 @@ fn complete(inv: &Entry, invoke: usize, e: &Entry, index: usize) -> Result<Opera
         (Op::Grant { ttl: a, .. }, Op::Grant { ttl: b, .. }) => a == b,
         (Op::KeepAlive { lease: a, .. }, Op::KeepAlive { lease: b, .. }) => a == b,
         (Op::Revoke { lease: a }, Op::Revoke { lease: b }) => a == b,
+        (
+            Op::LeasedPut {
+                key: a,
+                lease: x,
+                value: v,
+            },
+            Op::LeasedPut {
+                key: b,
+                lease: y,
+                value: w,
+            },
+        ) => a == b && x == y && v == w,
+        (Op::LeasedRead { key: a, .. }, Op::LeasedRead { key: b, .. }) => a == b,
         _ => false,
     };
     if !same {

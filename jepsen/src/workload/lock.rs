@@ -28,22 +28,18 @@ use timon_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUni
 use timon_proto::etcdserverpb::kv_client::KvClient;
 use timon_proto::etcdserverpb::lease_client::LeaseClient;
 use timon_proto::etcdserverpb::request_op::Request;
-use timon_proto::etcdserverpb::{
-    Compare, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseRevokeRequest, RequestOp,
-    TxnRequest,
-};
+use timon_proto::etcdserverpb::{Compare, LeaseGrantRequest, LeaseRevokeRequest, RequestOp, TxnRequest};
 use timon_proto::v3lockpb::lock_client::LockClient;
 use timon_proto::v3lockpb::{LockRequest, UnlockRequest};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
-use tonic::{Status, Streaming};
+use tonic::Status;
 
 use crate::history::{Kind, Op};
 use crate::recorder::Recorder;
 use crate::workload::register::{self, Done};
+use crate::workload::renewer;
 
 /// The lock's name: its keys are `NAME/<lease in hex>`.
 pub const NAME: &str = "jepsen/lock";
@@ -89,14 +85,12 @@ pub async fn run(
     let shared = Arc::new(Shared {
         cfg: cfg.clone(),
         rec: rec.clone(),
-        processes: AtomicI64::new(cfg.clients as i64),
+        processes: Arc::new(AtomicI64::new(cfg.clients as i64)),
         values: AtomicU64::new(1),
     });
     let mut tasks = Vec::new();
     for c in 0..cfg.clients {
-        let channel = Channel::from_shared(endpoints[c % endpoints.len()].clone())?
-            .connect_timeout(Duration::from_millis(500))
-            .connect_lazy();
+        let channel = register::channel(&endpoints[c % endpoints.len()])?;
         let client = Client {
             process: c as i64,
             channel,
@@ -116,7 +110,7 @@ struct Shared {
     cfg: Config,
     rec: Recorder,
     /// The next fresh process id (after an `info`, and for renewers).
-    processes: AtomicI64,
+    processes: Arc<AtomicI64>,
     /// Fenced writes' values, unique in the history.
     values: AtomicU64,
 }
@@ -124,6 +118,18 @@ struct Shared {
 impl Shared {
     fn fresh(&self) -> i64 {
         self.processes.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// How this workload's renewers renew.
+    fn renewal(&self) -> renewer::Renewal {
+        renewer::Renewal {
+            rec: self.rec.clone(),
+            processes: self.processes.clone(),
+            ttl: self.cfg.ttl,
+            every: self.cfg.renew_every,
+            op_timeout: self.cfg.op_timeout,
+            until: None,
+        }
     }
 }
 
@@ -233,7 +239,12 @@ impl Client {
                 let granted = Op::Grant { ttl, lease: Some(r.id) };
                 self.record(Kind::Ok, granted, r.header.map(|h| h.revision), None);
                 let lost = Arc::new(AtomicBool::new(false));
-                let renewer = tokio::spawn(renew(self.channel.clone(), r.id, self.shared.clone(), lost.clone()));
+                let renewer = tokio::spawn(renewer::renew(
+                    self.channel.clone(),
+                    r.id,
+                    self.shared.renewal(),
+                    lost.clone(),
+                ));
                 Some(Lease {
                     id: r.id,
                     lost,
@@ -372,84 +383,4 @@ impl Client {
             Err(elapsed) => _ = self.failed(op, Err(elapsed)).await,
         }
     }
-}
-
-/// Renews `lease` every `renew_every` over one keep-alive stream (reopened
-/// after an error) until it is found gone or not renewed for a TTL, then
-/// sets `lost`.
-async fn renew(channel: Channel, lease: i64, shared: Arc<Shared>, lost: Arc<AtomicBool>) {
-    let cfg = &shared.cfg;
-    let mut process = shared.fresh();
-    let mut client = LeaseClient::new(channel);
-    let mut stream = None;
-    let ttl = Duration::from_secs(u64::try_from(cfg.ttl).unwrap_or(0));
-    let mut renewed = Instant::now();
-    loop {
-        tokio::time::sleep(cfg.renew_every).await;
-        if renewed.elapsed() > ttl {
-            break;
-        }
-        let invoked = Instant::now();
-        let op = |ttl| Op::KeepAlive { lease, ttl };
-        shared.rec.record(process, Kind::Invoke, op(None), None, None);
-        match tokio::time::timeout(cfg.op_timeout, keep_alive(&mut client, &mut stream, lease)).await {
-            Ok(Ok(r)) if r.ttl > 0 => {
-                let rev = r.header.map(|h| h.revision);
-                shared.rec.record(process, Kind::Ok, op(Some(r.ttl)), rev, None);
-                renewed = invoked;
-            }
-            Ok(Ok(_)) => {
-                shared
-                    .rec
-                    .record(process, Kind::Fail, op(None), None, Some("lease not found".into()));
-                break;
-            }
-            Ok(Err(status)) => {
-                stream = None;
-                let text = register::describe(&status);
-                if register::not_applied(&text) {
-                    shared.rec.record(process, Kind::Fail, op(None), None, Some(text));
-                } else {
-                    shared.rec.record(process, Kind::Info, op(None), None, Some(text));
-                    process = shared.fresh();
-                }
-            }
-            Err(_) => {
-                stream = None;
-                shared
-                    .rec
-                    .record(process, Kind::Info, op(None), None, Some("timeout".into()));
-                process = shared.fresh();
-            }
-        }
-    }
-    lost.store(true, Ordering::Relaxed);
-}
-
-type KeepAliveStream = (mpsc::Sender<LeaseKeepAliveRequest>, Streaming<LeaseKeepAliveResponse>);
-
-/// One renewal: the request is queued before the stream is opened, as a
-/// server may answer the call only with its first response.
-async fn keep_alive(
-    client: &mut LeaseClient<Channel>,
-    stream: &mut Option<KeepAliveStream>,
-    lease: i64,
-) -> Result<LeaseKeepAliveResponse, Status> {
-    let closed = || Status::unavailable("keep-alive stream closed");
-    let request = LeaseKeepAliveRequest { id: lease };
-    let (tx, responses) = match stream {
-        Some((tx, responses)) => {
-            tx.send(request).await.map_err(|_| closed())?;
-            (tx, responses)
-        }
-        None => {
-            let (tx, rx) = mpsc::channel(1);
-            tx.send(request).await.map_err(|_| closed())?;
-            let responses = client.lease_keep_alive(ReceiverStream::new(rx)).await?.into_inner();
-            let (tx, responses) = stream.insert((tx, responses));
-            (tx, responses)
-        }
-    };
-    let _ = tx;
-    responses.message().await?.ok_or_else(closed)
 }

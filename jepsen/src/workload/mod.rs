@@ -8,10 +8,15 @@
 //!   and paginated lists; records every completed list.
 //! - `lock`: clients with leases contend for one `v3lock` lock and fence
 //!   their writes with the lock key.
+//! - `lease`: clients attach a key to each lease and read it while they
+//!   renew, revoke or abandon the lease (`renewer` keeps leases alive for
+//!   both lease workloads).
 
 pub mod kubernetes;
+pub mod lease;
 pub mod lock;
 pub mod register;
+pub mod renewer;
 pub mod watch;
 
 use crate::check::list::RecordedList;

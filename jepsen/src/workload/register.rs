@@ -61,10 +61,15 @@ pub fn key(i: usize) -> String {
 
 /// A lazily connecting KV client for `endpoint` (reconnects after kills).
 pub fn client(endpoint: &str) -> anyhow::Result<KvClient<Channel>> {
-    let channel = Channel::from_shared(endpoint.to_string())?
+    Ok(KvClient::new(channel(endpoint)?))
+}
+
+/// A lazily connecting channel to `endpoint`, which gives up connecting
+/// after 500 ms (a killed or paused member refuses fast).
+pub fn channel(endpoint: &str) -> anyhow::Result<Channel> {
+    Ok(Channel::from_shared(endpoint.to_string())?
         .connect_timeout(Duration::from_millis(500))
-        .connect_lazy();
-    Ok(KvClient::new(channel))
+        .connect_lazy())
 }
 
 /// Runs `cfg.clients` clients against `endpoints` (client i on member i mod
