@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - [`put`]: Put of one key per request.
+//! - [`delete`]: DeleteRange of one key per request.
 //! - [`range`]: Range of one existing key, linearizable or serializable.
 //! - [`txn_put`]: Txn with `--txn-ops` puts and no compares.
 //! - [`k8s_update`]: the apiserver's optimistic update: get, then Txn if
@@ -14,6 +15,7 @@
 //! - [`lease_keepalive`]: LeaseKeepAlive round trips on one stream per client.
 //! - [`populate`]: writes the keys a read workload needs, unmeasured.
 
+pub mod delete;
 pub mod k8s_list;
 pub mod k8s_update;
 pub mod lease_keepalive;
@@ -46,6 +48,8 @@ pub enum Consistency {
 pub enum Workload {
     /// Put: one key per request, value of --val-size bytes.
     Put,
+    /// DeleteRange of one key per request (existing or not).
+    Delete,
     /// Range of one key from the (populated) key space.
     Range {
         /// l = linearizable, s = serializable.
@@ -82,6 +86,7 @@ impl Workload {
     pub fn name(&self) -> String {
         match self {
             Workload::Put => "put".into(),
+            Workload::Delete => "delete".into(),
             Workload::Range {
                 consistency: Consistency::L,
             } => "range-l".into(),
@@ -114,6 +119,7 @@ pub async fn run(workload: &Workload, c: &Common, show_progress: bool) -> anyhow
     let progress = Progress::new(show_progress, total, &workload.name());
     let report = match workload {
         Workload::Put => put::run(c, &pool, &progress).await,
+        Workload::Delete => delete::run(c, &pool, &progress).await,
         Workload::Range { consistency } => range::run(c, &pool, &progress, *consistency).await,
         Workload::TxnPut { txn_ops } => txn_put::run(c, &pool, &progress, *txn_ops).await,
         Workload::K8sUpdate => k8s_update::run(c, &pool, &progress).await,

@@ -119,22 +119,6 @@ pub fn remaining_ttls(view: &dyn KvRead) -> Result<BTreeMap<i64, i64>, EtcdError
     })
 }
 
-/// Whether any lease exists (DeleteRange skips reading the deleted values
-/// for their leases when none does). A forward scan that stops at the first
-/// lease: a backward seek (`last_in`) from an empty lease range walked on
-/// through the keys before it, among them `current_rev` with one version
-/// per write in the memtable. It still walks the tombstones revoked leases
-/// left until compaction removes them; puts no longer ask (`apply::put`).
-pub fn any(view: &dyn KvRead) -> Result<bool, EtcdError> {
-    let mut found = false;
-    view.scan(Cf::Meta, meta::LEASE, Some(&prefix_end(meta::LEASE)), &mut |_, _| {
-        found = true;
-        Scan::Stop
-    })
-    .map_err(storage)?;
-    Ok(found)
-}
-
 /// The keys attached to lease `id`, in key order.
 pub fn keys(view: &dyn KvRead, id: i64) -> Result<Vec<Vec<u8>>, EtcdError> {
     let prefix = attached_prefix(id);

@@ -62,6 +62,9 @@ pub struct RangeOptions {
     pub rev: i64,
     /// Only count; return no key-values.
     pub count_only: bool,
+    /// Key-values without their values (each is dropped as it is read, so a
+    /// wide range holds only keys and metadata in memory).
+    pub keys_only: bool,
 }
 
 /// The answer of a range read.

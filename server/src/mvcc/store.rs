@@ -185,7 +185,16 @@ pub(crate) fn range_keys(
     } else {
         opts.limit as usize
     };
-    let kvs = revs[..n].iter().map(|&r| fetch(r)).collect::<Result<Vec<_>, _>>()?;
+    let kvs = revs[..n]
+        .iter()
+        .map(|&r| {
+            let mut kv = fetch(r)?;
+            if opts.keys_only {
+                kv.value = Default::default();
+            }
+            Ok(kv)
+        })
+        .collect::<Result<Vec<_>, MvccError>>()?;
     Ok(RangeResult {
         kvs,
         rev: cur_rev,

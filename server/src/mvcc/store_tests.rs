@@ -156,6 +156,27 @@ fn range_limit_count_and_ends() {
         )
         .unwrap();
     assert_eq!((rr.kvs.len(), rr.count), (0, 2));
+    let full = r.range(b"b", b"d", RangeOptions::default()).unwrap();
+    let bare = r
+        .range(
+            b"b",
+            b"d",
+            RangeOptions {
+                keys_only: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let without_values: Vec<KeyValue> = full
+        .kvs
+        .iter()
+        .map(|kv| KeyValue {
+            value: Default::default(),
+            ..kv.clone()
+        })
+        .collect();
+    assert!(full.kvs.iter().all(|kv| !kv.value.is_empty()));
+    assert_eq!(bare.kvs, without_values, "keys_only keeps everything but the value");
     let rr = r
         .range(
             b"a",
