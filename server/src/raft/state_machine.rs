@@ -252,15 +252,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     payload,
                 },
             };
-            if let EntryPayload::Normal(InternalRaftRequest {
-                request: Some(Request::LeaseRevoke(_)),
-            }) = &entry.payload
-            {
+            let revoked = match &entry.payload {
+                EntryPayload::Normal(InternalRaftRequest {
+                    request: Some(Request::LeaseRevoke(r)),
+                }) => Some(r.id),
+                _ => None,
+            };
+            if revoked.is_some() {
                 self.planted_slow_leader_apply().await;
             }
             let mut extra = applied(entry.log_id)?;
             let mut txn = store.write();
-            let mut revoked = None;
             let result = match entry.payload {
                 EntryPayload::Blank => Ok(Response::Empty),
                 EntryPayload::Normal(req) => {
@@ -270,9 +272,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             member_attrs_key(a.id),
                             serde_json::to_vec(a).map_err(sm_write)?,
                         );
-                    }
-                    if let Some(Request::LeaseRevoke(r)) = &req.request {
-                        revoked = Some(r.id);
                     }
                     apply::execute(&mut txn, req)
                 }
