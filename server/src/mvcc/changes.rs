@@ -96,10 +96,6 @@ impl ReadTxn<'_> {
         max_bytes: usize,
     ) -> Result<(Vec<(Revision, KeyValue)>, i64), MvccError> {
         let range_end = RangeEnd::from_raw(end);
-        let in_range = |k: &[u8]| match range_end {
-            RangeEnd::Single => k == key,
-            e => k >= key && e.admits(k),
-        };
         let mut batch = Batch::new(max_bytes);
         let mut failed = None;
         let mut stopped = false;
@@ -116,7 +112,7 @@ impl ReadTxn<'_> {
                     return Scan::Stop;
                 }
             };
-            if !in_range(&kv.key) {
+            if !range_end.contains(key, &kv.key) {
                 return Scan::Continue;
             }
             if batch.take(r, raw, kv) {

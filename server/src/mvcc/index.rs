@@ -31,11 +31,19 @@ impl<'a> RangeEnd<'a> {
         }
     }
 
-    pub(crate) fn admits(self, key: &[u8]) -> bool {
+    fn admits(self, key: &[u8]) -> bool {
         match self {
             RangeEnd::Single => false,
             RangeEnd::Unbounded => true,
             RangeEnd::Before(e) => key < e,
+        }
+    }
+
+    /// Whether `key` lies in the range that starts at `start`.
+    pub fn contains(self, start: &[u8], key: &[u8]) -> bool {
+        match self {
+            RangeEnd::Single => key == start,
+            end => key >= start && end.admits(key),
         }
     }
 }
@@ -84,45 +92,32 @@ impl TreeIndex {
         }
     }
 
-    /// Visits the key indexes in the range in key order.
-    fn visit<'s>(&'s self, key: &[u8], end: &[u8], mut f: impl FnMut(&'s KeyIndex)) {
+    /// The key indexes in the range, in key order.
+    fn in_range<'s>(&'s self, key: &'s [u8], end: &'s [u8]) -> impl Iterator<Item = &'s KeyIndex> + 's {
         let end = RangeEnd::from_raw(end);
-        if end == RangeEnd::Single {
-            if let Some(ki) = self.tree.get(key) {
-                f(ki);
-            }
-            return;
-        }
-        let from = (Bound::Included(key), Bound::Unbounded);
-        for (k, ki) in self.tree.range::<[u8], _>(from) {
-            if !end.admits(k) {
-                break;
-            }
-            f(ki);
-        }
+        let upper = match end {
+            RangeEnd::Single => Bound::Included(key),
+            _ => Bound::Unbounded,
+        };
+        self.tree
+            .range::<[u8], _>((Bound::Included(key), upper))
+            .take_while(move |(k, _)| end.contains(key, k))
+            .map(|(_, ki)| ki)
     }
 
     /// The revision a read at `at_rev` sees for each key of the range that
     /// existed then, in key order.
     pub fn revisions(&self, key: &[u8], end: &[u8], at_rev: i64) -> Vec<Revision> {
-        let mut revs = Vec::new();
-        self.visit(key, end, |ki| {
-            if let Some(at) = ki.get(at_rev) {
-                revs.push(at.modified);
-            }
-        });
-        revs
+        self.in_range(key, end)
+            .filter_map(|ki| ki.get(at_rev).map(|at| at.modified))
+            .collect()
     }
 
     /// Like [`TreeIndex::revisions`], with the keys.
     pub fn range(&self, key: &[u8], end: &[u8], at_rev: i64) -> Vec<(Vec<u8>, Revision)> {
-        let mut out = Vec::new();
-        self.visit(key, end, |ki| {
-            if let Some(at) = ki.get(at_rev) {
-                out.push((ki.key.clone(), at.modified));
-            }
-        });
-        out
+        self.in_range(key, end)
+            .filter_map(|ki| ki.get(at_rev).map(|at| (ki.key.clone(), at.modified)))
+            .collect()
     }
 
     /// Records a put of `key` at `rev`.
@@ -146,25 +141,14 @@ impl TreeIndex {
     /// Every change in the range with `main >= rev`, in revision order (the
     /// watch catch-up path).
     pub fn range_since(&self, key: &[u8], end: &[u8], rev: i64) -> Vec<Revision> {
-        let mut revs = Vec::new();
-        self.visit(key, end, |ki| revs.extend(ki.since(rev)));
+        let mut revs: Vec<Revision> = self.in_range(key, end).flat_map(|ki| ki.since(rev)).collect();
         revs.sort();
         revs
     }
 
     /// Whether the range holds at least `n` keys (counting stops there).
     pub fn has_at_least(&self, key: &[u8], end: &[u8], n: usize) -> bool {
-        if n == 0 {
-            return true;
-        }
-        match RangeEnd::from_raw(end) {
-            RangeEnd::Single => n == 1 && self.tree.contains_key(key),
-            end => {
-                let from = (Bound::Included(key), Bound::Unbounded);
-                let keys = self.tree.range::<[u8], _>(from).take_while(|(k, _)| end.admits(k));
-                keys.take(n).count() == n
-            }
-        }
+        self.in_range(key, end).take(n).count() == n
     }
 
     /// Compacts every key at `rev`, drops keys left without history and

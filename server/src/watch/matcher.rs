@@ -3,6 +3,7 @@
 use timon_proto::mvccpb::event::EventType;
 use timon_proto::mvccpb::{Event, KeyValue};
 
+use crate::mvcc::index::RangeEnd;
 use crate::mvcc::{event_of, Revision};
 
 /// etcd's watch filters (WatchCreateRequest.FilterType).
@@ -38,11 +39,7 @@ impl Interest {
     }
 
     fn covers(&self, key: &[u8]) -> bool {
-        match self.range_end.as_slice() {
-            [] => key == self.key,
-            [0] => key >= self.key.as_slice(),
-            end => key >= self.key.as_slice() && key < end,
-        }
+        RangeEnd::from_raw(&self.range_end).contains(&self.key, key)
     }
 
     fn wants(&self, ev: &Event) -> bool {
