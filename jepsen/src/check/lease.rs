@@ -52,7 +52,10 @@ impl Lease<'_> {
     }
 }
 
-fn certainly_alive_until(invoked: u64, ttl: i64) -> u64 {
+/// Until when a lease is certainly alive after a successful grant or
+/// renewal invoked at `invoked` (ns) that answered `ttl` seconds: half the
+/// TTL (see the module doc). The lock checker uses the same rule.
+pub(crate) fn certainly_alive_until(invoked: u64, ttl: i64) -> u64 {
     invoked + u64::try_from(ttl).unwrap_or(0) * 1_000_000_000 / 2
 }
 

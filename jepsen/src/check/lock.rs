@@ -72,9 +72,8 @@ impl Hold<'_> {
 fn leases(ops: &[Operation]) -> HashMap<i64, Lease> {
     let mut out: HashMap<i64, Lease> = HashMap::new();
     let renewed = |out: &mut HashMap<i64, Lease>, lease: i64, invoke: u64, ttl: i64| {
-        let ttl_ns = u64::try_from(ttl).unwrap_or(0) * 1_000_000_000;
         let l = out.entry(lease).or_default();
-        l.alive_until = l.alive_until.max(invoke + ttl_ns / 2);
+        l.alive_until = l.alive_until.max(super::lease::certainly_alive_until(invoke, ttl));
     };
     for o in ops {
         match (&o.op, o.outcome) {

@@ -28,14 +28,13 @@ use rand::{Rng, SeedableRng};
 use timon_proto::etcdserverpb::kv_client::KvClient;
 use timon_proto::etcdserverpb::lease_client::LeaseClient;
 use timon_proto::etcdserverpb::{LeaseGrantRequest, LeaseRevokeRequest, PutRequest, RangeRequest};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
 use crate::history::{Kind, Op};
 use crate::recorder::Recorder;
 use crate::workload::register::{self, Done};
-use crate::workload::renewer;
+use crate::workload::renewer::{self, Renewer};
 
 /// The prefix of every key of the workload.
 pub const PREFIX: &str = "jepsen/lease/";
@@ -114,24 +113,6 @@ struct Client {
     deadline: Instant,
 }
 
-/// A renewer that stops when this is dropped, unless detached.
-struct Renewer(Option<JoinHandle<()>>);
-
-impl Renewer {
-    /// Lets the renewer run on by itself.
-    fn detach(mut self) {
-        self.0.take();
-    }
-}
-
-impl Drop for Renewer {
-    fn drop(&mut self) {
-        if let Some(task) = &self.0 {
-            task.abort();
-        }
-    }
-}
-
 impl Client {
     async fn run(mut self, mut rng: StdRng) {
         while Instant::now() < self.deadline {
@@ -140,12 +121,12 @@ impl Client {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
-            let renewer = Renewer(Some(tokio::spawn(renewer::renew(
+            let renewer = Renewer::spawn(
                 self.channel.clone(),
                 lease,
                 self.renewal(),
                 Arc::new(AtomicBool::new(false)),
-            ))));
+            );
             let key = format!("{PREFIX}{lease:x}");
             if !self.put(&key, lease).await {
                 drop(renewer);

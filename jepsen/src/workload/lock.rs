@@ -31,7 +31,6 @@ use timon_proto::etcdserverpb::request_op::Request;
 use timon_proto::etcdserverpb::{Compare, LeaseGrantRequest, LeaseRevokeRequest, RequestOp, TxnRequest};
 use timon_proto::v3lockpb::lock_client::LockClient;
 use timon_proto::v3lockpb::{LockRequest, UnlockRequest};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::Status;
@@ -39,7 +38,7 @@ use tonic::Status;
 use crate::history::{Kind, Op};
 use crate::recorder::Recorder;
 use crate::workload::register::{self, Done};
-use crate::workload::renewer;
+use crate::workload::renewer::{self, Renewer};
 
 /// The lock's name: its keys are `NAME/<lease in hex>`.
 pub const NAME: &str = "jepsen/lock";
@@ -138,13 +137,7 @@ struct Lease {
     id: i64,
     /// Set when the lease is (or may be) gone: it cannot be renewed.
     lost: Arc<AtomicBool>,
-    renewer: JoinHandle<()>,
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        self.renewer.abort();
-    }
+    _renewer: Renewer,
 }
 
 struct Client {
@@ -239,16 +232,11 @@ impl Client {
                 let granted = Op::Grant { ttl, lease: Some(r.id) };
                 self.record(Kind::Ok, granted, r.header.map(|h| h.revision), None);
                 let lost = Arc::new(AtomicBool::new(false));
-                let renewer = tokio::spawn(renewer::renew(
-                    self.channel.clone(),
-                    r.id,
-                    self.shared.renewal(),
-                    lost.clone(),
-                ));
+                let renewer = Renewer::spawn(self.channel.clone(), r.id, self.shared.renewal(), lost.clone());
                 Some(Lease {
                     id: r.id,
                     lost,
-                    renewer,
+                    _renewer: renewer,
                 })
             }
             Ok(Ok(r)) => {

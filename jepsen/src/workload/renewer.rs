@@ -9,6 +9,7 @@ use std::time::Duration;
 use timon_proto::etcdserverpb::lease_client::LeaseClient;
 use timon_proto::etcdserverpb::{LeaseKeepAliveRequest, LeaseKeepAliveResponse};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
@@ -39,10 +40,33 @@ impl Renewal {
     }
 }
 
+/// A running renewer; it stops when this is dropped, unless detached.
+pub struct Renewer(Option<JoinHandle<()>>);
+
+impl Renewer {
+    /// Starts renewing `lease` (see [`renew`]).
+    pub fn spawn(channel: Channel, lease: i64, r: Renewal, lost: Arc<AtomicBool>) -> Self {
+        Renewer(Some(tokio::spawn(renew(channel, lease, r, lost))))
+    }
+
+    /// Lets the renewer run on by itself (until it stops on its own).
+    pub fn detach(mut self) {
+        self.0.take();
+    }
+}
+
+impl Drop for Renewer {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
+}
+
 /// Renews `lease` every `r.every` over one keep-alive stream (reopened
 /// after an error) until it is found gone, not renewed for a TTL, or
 /// `r.until` passed, then sets `lost`.
-pub async fn renew(channel: Channel, lease: i64, r: Renewal, lost: Arc<AtomicBool>) {
+async fn renew(channel: Channel, lease: i64, r: Renewal, lost: Arc<AtomicBool>) {
     let mut process = r.fresh();
     let mut client = LeaseClient::new(channel);
     let mut stream = None;
