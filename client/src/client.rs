@@ -26,6 +26,9 @@ pub struct ConnectOptions {
     /// Upper bound on one request, including every retry and failover; see
     /// the `retry` module for which failures are retried.
     pub request_timeout: Duration,
+    /// TLS for `https://` endpoints (and bare `host:port` ones, as
+    /// etcdctl does when given certificates); `http://` stays plain.
+    pub tls: Option<timon_tls::ClientTls>,
 }
 
 impl Default for ConnectOptions {
@@ -33,6 +36,7 @@ impl Default for ConnectOptions {
         ConnectOptions {
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -41,6 +45,12 @@ impl ConnectOptions {
     /// Sets the per-endpoint dial timeout.
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Dials with TLS (see [`ConnectOptions::tls`]).
+    pub fn with_tls(mut self, tls: timon_tls::ClientTls) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -62,7 +72,7 @@ struct Inner {
     /// Every endpoint the caller gave, normalised to URIs, in order.
     endpoints: Vec<String>,
     /// The same endpoints, ready to dial.
-    dialers: Vec<Endpoint>,
+    dialers: Vec<Dialer>,
     options: ConnectOptions,
     active: Mutex<Active>,
     /// The watch stream `Client::watch` shares between watchers, alive as
@@ -107,14 +117,20 @@ impl Client {
     {
         let endpoints = endpoints
             .into_iter()
-            .map(|e| normalise_endpoint(e.as_ref()))
+            .map(|e| normalise_endpoint(e.as_ref(), options.tls.is_some()))
             .collect::<Result<Vec<_>>>()?;
         if endpoints.is_empty() {
             return Err(Error::NoEndpoints);
         }
+        let tls = match &options.tls {
+            Some(tls) => Some(timon_tls::TlsConnector::new(
+                tls.config().map_err(|e| Error::Tls { reason: e.to_string() })?,
+            )),
+            None => None,
+        };
         let dialers = endpoints
             .iter()
-            .map(|uri| dialer(uri, &options))
+            .map(|uri| Dialer::new(uri, &options, tls.as_ref()))
             .collect::<Result<Vec<_>>>()?;
         let mut last_error = String::new();
         for (index, endpoint) in dialers.iter().enumerate() {
@@ -215,17 +231,51 @@ impl Client {
     }
 }
 
-fn dialer(uri: &str, options: &ConnectOptions) -> Result<Endpoint> {
-    let endpoint = Endpoint::from_shared(uri.to_owned()).map_err(|e| Error::InvalidEndpoint {
-        endpoint: uri.to_owned(),
-        reason: e.to_string(),
-    })?;
-    Ok(endpoint.connect_timeout(options.connect_timeout).tcp_nodelay(true))
+/// One endpoint, ready to dial: plain HTTP/2, or TLS for `https://`.
+pub(crate) struct Dialer {
+    endpoint: Endpoint,
+    tls: Option<timon_tls::TlsConnector>,
+}
+
+impl Dialer {
+    fn new(uri: &str, options: &ConnectOptions, tls: Option<&timon_tls::TlsConnector>) -> Result<Dialer> {
+        let endpoint = Endpoint::from_shared(uri.to_owned()).map_err(|e| Error::InvalidEndpoint {
+            endpoint: uri.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let tls = if uri.starts_with("https://") {
+            Some(tls.cloned().ok_or_else(|| Error::InvalidEndpoint {
+                endpoint: uri.to_owned(),
+                reason: "an https endpoint needs TLS options (a CA file, or skipping verification)".to_owned(),
+            })?)
+        } else {
+            None
+        };
+        Ok(Dialer {
+            endpoint: endpoint.connect_timeout(options.connect_timeout).tcp_nodelay(true),
+            tls,
+        })
+    }
+
+    async fn connect(&self) -> std::result::Result<Channel, tonic::transport::Error> {
+        match &self.tls {
+            Some(tls) => self.endpoint.connect_with_connector(tls.clone()).await,
+            None => self.endpoint.connect().await,
+        }
+    }
+
+    fn connect_lazy(&self) -> Channel {
+        match &self.tls {
+            Some(tls) => self.endpoint.connect_with_connector_lazy(tls.clone()),
+            None => self.endpoint.connect_lazy(),
+        }
+    }
 }
 
 /// Accepts what etcdctl accepts for `--endpoints`: a bare `host:port` means
-/// plain-text HTTP/2.
-fn normalise_endpoint(endpoint: &str) -> Result<String> {
+/// HTTP/2 over TLS when the client has TLS options, plain text otherwise
+/// (clientv3's rule); `http://` is always plain, `https://` always TLS.
+fn normalise_endpoint(endpoint: &str, tls: bool) -> Result<String> {
     let trimmed = endpoint.trim();
     if trimmed.is_empty() {
         return Err(Error::InvalidEndpoint {
@@ -233,19 +283,15 @@ fn normalise_endpoint(endpoint: &str) -> Result<String> {
             reason: "empty endpoint".to_owned(),
         });
     }
-    if trimmed.starts_with("https://") || trimmed.starts_with("unixs://") {
-        return Err(Error::InvalidEndpoint {
-            endpoint: endpoint.to_owned(),
-            reason: "TLS endpoints are not supported yet".to_owned(),
-        });
-    }
-    if trimmed.starts_with("http://") {
+    if trimmed.starts_with("http://") || trimmed.starts_with("https://") {
         Ok(trimmed.to_owned())
     } else if trimmed.contains("://") {
         Err(Error::InvalidEndpoint {
             endpoint: endpoint.to_owned(),
             reason: "unsupported scheme".to_owned(),
         })
+    } else if tls {
+        Ok(format!("https://{trimmed}"))
     } else {
         Ok(format!("http://{trimmed}"))
     }
@@ -269,24 +315,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bare_host_port_gets_http_scheme() {
+    fn bare_host_port_gets_the_scheme_of_the_options() {
         assert_eq!(
-            normalise_endpoint("127.0.0.1:2379").ok(),
+            normalise_endpoint("127.0.0.1:2379", false).ok(),
             Some("http://127.0.0.1:2379".to_owned())
         );
-        assert_eq!(normalise_endpoint("http://a:1").ok(), Some("http://a:1".to_owned()));
+        assert_eq!(
+            normalise_endpoint("127.0.0.1:2379", true).ok(),
+            Some("https://127.0.0.1:2379".to_owned())
+        );
+        assert_eq!(normalise_endpoint("http://a:1", true).ok(), Some("http://a:1".to_owned()));
+        assert_eq!(normalise_endpoint("https://a:1", false).ok(), Some("https://a:1".to_owned()));
     }
 
     #[test]
-    fn tls_and_unknown_schemes_are_rejected() {
+    fn unknown_schemes_and_https_without_tls_options_are_rejected() {
         assert!(matches!(
-            normalise_endpoint("https://a:1"),
+            normalise_endpoint("ftp://a:1", false),
             Err(Error::InvalidEndpoint { .. })
         ));
+        assert!(matches!(normalise_endpoint(" ", false), Err(Error::InvalidEndpoint { .. })));
+        let options = ConnectOptions::default();
         assert!(matches!(
-            normalise_endpoint("ftp://a:1"),
+            Dialer::new("https://a:1", &options, None),
             Err(Error::InvalidEndpoint { .. })
         ));
-        assert!(matches!(normalise_endpoint(" "), Err(Error::InvalidEndpoint { .. })));
     }
 }

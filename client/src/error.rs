@@ -38,6 +38,13 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
+    /// The TLS files or settings cannot be used (a missing or unreadable
+    /// file, a certificate that does not match its key).
+    #[error("{reason}")]
+    Tls {
+        /// What is wrong, naming the file.
+        reason: String,
+    },
     /// None of the endpoints accepted a connection, so the request (if
     /// any) was never sent.
     #[error("could not connect to any endpoint ({endpoints}): {reason}")]
@@ -191,7 +198,7 @@ impl Error {
                 *code == tonic::Code::Unavailable || TRANSIENT_MESSAGES.contains(&message.as_str())
             }
             Error::Connect { .. } | Error::Transport { .. } | Error::Timeout { .. } => true,
-            Error::NoEndpoints | Error::InvalidEndpoint { .. } | Error::Compacted { .. } => false,
+            Error::NoEndpoints | Error::InvalidEndpoint { .. } | Error::Tls { .. } | Error::Compacted { .. } => false,
         }
     }
 
@@ -204,7 +211,7 @@ impl Error {
             Error::Rpc { message, .. } => NOT_APPLIED_MESSAGES.contains(&message.as_str()),
             Error::Connect { .. } => true,
             Error::Transport { .. } | Error::Timeout { .. } => false,
-            Error::NoEndpoints | Error::InvalidEndpoint { .. } | Error::Compacted { .. } => true,
+            Error::NoEndpoints | Error::InvalidEndpoint { .. } | Error::Tls { .. } | Error::Compacted { .. } => true,
         }
     }
 

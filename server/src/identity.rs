@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::InitialMember;
 use crate::ids;
-use crate::raft::network::fetch_cluster_info;
+use crate::raft::network::{fetch_cluster_info, PeerDialer};
 use crate::storage::keys::raft_meta;
 use crate::storage::{Cf, SharedEngine, WriteBatch};
 
@@ -31,12 +31,13 @@ pub async fn resolve(
     members: &[InitialMember],
     token: &str,
     join: bool,
+    dialer: &PeerDialer,
 ) -> anyhow::Result<Identity> {
     if let Some(raw) = engine.get(Cf::RaftMeta, raft_meta::IDENTITY)? {
         return serde_json::from_slice(&raw).context("corrupt member identity in the data dir");
     }
     let identity = if join {
-        from_peers(name, members).await?
+        from_peers(name, members, dialer).await?
     } else {
         let ids: Vec<u64> = members.iter().map(|m| ids::member_id(&m.peer_urls, token)).collect();
         let me = members
@@ -58,7 +59,7 @@ pub async fn resolve(
     Ok(identity)
 }
 
-async fn from_peers(name: &str, members: &[InitialMember]) -> anyhow::Result<Identity> {
+async fn from_peers(name: &str, members: &[InitialMember], dialer: &PeerDialer) -> anyhow::Result<Identity> {
     let me = members
         .iter()
         .find(|m| m.name == name)
@@ -68,7 +69,7 @@ async fn from_peers(name: &str, members: &[InitialMember]) -> anyhow::Result<Ide
         .filter(|m| m.name != name)
         .flat_map(|m| m.peer_urls.iter().cloned())
         .collect();
-    let info = fetch_cluster_info(&others)
+    let info = fetch_cluster_info(dialer, &others)
         .await
         .map_err(|e| anyhow::anyhow!("cannot fetch cluster info from peers {others:?}: {e}"))?;
     let mut mine: Vec<&String> = me.peer_urls.iter().collect();

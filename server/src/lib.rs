@@ -6,11 +6,12 @@
 //! - `apply`: one raft entry -> one atomic write batch; etcd's request semantics.
 //! - `raft`: the only openraft import: log store, state machine, node.
 //! - `rpc`: thin tonic services, validation, etcd's errors and headers.
-//! - `config`: etcd-compatible flags and ETCD_* variables.
+//! - `config`: etcd-compatible flags (every etcd 3.4-3.6 flag accepted), ETCD_* variables, --config-file.
 //! - `ids`: etcd's member and cluster IDs; `identity`: this member's, fixed per data dir.
 //! - `watch`: watchers and event delivery (synced / catching up from storage).
 //! - `lease`: the leader's in-memory lease deadlines, checkpoint schedule and revoke rate
 //!   limits (the table itself is `apply::lease`).
+//! - `tls`: TLS on the listeners (reloaded certificates, client-certificate checks, auto-TLS).
 //! - `metrics`: /health, /version, /metrics on --listen-metrics-urls.
 //! - `node`: start-up, wiring, shutdown.
 //! - `planted`: faults for harness tests, compiled in only with `planted-bugs`.
@@ -27,4 +28,5 @@ pub mod planted;
 pub mod raft;
 pub mod rpc;
 pub mod storage;
+pub mod tls;
 pub mod watch;

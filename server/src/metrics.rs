@@ -17,26 +17,39 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use timon_proto::etcdserverpb::RangeRequest;
-use tokio::net::TcpListener;
+use futures::{Stream, StreamExt};
 use tokio::sync::watch;
 
 use crate::rpc::{Ctx, ETCD_API_VERSION};
+use crate::tls::Conn;
 
-/// Serves the endpoints on `listener` until `stop` turns true.
-pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
+/// Serves the endpoints on the accepted connections (plain or TLS) until
+/// `stop` turns true.
+pub async fn serve(
+    incoming: impl Stream<Item = std::io::Result<Conn>> + Send,
+    ctx: Arc<Ctx>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut incoming = std::pin::pin!(incoming);
     loop {
         let conn = tokio::select! {
-            c = listener.accept() => c,
+            c = incoming.next() => c,
             _ = stop.wait_for(|s| *s) => return,
         };
-        let Ok((stream, _)) = conn else { continue };
+        let Some(Ok(stream)) = conn else {
+            if conn.is_none() {
+                return;
+            }
+            continue;
+        };
         let ctx = ctx.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let ctx = ctx.clone();
                 async move { Ok::<_, Infallible>(handle(&ctx, req).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
+            // HTTP/1.1 or HTTP/2 (what a TLS client picked by ALPN).
+            let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });

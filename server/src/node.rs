@@ -1,5 +1,5 @@
 //! Start-up, wiring and shutdown of one member: lock the data dir, open the
-//! engine, start raft, bind the client listeners, serve until a signal.
+//! engine, load TLS, start raft, bind the listeners, serve until a signal.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -23,8 +23,9 @@ use timon_proto::v3lockpb::lock_server::LockServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::{parse_urls, Config};
-use crate::raft::network::REMOVED_MESSAGE;
+use crate::config::urls::is_tls;
+use crate::config::{parse_urls, Config, InitialMember};
+use crate::raft::network::{PeerDialer, REMOVED_MESSAGE};
 use crate::raft::service::PeerService;
 use crate::raft::{Member, ProposeError, RaftNode, RaftSettings};
 use crate::rpc::cluster::ClusterService;
@@ -39,6 +40,7 @@ use crate::rpc::watch::WatchService;
 use crate::rpc::{Ctx, Limits, ETCD_API_VERSION};
 use crate::storage::rocks::RocksEngine;
 use crate::storage::SharedEngine;
+use crate::tls::{self, Acceptor, Conn, TlsInfo};
 use crate::{identity, ids, metrics};
 
 /// gRPC framing on top of --max-request-bytes, as etcd allows.
@@ -93,28 +95,115 @@ impl DataDir {
     }
 }
 
-fn resolve(flag: &'static str, list: &str) -> anyhow::Result<Vec<SocketAddr>> {
+/// One listen URL: its socket, and the TLS it is served with (https).
+struct Listener {
+    tcp: TcpListener,
+    tls: Option<Arc<Acceptor>>,
+}
+
+impl Listener {
+    fn local(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.tcp.local_addr()?)
+    }
+
+    fn incoming(self) -> impl futures::Stream<Item = std::io::Result<Conn>> + Send {
+        tls::incoming(self.tcp, self.tls)
+    }
+}
+
+/// Binds every URL of a list, so a taken port fails start-up. An https URL
+/// is served with `tls` (config validation made sure there is one); an http
+/// URL of a side with certificates ignores them, as etcd does.
+async fn bind(flag: &'static str, list: &str, tls: Option<&Arc<Acceptor>>) -> anyhow::Result<Vec<Listener>> {
     let mut out = Vec::new();
     for url in parse_urls(flag, list)? {
         let host = url.host_str().unwrap_or("localhost");
         let port = url.port_or_known_default().unwrap_or(2379);
         let host = host.trim_start_matches('[').trim_end_matches(']');
         // As etcd (Go) does, "localhost" listens on the IPv4 loopback.
-        let addrs: Vec<SocketAddr> = if host == "localhost" {
-            vec![SocketAddr::from(([127, 0, 0, 1], port))]
+        let addr: SocketAddr = if host == "localhost" {
+            SocketAddr::from(([127, 0, 0, 1], port))
         } else {
             (host, port)
                 .to_socket_addrs()
                 .with_context(|| format!("cannot resolve {url}"))?
-                .collect()
+                .next()
+                .with_context(|| format!("{url} resolves to no address"))?
         };
-        out.extend(addrs.into_iter().take(1));
+        let tls = if is_tls(&url) {
+            Some(tls.with_context(|| format!("{url}: no TLS certificate for this side"))?.clone())
+        } else {
+            if tls.is_some() {
+                tracing::warn!(url = %url, "scheme is HTTP while key and cert files are present; ignoring key and cert files");
+            }
+            None
+        };
+        let tcp = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        out.push(Listener { tcp, tls });
     }
     Ok(out)
 }
 
+/// The TLS of both sides: what the client and peer listeners serve, and
+/// how this member dials its peers.
+struct Tls {
+    client: Option<Arc<Acceptor>>,
+    peer: Option<Arc<Acceptor>>,
+    peer_dialer: PeerDialer,
+}
+
+impl Tls {
+    /// Reads every certificate and key now, so a bad file fails start-up
+    /// with its name. Auto-TLS writes its certificates under the data dir.
+    fn load(cfg: &Config, data_dir: &Path) -> anyhow::Result<Tls> {
+        let hosts = |list: &str| -> anyhow::Result<Vec<String>> {
+            Ok(parse_urls("listen-urls", list)?
+                .iter()
+                .filter_map(|u| u.host_str().map(str::to_owned))
+                .collect())
+        };
+        let years = cfg.tls.self_signed_cert_validity;
+        let mut client = cfg.client_tls.info(&cfg.tls);
+        if client.is_none() && cfg.client_tls.auto_tls == Some(true) {
+            let dir = data_dir.join("fixtures").join("client");
+            let mut info = tls::auto::self_cert(&dir, &hosts(&cfg.member.listen_client_urls)?, years)?;
+            info.cipher_suites = cfg.tls.cipher_suites.clone();
+            client = Some(info);
+        }
+        let mut peer = cfg.peer_tls.info(&cfg.tls);
+        if peer.is_none() && cfg.peer_tls.peer_auto_tls == Some(true) {
+            let dir = data_dir.join("fixtures").join("peer");
+            let mut info = tls::auto::self_cert(&dir, &hosts(&cfg.member.listen_peer_urls)?, years)?;
+            info.cipher_suites = cfg.tls.cipher_suites.clone();
+            peer = Some(info);
+        }
+        let uses_tls = |list: &str| parse_urls("listen-urls", list).map(|urls| urls.iter().any(is_tls));
+        let metrics_tls = match &cfg.logging.listen_metrics_urls {
+            Some(list) => uses_tls(list)?,
+            None => false,
+        };
+        let acceptor = |info: &Option<TlsInfo>, needed: bool| -> anyhow::Result<Option<Arc<Acceptor>>> {
+            match info {
+                Some(info) if needed => Ok(Some(Arc::new(Acceptor::new(info.clone())?))),
+                _ => Ok(None),
+            }
+        };
+        let peer_dialer = match &peer {
+            Some(info) => PeerDialer::new(Some(info.client_tls().config()?)),
+            None => PeerDialer::default(),
+        };
+        Ok(Tls {
+            client: acceptor(&client, uses_tls(&cfg.member.listen_client_urls)? || metrics_tls)?,
+            peer: acceptor(&peer, uses_tls(&cfg.member.listen_peer_urls)?)?,
+            peer_dialer,
+        })
+    }
+}
+
 fn init_logging(cfg: &Config) {
-    let level = match cfg.log_level.as_str() {
+    let level = match cfg.logging.log_level.as_str() {
         "debug" => "debug",
         "info" => "info",
         "warn" => "warn",
@@ -125,7 +214,7 @@ fn init_logging(cfg: &Config) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let _ = if cfg.logger == "zap" {
+    let _ = if cfg.logging.logger == "zap" {
         builder.json().flatten_event(true).try_init()
     } else {
         builder.try_init()
@@ -137,25 +226,18 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     init_logging(&cfg);
     cfg.validate()?;
     for flag in cfg.ignored_flags() {
-        tracing::warn!("{flag} is accepted for etcd compatibility but not acted on yet");
+        tracing::warn!("{flag} is accepted for etcd compatibility but not acted on");
     }
 
     let members = cfg.initial_members()?;
     let data_dir = DataDir::lock(&cfg.data_dir())?;
+    let tls = Tls::load(&cfg, &data_dir.path)?;
     let fresh = !data_dir.db_path().exists();
     // A new member of an existing cluster waits for the leader to replicate
     // to it instead of initializing a cluster of its own.
-    let join = fresh && cfg.initial_cluster_state == "existing";
-    let client_addrs = resolve("listen-client-urls", &cfg.listen_client_urls)?;
-    let peer_addrs = resolve("listen-peer-urls", &cfg.listen_peer_urls)?;
+    let join = fresh && cfg.cluster.initial_cluster_state == "existing";
     // Bind the peer listeners first, so a taken port fails start-up.
-    let mut peer_listeners = Vec::new();
-    for addr in &peer_addrs {
-        let l = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        peer_listeners.push(l);
-    }
+    let peer_listeners = bind("listen-peer-urls", &cfg.member.listen_peer_urls, tls.peer.as_ref()).await?;
 
     fs::create_dir_all(data_dir.db_path().parent().unwrap_or(Path::new(".")))?;
     let engine: SharedEngine = Arc::new(
@@ -163,50 +245,35 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
             .with_context(|| format!("cannot open {}", data_dir.db_path().display()))?,
     );
 
-    let advertise_client: Vec<String> = parse_urls("advertise-client-urls", &cfg.advertise_client_urls)?
+    let advertise_client: Vec<String> = parse_urls("advertise-client-urls", &cfg.cluster.advertise_client_urls)?
         .iter()
         .map(|u| u.to_string().trim_end_matches('/').to_string())
         .collect();
-    let identity = identity::resolve(&engine, &cfg.name, &members, &cfg.initial_cluster_token, join).await?;
+    let token = &cfg.cluster.initial_cluster_token;
+    let identity = identity::resolve(&engine, &cfg.member.name, &members, token, join, &tls.peer_dialer).await?;
     let (member_id, cluster_id) = (identity.member_id, identity.cluster_id);
-    // The membership a new cluster starts with (unused when joining).
-    let mut initial = BTreeMap::new();
-    for m in &members {
-        let id = ids::member_id(&m.peer_urls, &cfg.initial_cluster_token);
-        let client_urls = if m.name == cfg.name {
-            advertise_client.clone()
-        } else {
-            vec![]
-        };
-        initial.insert(
-            id,
-            Member {
-                name: m.name.clone(),
-                peer_urls: m.peer_urls.clone(),
-                client_urls,
-            },
-        );
-    }
+    let initial = initial_membership(&cfg, &members, &advertise_client);
 
     let settings = RaftSettings {
-        heartbeat_ms: cfg.heartbeat_interval,
-        election_ms: cfg.election_timeout,
-        snapshot_count: cfg.snapshot_count,
+        heartbeat_ms: cfg.member.heartbeat_interval,
+        election_ms: cfg.member.election_timeout,
+        snapshot_count: cfg.member.snapshot_count,
         snapshot_dir: data_dir.snap_path(),
         lease_checkpoint_interval: cfg.lease_checkpoint_interval()?,
+        peer_dialer: tls.peer_dialer.clone(),
     };
     let raft = Arc::new(RaftNode::start(member_id, engine.clone(), initial, join, &settings).await?);
     raft.start_lease_expiry();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = Vec::new();
     for listener in peer_listeners {
-        let local = listener.local_addr()?;
+        let local = listener.local()?;
         let peer = PeerServer::new(PeerService::new(raft.clone(), cluster_id))
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
         let router = tonic::transport::Server::builder().add_service(peer);
         servers.push(spawn_server("peer", local, stop_rx.clone(), move |signal| {
-            router.serve_with_incoming_shutdown(incoming(listener), signal)
+            router.serve_with_incoming_shutdown(listener.incoming(), signal)
         }));
         tracing::info!("listening for peers on {local}");
     }
@@ -216,83 +283,30 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         cluster_id,
         member_id,
         limits: Limits {
-            max_request_bytes: cfg.max_request_bytes,
-            max_txn_ops: cfg.max_txn_ops,
-            quota_backend_bytes: cfg.quota_backend_bytes,
+            max_request_bytes: cfg.member.max_request_bytes,
+            max_txn_ops: cfg.member.max_txn_ops,
+            quota_backend_bytes: cfg.member.quota_backend_bytes,
         },
     });
 
     // Bind every listener before announcing anything, so a taken port fails start-up.
-    let mut listeners = Vec::new();
-    for addr in &client_addrs {
-        let l = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        listeners.push(l);
-    }
-
-    // Like etcd, publish this member's name and client URLs through raft
-    // before serving; a member without quorum keeps trying in the background.
-    let publish = {
-        let (raft, name, urls) = (raft.clone(), cfg.name.clone(), advertise_client.clone());
-        tokio::spawn(async move {
-            loop {
-                match raft.publish(&name, &urls).await {
-                    Ok(()) => {
-                        tracing::info!(
-                            "published {{Name:{name} ClientURLs:[{}]}} to cluster {cluster_id:x}",
-                            urls.join(" ")
-                        );
-                        return;
-                    }
-                    Err(ProposeError::Stopped) => return,
-                    Err(e) => {
-                        tracing::warn!("cannot publish member attributes yet: {e}; retrying");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                }
-            }
-        })
-    };
-    let publish_wait = Duration::from_millis(cfg.election_timeout * 10);
-    if tokio::time::timeout(publish_wait, publish).await.is_err() {
-        tracing::warn!("not published within {publish_wait:?}: no quorum yet; serving anyway");
-    }
+    let listeners = bind("listen-client-urls", &cfg.member.listen_client_urls, tls.client.as_ref()).await?;
+    publish(&raft, &cfg, &advertise_client, cluster_id).await;
     tracing::info!("enabled capabilities for version {}", &ETCD_API_VERSION[..3]);
 
-    let max_decode = cfg.max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
-    let progress_interval = cfg.progress_notify_interval()?;
     for listener in listeners {
-        let local = listener.local_addr()?;
-        let router = tonic::transport::Server::builder()
-            .accept_http1(true)
-            .layer(HttpEndpointsLayer::new(ctx.clone()))
-            .layer(GrpcLimitLayer)
-            .add_service(KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(max_decode))
-            .add_service(LeaseServer::new(LeaseService::new(ctx.clone())).max_decoding_message_size(max_decode))
-            .add_service(ClusterServer::new(ClusterService::new(ctx.clone())).max_decoding_message_size(max_decode))
-            .add_service(
-                WatchServer::new(WatchService::new(ctx.clone(), progress_interval))
-                    .max_decoding_message_size(max_decode),
-            )
-            .add_service(
-                MaintenanceServer::new(MaintenanceService::new(ctx.clone())).max_decoding_message_size(max_decode),
-            )
-            .add_service(LockServer::new(LockService::new(ctx.clone())).max_decoding_message_size(max_decode))
-            .add_service(ElectionServer::new(ElectionService::new(ctx.clone())).max_decoding_message_size(max_decode));
+        let local = listener.local()?;
+        let router = client_router(&ctx, &cfg)?;
         servers.push(spawn_server("client", local, stop_rx.clone(), move |signal| {
-            router.serve_with_incoming_shutdown(incoming(listener), signal)
+            router.serve_with_incoming_shutdown(listener.incoming(), signal)
         }));
         tracing::info!("ready to serve client requests on {local}");
     }
     tracing::info!("ready to serve client requests");
-    if let Some(urls) = &cfg.listen_metrics_urls {
-        for addr in resolve("listen-metrics-urls", urls)? {
-            let l = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))?;
-            tracing::info!("serving metrics on {}", l.local_addr()?);
-            servers.push(tokio::spawn(metrics::serve(l, ctx.clone(), stop_rx.clone())));
+    if let Some(urls) = &cfg.logging.listen_metrics_urls {
+        for listener in bind("listen-metrics-urls", urls, tls.client.as_ref()).await? {
+            tracing::info!("serving metrics on {}", listener.local()?);
+            servers.push(tokio::spawn(metrics::serve(listener.incoming(), ctx.clone(), stop_rx.clone())));
         }
     }
 
@@ -312,6 +326,79 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     drop(ctx);
     Ok(())
 }
+
+/// The membership a new cluster starts with (unused when joining).
+fn initial_membership(cfg: &Config, members: &[InitialMember], advertise_client: &[String]) -> BTreeMap<u64, Member> {
+    let mut initial = BTreeMap::new();
+    for m in members {
+        let id = ids::member_id(&m.peer_urls, &cfg.cluster.initial_cluster_token);
+        let client_urls = if m.name == cfg.member.name {
+            advertise_client.to_vec()
+        } else {
+            vec![]
+        };
+        initial.insert(
+            id,
+            Member {
+                name: m.name.clone(),
+                peer_urls: m.peer_urls.clone(),
+                client_urls,
+            },
+        );
+    }
+    initial
+}
+
+/// Like etcd, publish this member's name and client URLs through raft
+/// before serving; a member without quorum keeps trying in the background.
+async fn publish(raft: &Arc<RaftNode>, cfg: &Config, advertise_client: &[String], cluster_id: u64) {
+    let publish = {
+        let (raft, name, urls) = (raft.clone(), cfg.member.name.clone(), advertise_client.to_vec());
+        tokio::spawn(async move {
+            loop {
+                match raft.publish(&name, &urls).await {
+                    Ok(()) => {
+                        tracing::info!(
+                            "published {{Name:{name} ClientURLs:[{}]}} to cluster {cluster_id:x}",
+                            urls.join(" ")
+                        );
+                        return;
+                    }
+                    Err(ProposeError::Stopped) => return,
+                    Err(e) => {
+                        tracing::warn!("cannot publish member attributes yet: {e}; retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        })
+    };
+    let publish_wait = Duration::from_millis(cfg.member.election_timeout * 10);
+    if tokio::time::timeout(publish_wait, publish).await.is_err() {
+        tracing::warn!("not published within {publish_wait:?}: no quorum yet; serving anyway");
+    }
+}
+
+/// The gRPC services (and the HTTP endpoints beside them) of one client URL.
+fn client_router(ctx: &Arc<Ctx>, cfg: &Config) -> anyhow::Result<tonic::transport::server::Router<ClientLayers>> {
+    let max_decode = cfg.member.max_request_bytes as usize + GRPC_OVERHEAD_BYTES;
+    let progress_interval = cfg.progress_notify_interval()?;
+    Ok(tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(HttpEndpointsLayer::new(ctx.clone()))
+        .layer(GrpcLimitLayer)
+        .add_service(KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(max_decode))
+        .add_service(LeaseServer::new(LeaseService::new(ctx.clone())).max_decoding_message_size(max_decode))
+        .add_service(ClusterServer::new(ClusterService::new(ctx.clone())).max_decoding_message_size(max_decode))
+        .add_service(
+            WatchServer::new(WatchService::new(ctx.clone(), progress_interval)).max_decoding_message_size(max_decode),
+        )
+        .add_service(MaintenanceServer::new(MaintenanceService::new(ctx.clone())).max_decoding_message_size(max_decode))
+        .add_service(LockServer::new(LockService::new(ctx.clone())).max_decoding_message_size(max_decode))
+        .add_service(ElectionServer::new(ElectionService::new(ctx.clone())).max_decoding_message_size(max_decode)))
+}
+
+type ClientLayers = tower::layer::util::Stack<GrpcLimitLayer, tower::layer::util::Stack<HttpEndpointsLayer, tower::layer::util::Identity>>;
 
 /// Runs one listener's server until `stop` turns true; `serve` gets the
 /// shutdown signal to pass to tonic.
@@ -357,11 +444,4 @@ pub async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
-}
-
-/// Accepted connections with TCP_NODELAY, as grpc-go sets it: without it a
-/// small answer waits for the client's delayed ACK (~40 ms on Linux) and
-/// every request on a busy connection pays for it.
-fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
-    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }

@@ -30,6 +30,7 @@ mod watch;
 
 use std::future::Future;
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -87,6 +88,41 @@ pub struct GlobalArgs {
     /// timeout for short running command (excluding dial timeout)
     #[arg(long, global = true, default_value = "5s", env = "ETCDCTL_COMMAND_TIMEOUT")]
     pub command_timeout: String,
+    /// verify certificates of TLS-enabled secure servers using this CA bundle
+    #[arg(long, global = true, env = "ETCDCTL_CACERT")]
+    pub cacert: Option<PathBuf>,
+    /// identify secure client using this TLS certificate file
+    #[arg(long, global = true, env = "ETCDCTL_CERT")]
+    pub cert: Option<PathBuf>,
+    /// identify secure client using this TLS key file
+    #[arg(long, global = true, env = "ETCDCTL_KEY")]
+    pub key: Option<PathBuf>,
+    /// skip server certificate verification (CAUTION: this option should be enabled only for testing purposes)
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_value = "false",
+        default_missing_value = "true", action = clap::ArgAction::Set, env = "ETCDCTL_INSECURE_SKIP_TLS_VERIFY")]
+    pub insecure_skip_tls_verify: bool,
+    /// disable transport security for client connections
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_value = "true",
+        default_missing_value = "true", action = clap::ArgAction::Set, env = "ETCDCTL_INSECURE_TRANSPORT")]
+    pub insecure_transport: bool,
+}
+
+impl GlobalArgs {
+    /// etcdctl's rule: TLS when a CA, certificate or key is given, or when
+    /// `--insecure-transport=false`; `--insecure-skip-tls-verify` then
+    /// accepts any server certificate.
+    pub fn tls(&self) -> Option<timon_client::ClientTls> {
+        let any_file = self.cacert.is_some() || self.cert.is_some() || self.key.is_some();
+        if !any_file && self.insecure_transport {
+            return None;
+        }
+        Some(timon_client::ClientTls {
+            ca_file: self.cacert.clone(),
+            cert_file: self.cert.clone(),
+            key_file: self.key.clone(),
+            insecure_skip_verify: self.insecure_skip_tls_verify,
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,9 +216,12 @@ impl Context {
     }
 
     async fn connect(&self, endpoints: &[String], request_timeout: Duration) -> Result<Client, Failure> {
-        let options = ConnectOptions::default()
+        let mut options = ConnectOptions::default()
             .with_connect_timeout(self.dial_timeout)
             .with_request_timeout(request_timeout);
+        if let Some(tls) = self.global.tls() {
+            options = options.with_tls(tls);
+        }
         match Client::connect_with_options(endpoints, options).await {
             Ok(client) => Ok(client),
             Err(timon_client::Error::Connect { .. }) => Err(Failure::new(exit::ERROR, "context deadline exceeded")),

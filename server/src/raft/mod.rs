@@ -62,6 +62,8 @@ pub struct RaftSettings {
     pub snapshot_dir: PathBuf,
     /// How often the leader checkpoints remaining lease TTLs (None: never).
     pub lease_checkpoint_interval: Option<std::time::Duration>,
+    /// How to dial peers (TLS with the peer certificate, or plain).
+    pub peer_dialer: network::PeerDialer,
 }
 
 /// Why a proposal or read index did not complete. Each maps to the etcd

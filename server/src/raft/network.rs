@@ -55,16 +55,65 @@ pub struct PeerError {
 /// What a member answers a removed member, which then stops (etcd's text).
 pub const REMOVED_MESSAGE: &str = "the member has been permanently removed from the cluster";
 
+/// How this member dials its peers: plain HTTP/2, or TLS with the peer
+/// certificate (`--peer-cert-file`, verified against `--peer-trusted-ca-file`).
+#[derive(Clone, Default)]
+pub struct PeerDialer {
+    tls: Option<timon_tls::TlsConnector>,
+}
+
+impl std::fmt::Debug for PeerDialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerDialer").field("tls", &self.tls.is_some()).finish()
+    }
+}
+
+impl PeerDialer {
+    pub fn new(tls: Option<std::sync::Arc<rustls::ClientConfig>>) -> Self {
+        PeerDialer {
+            tls: tls.map(timon_tls::TlsConnector::new),
+        }
+    }
+
+    fn endpoint(&self, url: &str) -> Result<Endpoint, String> {
+        let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| format!("bad peer URL: {e}"))?;
+        Ok(endpoint.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true))
+    }
+
+    /// The TLS connector for an `https://` peer URL; `http://` ones are
+    /// dialed in plain text, as etcd's peer transport does.
+    fn tls_for(&self, endpoint: &Endpoint) -> Option<timon_tls::TlsConnector> {
+        (endpoint.uri().scheme_str() == Some("https")).then(|| self.tls.clone()).flatten()
+    }
+
+    /// A channel that connects on first use (and again after a failure).
+    fn lazy(&self, endpoint: Endpoint) -> Channel {
+        match self.tls_for(&endpoint) {
+            Some(tls) => endpoint.connect_with_connector_lazy(tls),
+            None => endpoint.connect_lazy(),
+        }
+    }
+
+    async fn connect(&self, endpoint: Endpoint) -> Result<Channel, tonic::transport::Error> {
+        match self.tls_for(&endpoint) {
+            Some(tls) => endpoint.connect_with_connector(tls).await,
+            None => endpoint.connect().await,
+        }
+    }
+}
+
 /// One channel per peer, shared by the raft network and request forwarding.
 pub struct Peers {
+    dialer: PeerDialer,
     channels: Mutex<HashMap<u64, (String, Channel)>>,
     /// Set once a peer says this member was removed from the cluster.
     removed: tokio::sync::watch::Sender<bool>,
 }
 
 impl Peers {
-    pub fn new() -> Arc<Self> {
+    pub fn new(dialer: PeerDialer) -> Arc<Self> {
         Arc::new(Self {
+            dialer,
             channels: Mutex::default(),
             removed: tokio::sync::watch::Sender::new(false),
         })
@@ -90,18 +139,17 @@ impl Peers {
                 return Ok(Self::wrap(ch.clone()));
             }
         }
-        let endpoint = Endpoint::from_shared(url.clone()).map_err(|e| PeerError {
+        let endpoint = self.dialer.endpoint(&url).map_err(|msg| PeerError {
             target,
             url: url.clone(),
-            msg: format!("bad peer URL: {e}"),
+            msg,
             unreachable: true,
         })?;
-        let ch = endpoint
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(5))
-            .connect_lazy();
+        let ch = self.dialer.lazy(
+            endpoint
+                .http2_keep_alive_interval(Duration::from_secs(10))
+                .keep_alive_timeout(Duration::from_secs(5)),
+        );
         channels.insert(target, (url, ch.clone()));
         Ok(Self::wrap(ch))
     }
@@ -127,17 +175,17 @@ impl Peers {
 
 /// Asks the members at `peer_urls`, in turn, for the cluster's ID and
 /// members (a joining member learns its own ID from them).
-pub async fn fetch_cluster_info(peer_urls: &[String]) -> Result<ClusterInfoResponse, String> {
+pub async fn fetch_cluster_info(dialer: &PeerDialer, peer_urls: &[String]) -> Result<ClusterInfoResponse, String> {
     let mut last = String::from("no peer URL given");
     for url in peer_urls {
-        let endpoint = match Endpoint::from_shared(url.clone()) {
-            Ok(e) => e.connect_timeout(CONNECT_TIMEOUT).timeout(Duration::from_secs(5)),
+        let endpoint = match dialer.endpoint(url) {
+            Ok(e) => e.timeout(Duration::from_secs(5)),
             Err(e) => {
                 last = format!("{url}: {e}");
                 continue;
             }
         };
-        match endpoint.connect().await {
+        match dialer.connect(endpoint).await {
             Ok(ch) => match PeerClient::new(ch).cluster_info(ClusterInfoRequest {}).await {
                 Ok(r) => return Ok(r.into_inner()),
                 Err(e) => last = format!("{url}: {e}"),

@@ -111,7 +111,7 @@ impl RaftNode {
         state_machine.set_watch_hub(watch.clone());
         let leases = Arc::new(Deadlines::new(settings.lease_checkpoint_interval));
         state_machine.set_lease_deadlines(leases.clone());
-        let peers = Peers::new();
+        let peers = Peers::new(settings.peer_dialer.clone());
         let network = NetworkFactory::new(peers.clone());
         let raft = types::Raft::new(id, config, network, log_store, state_machine).await?;
         if !join && !raft.is_initialized().await? {

@@ -1,0 +1,30 @@
+//! The experimental flags timon acts on. etcd 3.6 renamed the graduated
+//! ones (`--watch-progress-notify-interval`) or made them feature gates
+//! (`--feature-gates=LeaseCheckpoint=true`); `config::args` rewrites those
+//! spellings onto these flags before parsing.
+
+use clap::Args;
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Experimental")]
+pub struct ExperimentalFlags {
+    /// Interval of progress notifications to watchers that asked for them
+    /// (a Go duration such as 10m or 500ms).
+    #[arg(long, env = "ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL")]
+    pub experimental_watch_progress_notify_interval: Option<String>,
+
+    /// Whether the leader checkpoints remaining lease TTLs through raft, so
+    /// a leader change does not restart leases from their full TTL. etcd
+    /// 3.4's default is false; timon's is true.
+    #[arg(long, env = "ETCD_EXPERIMENTAL_ENABLE_LEASE_CHECKPOINT", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub experimental_enable_lease_checkpoint: Option<bool>,
+
+    /// Accepted: timon always persists checkpoints (as etcd 3.6 does).
+    #[arg(long, env = "ETCD_EXPERIMENTAL_ENABLE_LEASE_CHECKPOINT_PERSIST", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub experimental_enable_lease_checkpoint_persist: Option<bool>,
+
+    /// How often each long lease's remaining TTL is checkpointed (a Go
+    /// duration; etcd's default 5m; at least 1s).
+    #[arg(long, env = "ETCD_EXPERIMENTAL_LEASE_CHECKPOINT_INTERVAL")]
+    pub experimental_lease_checkpoint_interval: Option<String>,
+}
