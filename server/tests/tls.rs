@@ -439,3 +439,35 @@ fn auto_tls_writes_a_self_signed_certificate_under_the_data_dir() {
     assert!(!ok, "a self-signed certificate verified against an unrelated CA");
     let _ = m.peer_port;
 }
+
+#[test]
+fn peers_outside_the_allowed_common_names_are_refused() {
+    let pki = Pki::new();
+    let ps = ports(3);
+    let initial = (0..3)
+        .map(|i| format!("m{i}=https://127.0.0.1:{}", ps[i].peer))
+        .collect::<Vec<_>>()
+        .join(",");
+    let start = |allowed: &str| -> Vec<Proc> {
+        (0..3)
+            .map(|i| {
+                let mut args = kubeadm_args(&pki, &format!("m{i}"), &ps[i], &initial, false);
+                args.push(format!("--peer-cert-allowed-cn={allowed}"));
+                spawn(args, &ps[i])
+            })
+            .collect()
+    };
+    let refused = start("someone-else,another");
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while !refused.iter().any(|m| m.log_text().contains("client certificate authentication failed")) {
+        assert!(Instant::now() < deadline, "no member refused a peer outside the allowed CNs");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for m in &refused {
+        let (code, _) = http_get(m.metrics_port, "/health").unwrap_or((0, String::new()));
+        assert_ne!(code, 200, "a cluster formed although every peer CN is refused");
+    }
+    drop(refused);
+    let mut allowed = start("someone-else,kube-etcd-peer");
+    wait_healthy(&mut allowed);
+}

@@ -22,7 +22,7 @@ pub struct ClientTlsFlags {
     /// Path to the client certificate revocation list file.
     #[arg(long, env = "ETCD_CLIENT_CRL_FILE")]
     pub client_crl_file: Option<PathBuf>,
-    /// Allowed TLS hostname for client cert authentication.
+    /// Comma-separated list of SAN hostnames for client cert authentication.
     #[arg(long, env = "ETCD_CLIENT_CERT_ALLOWED_HOSTNAME")]
     pub client_cert_allowed_hostname: Option<String>,
     /// Path to the client server TLS trusted CA cert file.
@@ -54,10 +54,16 @@ pub struct PeerTlsFlags {
     /// Path to the peer certificate revocation list file.
     #[arg(long, env = "ETCD_PEER_CRL_FILE")]
     pub peer_crl_file: Option<PathBuf>,
-    /// Allowed CN for inter peer authentication.
+    /// Path to an explicit peer client TLS cert file otherwise peer cert file will be used when client auth is required.
+    #[arg(long, env = "ETCD_PEER_CLIENT_CERT_FILE")]
+    pub peer_client_cert_file: Option<PathBuf>,
+    /// Path to an explicit peer client TLS key file otherwise peer key file will be used when client auth is required.
+    #[arg(long, env = "ETCD_PEER_CLIENT_KEY_FILE")]
+    pub peer_client_key_file: Option<PathBuf>,
+    /// Comma-separated list of allowed CNs for inter-peer TLS authentication.
     #[arg(long, env = "ETCD_PEER_CERT_ALLOWED_CN")]
     pub peer_cert_allowed_cn: Option<String>,
-    /// Allowed TLS hostname for inter peer authentication.
+    /// Comma-separated list of allowed SAN hostnames for inter-peer TLS authentication.
     #[arg(long, env = "ETCD_PEER_CERT_ALLOWED_HOSTNAME")]
     pub peer_cert_allowed_hostname: Option<String>,
 }
@@ -117,6 +123,8 @@ impl PeerTlsFlags {
             crl_file: self.peer_crl_file.clone(),
             allowed_cn: self.peer_cert_allowed_cn.clone(),
             allowed_hostname: self.peer_cert_allowed_hostname.clone(),
+            client_cert_file: self.peer_client_cert_file.clone(),
+            client_key_file: self.peer_client_key_file.clone(),
             ..TlsInfo::default()
         };
         common.apply(&mut info);

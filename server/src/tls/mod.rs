@@ -43,6 +43,10 @@ pub struct TlsInfo {
     pub max_version: String,
     /// Self-signed (auto-TLS): peers dialing with it do not verify each other.
     pub self_signed: bool,
+    /// `--peer-client-cert-file` / `--peer-client-key-file`: the identity
+    /// this member presents when it dials (else `cert_file`/`key_file`).
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
 }
 
 impl TlsInfo {
@@ -51,8 +55,8 @@ impl TlsInfo {
     pub fn client_tls(&self) -> timon_tls::ClientTls {
         timon_tls::ClientTls {
             ca_file: self.trusted_ca_file.clone(),
-            cert_file: Some(self.cert_file.clone()),
-            key_file: Some(self.key_file.clone()),
+            cert_file: Some(self.client_cert_file.clone().unwrap_or_else(|| self.cert_file.clone())),
+            key_file: Some(self.client_key_file.clone().unwrap_or_else(|| self.key_file.clone())),
             insecure_skip_verify: self.self_signed || self.trusted_ca_file.is_none(),
         }
     }

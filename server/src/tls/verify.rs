@@ -17,31 +17,41 @@ use super::TlsInfo;
 #[derive(Debug)]
 pub struct AllowedNames {
     inner: Arc<dyn ClientCertVerifier>,
-    cn: Option<String>,
-    hostname: Option<String>,
+    /// Comma-separated in the flag (etcd 3.5+); one match suffices.
+    cns: Vec<String>,
+    hostnames: Vec<String>,
+}
+
+fn list(flag: &Option<String>) -> Vec<String> {
+    flag.iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl AllowedNames {
     /// The verifier itself when no name is required, else it wrapped.
     pub fn wrap(inner: Arc<dyn ClientCertVerifier>, info: &TlsInfo) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
-        let cn = info.allowed_cn.clone().filter(|s| !s.is_empty());
-        let hostname = info.allowed_hostname.clone().filter(|s| !s.is_empty());
-        match (&cn, &hostname) {
-            (None, None) => Ok(inner),
-            (Some(c), Some(h)) => Err(TlsError::Config(format!(
-                "AllowedCN and AllowedHostname are mutually exclusive (cn={c:?}, hostname={h:?})"
+        let (cns, hostnames) = (list(&info.allowed_cn), list(&info.allowed_hostname));
+        match (cns.is_empty(), hostnames.is_empty()) {
+            (true, true) => Ok(inner),
+            (false, false) => Err(TlsError::Config(format!(
+                "AllowedCN and AllowedHostname are mutually exclusive (cn={:?}, hostname={:?})",
+                cns.join(","),
+                hostnames.join(",")
             ))),
-            _ => Ok(Arc::new(AllowedNames { inner, cn, hostname })),
+            _ => Ok(Arc::new(AllowedNames { inner, cns, hostnames })),
         }
     }
 
     fn allowed(&self, cert: &[u8]) -> bool {
-        if let Some(cn) = &self.cn {
-            return names::common_name(cert).as_deref() == Some(cn.as_str());
+        if !self.cns.is_empty() {
+            let cn = names::common_name(cert);
+            return self.cns.iter().any(|allowed| cn.as_deref() == Some(allowed.as_str()));
         }
-        self.hostname
-            .as_deref()
-            .is_some_and(|host| names::valid_for_host(cert, host))
+        self.hostnames.iter().any(|host| names::valid_for_host(cert, host))
     }
 }
 
