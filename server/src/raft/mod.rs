@@ -64,6 +64,8 @@ pub struct RaftSettings {
     pub lease_checkpoint_interval: Option<std::time::Duration>,
     /// How to dial peers (TLS with the peer certificate, or plain).
     pub peer_dialer: network::PeerDialer,
+    /// The member's auth tokens, which applied auth requests update.
+    pub auth_tokens: std::sync::Arc<crate::auth::Tokens>,
 }
 
 /// Why a proposal or read index did not complete. Each maps to the etcd
