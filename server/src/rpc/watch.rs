@@ -103,16 +103,15 @@ impl StreamState {
                 .map_err(|e| e.to_string()),
         };
         let reason = checked.err()?;
-        const KEPT: [&str; 3] = [
-            "etcdserver: invalid auth token",
-            "etcdserver: revision of auth store is old",
-            "etcdserver: user name is empty",
-        ];
-        Some(if KEPT.contains(&reason.as_str()) {
-            reason
-        } else {
-            "etcdserver: permission denied".to_string()
-        })
+        // etcd sends the gRPC error's Go string (`rpctypes.ErrGRPC*.Error()`).
+        let (code, text) = match reason.as_str() {
+            "etcdserver: invalid auth token" => ("Unauthenticated", reason.as_str()),
+            "etcdserver: revision of auth store is old" | "etcdserver: user name is empty" => {
+                ("InvalidArgument", reason.as_str())
+            }
+            _ => ("PermissionDenied", "etcdserver: permission denied"),
+        };
+        Some(format!("rpc error: code = {code} desc = {text}"))
     }
 
     /// The answer to a create request that is refused.
