@@ -6,8 +6,6 @@
 //! certificate picked up without a restart; auto-TLS.
 
 mod support;
-#[path = "support/pki.rs"]
-mod pki;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pki::Pki;
+use timon_tls::test_pki::Pki;
 use support::{etcdctl_bin, free_port, skip_without_etcd};
 
 /// How long a member (or a cluster) may take to elect a leader and answer
