@@ -229,6 +229,18 @@ fn kubeadm_cluster(spelling_36: bool) {
         let line = format!("{} is healthy", m.endpoint());
         assert!(report.contains(&line), "{line:?} missing from:\n{report}");
     }
+    // The client port serves the HTTP endpoints over the same TLS, with
+    // HTTP/2 and HTTP/1.1 (ALPN), as etcd's does.
+    for http in ["--http1.1", "--http2"] {
+        let out = Command::new("curl")
+            .args(["-sS", http, "--cacert", &pki.path("ca.crt").display().to_string()])
+            .args(["--cert", &pki.crt("client"), "--key", &pki.key("client")])
+            .arg(format!("{}/health", members[0].endpoint()))
+            .output()
+            .expect("run curl");
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && body.contains(r#""health":"true""#), "curl {http}: {body} {}", String::from_utf8_lossy(&out.stderr));
+    }
     for m in &members {
         let (code, body) = http_get(m.metrics_port, "/health?exclude=NOSPACE&serializable=true").unwrap();
         assert_eq!(code, 200, "{body}");
