@@ -151,3 +151,49 @@ async fn the_client_library_dials_tls_endpoints_with_its_options() {
 fn as_refs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
+
+#[test]
+fn timonctl_dials_unix_sockets_as_etcdctl_does() {
+    if !etcd_available() {
+        return;
+    }
+    let (client, peer) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    // etcd 3.4 takes only `unix://host:port`: the socket file `host:port`
+    // in the working directory.
+    let sock = format!("unix://localhost:{}", free_port());
+    let tcp = format!("http://127.0.0.1:{client}");
+    let child = Command::new(server_binary())
+        .current_dir(dir.path())
+        .args(["--name", "m0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--listen-client-urls", &format!("{tcp},{sock}"), "--advertise-client-urls", &tcp])
+        .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+        .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
+        .args(["--initial-cluster", &format!("m0=http://127.0.0.1:{peer}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the server");
+    let _server = Server(child, tempfile::tempdir().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let in_dir = |bin: &str, args: &[&str]| {
+        Command::new(bin)
+            .current_dir(dir.path())
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={sock}"))
+            .args(args)
+            .output()
+            .expect("run the client")
+    };
+    while !in_dir(ETCDCTL, &["put", "k", "v"]).status.success() {
+        assert!(Instant::now() < deadline, "server not ready on {sock}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ours = in_dir(TIMONCTL, &["get", "k"]);
+    let theirs = in_dir(ETCDCTL, &["get", "k"]);
+    assert!(ours.status.success(), "{}", String::from_utf8_lossy(&ours.stderr));
+    assert_eq!(ours.stdout, theirs.stdout);
+    assert_eq!(String::from_utf8_lossy(&ours.stdout), "k\nv\n");
+}
