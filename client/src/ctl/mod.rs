@@ -17,7 +17,7 @@
 //! - `go.rs`: Go formatting helpers (durations, quoting, byte sizes).
 
 mod endpoint;
-mod go;
+use timon_go as go;
 mod json;
 mod kv;
 mod lease;
