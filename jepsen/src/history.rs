@@ -59,8 +59,60 @@ pub enum Op {
     LeasedPut { key: String, lease: i64, value: u64 },
     /// Read a key of the lease workload: its value, None when absent.
     LeasedRead { key: String, value: Option<u64> },
+    /// Log in as `user` (the auth workload; the token is not recorded).
+    Authenticate { user: String },
+    /// Give `role` the permission `perm` on every key under `prefix`
+    /// (RoleGrantPermission with range_end = the prefix's end). As in etcd,
+    /// it replaces the role's permission of that exact range, if any.
+    GrantPermission { role: String, prefix: String, perm: Perm },
+    /// Remove `role`'s permission on exactly the range of `prefix`
+    /// (RoleRevokePermission).
+    RevokePermission { role: String, prefix: String },
+    /// A linearizable Range by `user` (whose only role is `role`) of `key`,
+    /// or of every key under `key` when `prefix`; the completion carries
+    /// how many keys it found.
+    AuthRead {
+        user: String,
+        role: String,
+        key: String,
+        prefix: bool,
+        found: Option<u64>,
+    },
+    /// A Put of `key` = `value` by `user` (whose only role is `role`).
+    AuthWrite {
+        user: String,
+        role: String,
+        key: String,
+        value: u64,
+    },
     /// A nemesis action (kill, pause, partition, ...), for the timeline.
     Nemesis { action: String },
+}
+
+/// A key permission's type (etcd's `authpb.Permission.Type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Perm {
+    Read,
+    Write,
+    Readwrite,
+}
+
+impl Perm {
+    /// Whether a permission of this type allows `needed` (Read or Write):
+    /// READWRITE allows both, as etcd's permission cache merges it into
+    /// both the read and the write ranges.
+    pub fn allows(self, needed: Perm) -> bool {
+        self == Perm::Readwrite || self == needed
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Perm::Read => "READ",
+            Perm::Write => "WRITE",
+            Perm::Readwrite => "READWRITE",
+        }
+    }
 }
 
 impl Op {

@@ -5,12 +5,12 @@
 //! - `history`: the recorded operations (invoke / ok / fail / info).
 //! - `recorder`: the shared history a run appends to, with its monotonic clock.
 //! - `check`: checkers over a history (linearizability, revisions, watch,
-//!   lists, lock holds and fencing).
+//!   lists, lock holds and fencing, lease lifetimes, permissions).
 //! - `cluster`: starting members on loopback behind controllable proxies
 //!   (`cluster::proxy`, `cluster::source`).
 //! - `nemesis`: faults (kill, pause, partition, ...) on a timed schedule.
 //! - `workload`: clients that generate operations and record the history
-//!   (register, watch, kubernetes, lock).
+//!   (register, watch, kubernetes, lock, lease, auth).
 //! - `durability`: the final-read check (no acknowledged write lost).
 //! - `run`: one scenario end to end, and the quick and long suites.
 //! - `timeline`: timeline.svg, the history drawn (ops per client, fault windows).

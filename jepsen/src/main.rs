@@ -53,7 +53,7 @@ enum Cmd {
     },
     /// Run the quick suite: register under none, kill, pause, partition-leader,
     /// partition-random, kill-all; watch under kill; kubernetes under partition-random;
-    /// lock under partition-leader; lease under kill.
+    /// lock under partition-leader; lease under kill; auth under kill and partition-leader.
     Quick {
         #[command(flatten)]
         common: Common,
@@ -130,6 +130,9 @@ fn print(report: &Report) {
         "{verdict} {} seed {} in {:.1}s: {} ok, {} fail, {} info{events}; checker: {}",
         report.scenario, report.seed, report.seconds, report.ops.ok, report.ops.fail, report.ops.info, report.checker
     );
+    for n in &report.notes {
+        println!("    {n}");
+    }
     for p in report.problems.iter().take(20) {
         println!("    {p}");
     }

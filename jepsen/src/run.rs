@@ -8,7 +8,10 @@
 //! workload lists.jsonl (one completed list per line). A history with lock
 //! acquisitions (the `lock` workload) is also checked by `check::lock`, one
 //! with leased puts (the `lease` workload) by `check::lease`, and after a
-//! `lease` run every lease must expire ([`lease::keys_left`]).
+//! `lease` run every lease must expire ([`lease::keys_left`]). The `auth`
+//! workload's users and roles are set up ([`auth::setup`]) before the
+//! nemesis starts, its members hash passwords with bcrypt's lowest cost,
+//! and its history is checked by `check::auth`.
 //!
 //! [`run`] takes a [`Checker`]; the command line passes [`full_check`]
 //! (`crate::check::check_all`). The final-read check ([`crate::durability`])
@@ -30,7 +33,7 @@ use crate::cluster::{Cluster, Spec};
 use crate::history::{History, Kind};
 use crate::nemesis;
 use crate::recorder::Recorder;
-use crate::workload::{kubernetes, lease, lock, register, watch, Recorded};
+use crate::workload::{auth, kubernetes, lease, lock, register, watch, Recorded};
 
 /// Which server is under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -49,6 +52,7 @@ pub enum Workload {
     Kubernetes,
     Lock,
     Lease,
+    Auth,
 }
 
 impl Workload {
@@ -59,6 +63,7 @@ impl Workload {
             Workload::Kubernetes => "kubernetes",
             Workload::Lock => "lock",
             Workload::Lease => "lease",
+            Workload::Auth => "auth",
         }
     }
 }
@@ -106,6 +111,9 @@ pub struct Verdict {
     /// Which checker(s) ran, e.g. "linearizable-register".
     pub checker: String,
     pub problems: Vec<String>,
+    /// What the workload-specific checkers (only `auth` so far) checked,
+    /// when valid: shown after the verdict line.
+    pub notes: Vec<String>,
 }
 
 /// Checks a history and what the workload recorded besides. The seam for
@@ -126,11 +134,22 @@ pub fn full_check() -> Checker {
         if history.iter().any(|e| matches!(e.op, Op::LeasedPut { .. })) {
             verdicts.push(check_ops(history, "lease", crate::check::lease::check));
         }
+        if history
+            .iter()
+            .any(|e| matches!(e.op, Op::AuthRead { .. } | Op::AuthWrite { .. }))
+        {
+            verdicts.push(check_ops(history, "auth", crate::check::auth::check));
+        }
         if !recorded.lists.is_empty() {
             verdicts.push(check_ops(history, "lists", |ops| {
                 crate::check::list::check(ops, &recorded.lists)
             }));
         }
+        let notes = verdicts
+            .iter()
+            .filter(|v| v.checker == "auth" && v.valid == crate::check::Validity::Valid)
+            .map(|v| format!("{}: {}", v.checker, v.details))
+            .collect();
         let problems: Vec<String> = verdicts
             .iter()
             .filter(|v| v.valid != crate::check::Validity::Valid)
@@ -140,6 +159,7 @@ pub fn full_check() -> Checker {
             valid: problems.is_empty(),
             checker: verdicts.iter().map(|v| v.checker).collect::<Vec<_>>().join("+"),
             problems,
+            notes,
         }
     })
 }
@@ -168,6 +188,8 @@ pub struct Report {
     pub passed: bool,
     pub problems: Vec<String>,
     pub checker: String,
+    /// The checkers' notes (see [`Verdict::notes`]).
+    pub notes: Vec<String>,
     pub ops: Counts,
     /// Events received by all watchers (the `watch` workload).
     pub watch_events: usize,
@@ -232,6 +254,7 @@ pub async fn run(sc: &Scenario, checker: &Checker, progress: &ProgressBar) -> Re
         seed: sc.seed,
         passed,
         problems,
+        notes: verdict.as_ref().map(|v| v.notes.clone()).unwrap_or_default(),
         checker: verdict.map_or_else(|| "not run".into(), |v| v.checker),
         ops: counts(&history),
         watch_events,
@@ -263,14 +286,24 @@ async fn execute(
     checker: &Checker,
     progress: &ProgressBar,
 ) -> anyhow::Result<(Vec<String>, Verdict, Recorded)> {
+    let extra_args = match sc.workload {
+        // Every login checks a password: keep bcrypt cheap (etcd's minimum).
+        Workload::Auth => vec!["--bcrypt-cost".to_string(), "4".to_string()],
+        _ => Vec::new(),
+    };
     let spec = Spec {
         binary: sc.binary.clone(),
         nodes: sc.nodes,
         dir: dir.to_path_buf(),
+        extra_args,
     };
     progress.set_message("starting cluster");
     let cluster = Cluster::start(&spec, Duration::from_secs(60)).await?;
     let endpoints = cluster.endpoints();
+    if sc.workload == Workload::Auth {
+        progress.set_message("auth setup");
+        auth::setup(&endpoints, &auth::Config::default(), Duration::from_secs(30)).await?;
+    }
     let cluster = Arc::new(Mutex::new(cluster));
     let deadline = Instant::now() + sc.time_limit;
     let cfg = register::Config::default();
@@ -292,6 +325,7 @@ async fn execute(
                 }
                 Workload::Lock => lock::run(&endpoints, &lock::Config::default(), &rec, seed, deadline).await?,
                 Workload::Lease => lease::run(&endpoints, &lease::Config::default(), &rec, seed, deadline).await?,
+                Workload::Auth => auth::run(&endpoints, &auth::Config::default(), &rec, seed, deadline).await?,
             }
             anyhow::Ok(recorded)
         })
@@ -324,7 +358,11 @@ async fn execute(
     if let Err(e) = cluster.wait_healthy(Duration::from_secs(60)).await {
         problems.push(format!("after healing: {e:#}"));
     }
-    let finals = register::final_reads(&endpoints, cfg.keys, Instant::now() + Duration::from_secs(30)).await;
+    // The auth workload writes no registers (and reads need a token).
+    let finals = match sc.workload {
+        Workload::Auth => Vec::new(),
+        _ => register::final_reads(&endpoints, cfg.keys, Instant::now() + Duration::from_secs(30)).await,
+    };
     if sc.workload == Workload::Lease {
         // Nothing renews now: every lease must expire within its TTL and an
         // election or two.
@@ -405,22 +443,29 @@ pub const QUICK: [nemesis::Kind; 6] = [
 ];
 
 /// The `quick` suite's scenarios of the other workloads.
-pub const QUICK_OTHERS: [(Workload, nemesis::Kind); 4] = [
+pub const QUICK_OTHERS: [(Workload, nemesis::Kind); 6] = [
     (Workload::Watch, nemesis::Kind::Kill),
     (Workload::Kubernetes, nemesis::Kind::PartitionRandom),
     (Workload::Lock, nemesis::Kind::PartitionLeader),
     (Workload::Lease, nemesis::Kind::Kill),
+    (Workload::Auth, nemesis::Kind::Kill),
+    (Workload::Auth, nemesis::Kind::PartitionLeader),
 ];
 
 /// The `long` suite: every workload under every nemesis on 3 members, and
 /// every workload under each partition nemesis on 5 members (where a
-/// minority is two members), as (workload, nemesis, members).
+/// minority is two members), as (workload, nemesis, members); except auth
+/// under member-readd, whose MemberAdd and MemberRemove the nemesis sends
+/// without a root token.
 pub fn long() -> Vec<(Workload, nemesis::Kind, usize)> {
     use clap::ValueEnum;
     let mut out = Vec::new();
     for nodes in [3, 5] {
         for &w in Workload::value_variants() {
             for &n in nemesis::Kind::value_variants() {
+                if (w, n) == (Workload::Auth, nemesis::Kind::MemberReadd) {
+                    continue;
+                }
                 if nodes == 3 || n.name().contains("partition") {
                     out.push((w, n, nodes));
                 }
@@ -440,7 +485,8 @@ mod tests {
         let long = long();
         for &w in Workload::value_variants() {
             for &n in nemesis::Kind::value_variants() {
-                assert!(long.contains(&(w, n, 3)), "{w:?} under {n:?} is missing");
+                let needs_root = (w, n) == (Workload::Auth, nemesis::Kind::MemberReadd);
+                assert_eq!(long.contains(&(w, n, 3)), !needs_root, "{w:?} under {n:?}");
             }
             assert!(long.contains(&(w, nemesis::Kind::PartitionRandom, 5)));
         }

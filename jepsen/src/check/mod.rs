@@ -13,9 +13,12 @@
 //!   workload).
 //! - `lease`: leased keys live exactly as long as their leases (the lease
 //!   workload).
+//! - `auth`: no read or write succeeded while its role certainly lacked the
+//!   permission (the auth workload).
 //!
 //! `check_all` runs them all and returns one `Verdict` per checker.
 
+pub mod auth;
 pub mod lease;
 pub mod linearizable;
 pub mod list;

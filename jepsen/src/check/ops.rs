@@ -38,6 +38,8 @@ pub struct Operation {
     pub op: Op,
     /// Header revision of the completion, when known (`Ok` only).
     pub revision: Option<i64>,
+    /// Why it failed or is unknown, as the completion said.
+    pub error: Option<String>,
 }
 
 impl Operation {
@@ -48,6 +50,9 @@ impl Operation {
             Op::Release { key } => key,
             Op::Fenced { lock, .. } => lock,
             Op::LeasedPut { key, .. } | Op::LeasedRead { key, .. } => key,
+            Op::AuthRead { key, .. } | Op::AuthWrite { key, .. } => key,
+            Op::GrantPermission { prefix, .. } | Op::RevokePermission { prefix, .. } => prefix,
+            Op::Authenticate { .. } => "",
             Op::Grant { .. } | Op::KeepAlive { .. } | Op::Revoke { .. } | Op::Nemesis { .. } => "",
         }
     }
@@ -121,6 +126,23 @@ impl fmt::Display for Operation {
                     }
                 }
             }
+            Op::Authenticate { user } => write!(f, "authenticate {user}")?,
+            Op::GrantPermission { role, prefix, perm } => write!(f, "grant {} on {prefix}* to {role}", perm.name())?,
+            Op::RevokePermission { role, prefix } => write!(f, "revoke {prefix}* from {role}")?,
+            Op::AuthRead {
+                user,
+                role,
+                key,
+                prefix,
+                found,
+            } => {
+                let star = if *prefix { "*" } else { "" };
+                write!(f, "{user} ({role}) reads {key}{star}")?;
+                if let (Outcome::Ok, Some(n)) = (self.outcome, found) {
+                    write!(f, " -> {n} keys")?;
+                }
+            }
+            Op::AuthWrite { user, role, key, value } => write!(f, "{user} ({role}) writes {key}={value}")?,
             Op::Nemesis { action } => write!(f, "nemesis {action}")?,
         }
         match self.outcome {
@@ -188,6 +210,7 @@ pub fn operations(history: &History) -> Result<Vec<Operation>, HistoryError> {
             outcome: Outcome::Info,
             op: e.op.clone(),
             revision: None,
+            error: None,
         });
     }
     done.sort_by_key(|o| (o.invoke, o.index));
@@ -230,6 +253,24 @@ fn complete(inv: &Entry, invoke: usize, e: &Entry, index: usize) -> Result<Opera
             },
         ) => a == b && x == y && v == w,
         (Op::LeasedRead { key: a, .. }, Op::LeasedRead { key: b, .. }) => a == b,
+        (Op::Authenticate { user: a }, Op::Authenticate { user: b }) => a == b,
+        (Op::GrantPermission { .. }, Op::GrantPermission { .. })
+        | (Op::RevokePermission { .. }, Op::RevokePermission { .. })
+        | (Op::AuthWrite { .. }, Op::AuthWrite { .. }) => inv.op == e.op,
+        (
+            Op::AuthRead {
+                user: a,
+                key: x,
+                prefix: p,
+                ..
+            },
+            Op::AuthRead {
+                user: b,
+                key: y,
+                prefix: q,
+                ..
+            },
+        ) => a == b && x == y && p == q,
         _ => false,
     };
     if !same {
@@ -252,6 +293,7 @@ fn complete(inv: &Entry, invoke: usize, e: &Entry, index: usize) -> Result<Opera
         outcome,
         op,
         revision,
+        error: e.error.clone(),
     })
 }
 

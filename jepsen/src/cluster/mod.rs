@@ -34,6 +34,8 @@ pub struct Spec {
     pub nodes: usize,
     /// Where data dirs and logs go.
     pub dir: PathBuf,
+    /// Flags every member gets besides the cluster's own.
+    pub extra_args: Vec<String>,
 }
 
 /// One member process and its addresses.
@@ -134,6 +136,7 @@ impl Cluster {
             ]
             .iter()
             .map(|s| s.to_string())
+            .chain(spec.extra_args.iter().cloned())
             .collect();
             members.push(Member {
                 name: name(i),

@@ -11,7 +11,10 @@
 //! - `lease`: clients attach a key to each lease and read it while they
 //!   renew, revoke or abandon the lease (`renewer` keeps leases alive for
 //!   both lease workloads).
+//! - `auth`: users with different roles read and write while an admin
+//!   grants and revokes their roles' permissions.
 
+pub mod auth;
 pub mod kubernetes;
 pub mod lease;
 pub mod lock;
