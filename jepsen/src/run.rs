@@ -375,6 +375,10 @@ async fn execute(
     }
     let history = rec.snapshot();
     problems.extend(crate::durability::check(&history, &finals));
+    if sc.workload == Workload::Auth {
+        progress.set_message("final permissions");
+        problems.extend(final_permissions(&endpoints, &history, dir).await?);
+    }
     std::fs::write(
         dir.join("final-reads.json"),
         serde_json::to_string_pretty(
@@ -388,6 +392,24 @@ async fn execute(
     let verdict = checker(&history, &recorded);
     drop(cluster);
     Ok((problems, verdict, recorded))
+}
+
+/// The auth workload's end state: every member's permissions (written to
+/// final-permissions.json) explained by the history's changes.
+async fn final_permissions(endpoints: &[String], history: &History, dir: &Path) -> anyhow::Result<Vec<String>> {
+    let give_up = Instant::now() + Duration::from_secs(30);
+    let observed = match auth::final_permissions(endpoints, &auth::Config::default(), give_up).await {
+        Ok(observed) => observed,
+        Err(e) => return Ok(vec![format!("final permissions: {e}")]),
+    };
+    std::fs::write(
+        dir.join("final-permissions.json"),
+        serde_json::to_string_pretty(&observed)?,
+    )?;
+    Ok(match crate::check::ops::operations(history) {
+        Ok(ops) => crate::check::auth::check_final(&ops, &observed),
+        Err(e) => vec![format!("final permissions: malformed history: {e}")],
+    })
 }
 
 fn write_results(dir: &Path, history: &History, report: &Report) -> anyhow::Result<()> {

@@ -33,8 +33,13 @@
 //! (the checker's reach in this run) and the refusals while certainly
 //! allowed (by the symmetric rule; allowed by etcd's semantics, reported
 //! only).
+//!
+//! After the run, [`check_final`] compares the permissions every member
+//! holds (RoleGet) with the changes: each entry holds what its last `Ok`
+//! change left, or what a change that may have been applied after that one
+//! left (so a lost grant or revoke is caught, e.g. after a kill).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::ops::{Operation, Outcome};
 use super::Violations;
@@ -139,6 +144,54 @@ enum Because {
     Setup,
     /// A completed grant, revoke or downgrade.
     Change,
+}
+
+/// A role's prefix permissions as one member answered RoleGet after the run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FinalRole {
+    pub member: String,
+    pub role: String,
+    /// Prefix → permission type.
+    pub perms: BTreeMap<String, Perm>,
+}
+
+/// Checks the permissions the members hold after the run against the
+/// history's changes (module doc); answers the problems found.
+pub fn check_final(ops: &[Operation], observed: &[FinalRole]) -> Vec<String> {
+    let entries = Entries::new(ops);
+    let mut problems = Vec::new();
+    for f in observed {
+        let mut prefixes: BTreeSet<&str> = f.perms.keys().map(String::as_str).collect();
+        prefixes.extend(entries.prefixes.iter().copied());
+        for prefix in prefixes {
+            let none = Vec::new();
+            let changes = entries.changes.get(&(f.role.as_str(), prefix)).unwrap_or(&none);
+            let last = changes
+                .iter()
+                .filter(|c| c.complete.is_some())
+                .max_by_key(|c| c.complete);
+            let last_invoke = last.map_or(0, |c| c.invoke);
+            let mut possible: Vec<Option<Perm>> = vec![last.and_then(|c| c.leaves)];
+            possible.extend(
+                changes
+                    .iter()
+                    .filter(|c| c.complete.is_none_or(|t| t >= last_invoke))
+                    .map(|c| c.leaves),
+            );
+            let held = f.perms.get(prefix).copied();
+            if !possible.contains(&held) {
+                let name = |p: Option<Perm>| p.map_or("nothing", Perm::name);
+                problems.push(format!(
+                    "{} holds {} on {prefix}* for {} after the run; the changes leave {}",
+                    f.member,
+                    name(held),
+                    f.role,
+                    possible.iter().map(|p| name(*p)).collect::<Vec<_>>().join(" or ")
+                ));
+            }
+        }
+    }
+    problems
 }
 
 /// What an auth read or write needs, and from whom.

@@ -369,3 +369,35 @@ fn a_server_that_ignores_revokes_is_caught() {
         .count();
     assert_eq!(caught, 20, "only {caught} of 20 histories flagged");
 }
+
+#[test]
+fn the_final_permissions_must_be_what_the_changes_left() {
+    let ops = operations(
+        &[
+            granted_then_revoked(),
+            done(0, 50, 60, grant("r1", B, Perm::Read)).to_vec(),
+            vec![
+                inv(0, 70, grant("r1", B, Perm::Write)),
+                info(0, 80, grant("r1", B, Perm::Write)),
+            ],
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let held = |perms: &[(&str, Perm)]| FinalRole {
+        member: "n1".into(),
+        role: "r1".into(),
+        perms: perms.iter().map(|(p, t)| (p.to_string(), *t)).collect(),
+    };
+    // B: READ, or WRITE if the unknown grant was applied.
+    assert!(check_final(&ops, &[held(&[(B, Perm::Read)]), held(&[(B, Perm::Write)])]).is_empty());
+    // A lost revoke, a lost grant.
+    let p = check_final(&ops, &[held(&[(A, Perm::Readwrite), (B, Perm::Read)]), held(&[])]);
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert!(
+        p[0].contains("n1 holds READWRITE on jepsen/auth/a/* for r1 after the run; the changes leave nothing"),
+        "{}",
+        p[0]
+    );
+    assert!(p[1].contains("holds nothing on jepsen/auth/b/*"), "{}", p[1]);
+}

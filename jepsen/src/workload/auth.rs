@@ -21,7 +21,9 @@
 //! and the retry is a new operation), for any failed read and for errors
 //! that mean "not applied"; `Info` otherwise (a write or a permission change
 //! whose outcome is unknown; the client continues as a new process).
-//! `check::auth` reads the history.
+//! `check::auth` reads the history; after the run [`final_permissions`]
+//! reads every role's permissions on every member for
+//! `check::auth::check_final`.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,14 +36,14 @@ use timon_proto::authpb::Permission;
 use timon_proto::etcdserverpb::auth_client::AuthClient;
 use timon_proto::etcdserverpb::kv_client::KvClient;
 use timon_proto::etcdserverpb::{
-    AuthEnableRequest, AuthRoleAddRequest, AuthRoleGrantPermissionRequest, AuthRoleRevokePermissionRequest,
-    AuthUserAddRequest, AuthUserGrantRoleRequest, AuthenticateRequest, RangeRequest,
+    AuthEnableRequest, AuthRoleAddRequest, AuthRoleGetRequest, AuthRoleGrantPermissionRequest,
+    AuthRoleRevokePermissionRequest, AuthUserAddRequest, AuthUserGrantRoleRequest, AuthenticateRequest, RangeRequest,
 };
 use tokio::time::Instant;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
-use crate::check::auth::DENIED;
+use crate::check::auth::{FinalRole, DENIED};
 use crate::history::{Kind, Op, Perm};
 use crate::recorder::Recorder;
 use crate::workload::register::{self, Done};
@@ -333,21 +335,21 @@ impl Worker {
             let prefix = &prefixes[rng.gen_range(0..prefixes.len())];
             let key = format!("{prefix}{}", rng.gen_range(0..self.cfg.keys));
             let roll: f64 = rng.gen();
-            let ok = if roll < 0.4 {
+            let done = if roll < 0.4 {
                 self.read(&key, false).await
             } else if roll < 0.5 {
                 self.read(prefix, true).await
             } else {
                 self.write(&key).await
             };
-            if !ok && self.session.token.is_some() {
-                // A member down or cut off: do not spin.
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            if done.is_err_and(|e| e.contains("refused")) {
+                // The member is down: do not spin.
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
 
-    async fn read(&mut self, key: &str, prefix: bool) -> bool {
+    async fn read(&mut self, key: &str, prefix: bool) -> Result<(), String> {
         let (user, role) = (self.session.user.clone(), self.role.clone());
         let op = move |found| Op::AuthRead {
             user: user.clone(),
@@ -362,9 +364,7 @@ impl Worker {
             count_only: true,
             ..Default::default()
         };
-        let Ok(channel) = self.session.channel() else {
-            return false;
-        };
+        let channel = self.session.channel().map_err(|e| e.to_string())?;
         let token = self.session.token.clone();
         let sent = async {
             let r = KvClient::new(channel)
@@ -374,10 +374,10 @@ impl Worker {
             let found = u64::try_from(r.count).unwrap_or(0);
             Ok(Done::Ok(op(Some(found)), r.header.map(|h| h.revision)))
         };
-        self.session.perform(op(None), true, sent).await.is_ok()
+        self.session.perform(op(None), true, sent).await
     }
 
-    async fn write(&mut self, key: &str) -> bool {
+    async fn write(&mut self, key: &str) -> Result<(), String> {
         let value = self.values.fetch_add(1, Ordering::Relaxed);
         let op = Op::AuthWrite {
             user: self.session.user.clone(),
@@ -385,9 +385,7 @@ impl Worker {
             key: key.to_string(),
             value,
         };
-        let Ok(channel) = self.session.channel() else {
-            return false;
-        };
+        let channel = self.session.channel().map_err(|e| e.to_string())?;
         let token = self.session.token.clone();
         let sent = async {
             let r = KvClient::new(channel)
@@ -396,7 +394,7 @@ impl Worker {
                 .into_inner();
             Ok(Done::Ok(op.clone(), r.header.map(|h| h.revision)))
         };
-        self.session.perform(op.clone(), false, sent).await.is_ok()
+        self.session.perform(op.clone(), false, sent).await
     }
 }
 
@@ -488,6 +486,83 @@ impl Admin {
             }
         }
     }
+}
+
+/// Every role's prefix permissions as each member answers RoleGet (as
+/// root, logged in on that member), retried until `deadline`.
+pub async fn final_permissions(
+    endpoints: &[String],
+    cfg: &Config,
+    deadline: Instant,
+) -> Result<Vec<FinalRole>, String> {
+    let mut out = Vec::new();
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        let member = format!("n{}", i + 1);
+        for r in 0..cfg.users {
+            let role = user(r).1;
+            let mut last = String::from("no attempt");
+            let mut got = None;
+            while got.is_none() && Instant::now() < deadline {
+                match role_get(endpoint, &role).await {
+                    Ok(perms) => got = Some(perms),
+                    Err(e) => {
+                        last = e;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+            let perms = got.ok_or_else(|| format!("{member}: RoleGet {role}: {last}"))??;
+            out.push(FinalRole {
+                member: member.clone(),
+                role,
+                perms,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// One RoleGet as root on `endpoint`: the outer error is worth a retry,
+/// the inner one (a permission that is not a prefix) is not.
+async fn role_get(
+    endpoint: &str,
+    role: &str,
+) -> Result<Result<std::collections::BTreeMap<String, Perm>, String>, String> {
+    let channel = register::channel(endpoint).map_err(|e| e.to_string())?;
+    let mut auth = AuthClient::new(channel);
+    let timeout = Duration::from_secs(2);
+    let status = |s: tonic::Status| register::describe(&s);
+    let login = AuthenticateRequest {
+        name: ROOT.into(),
+        password: password(ROOT),
+    };
+    let token = tokio::time::timeout(timeout, auth.authenticate(login))
+        .await
+        .map_err(|_| "authenticate: timeout".to_string())?
+        .map_err(status)?
+        .into_inner()
+        .token;
+    let request = authed(AuthRoleGetRequest { role: role.into() }, Some(&token));
+    let answer = tokio::time::timeout(timeout, auth.role_get(request))
+        .await
+        .map_err(|_| "timeout".to_string())?
+        .map_err(status)?
+        .into_inner();
+    let mut perms = std::collections::BTreeMap::new();
+    for p in answer.perm {
+        let prefix = String::from_utf8_lossy(&p.key).into_owned();
+        if p.range_end != prefix_end(&prefix) {
+            return Ok(Err(format!("{role} holds a permission that is not a prefix: {p:?}")));
+        }
+        let perm = match PermType::try_from(p.perm_type) {
+            Ok(PermType::Read) => Perm::Read,
+            Ok(PermType::Write) => Perm::Write,
+            Ok(PermType::Readwrite) => Perm::Readwrite,
+            Err(_) => return Ok(Err(format!("{role}: unknown permission type {}", p.perm_type))),
+        };
+        perms.insert(prefix, perm);
+    }
+    Ok(Ok(perms))
 }
 
 /// The end of the range of keys starting with `prefix`.
