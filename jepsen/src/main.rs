@@ -38,6 +38,9 @@ struct Common {
     /// Keep the results directory of passing runs too.
     #[arg(long, visible_alias = "keep-results")]
     keep: bool,
+    /// The tokens of the auth workload's members (etcd's --auth-token).
+    #[arg(long, value_enum, default_value = "simple")]
+    auth_token: run::AuthToken,
 }
 
 #[derive(Subcommand)]
@@ -114,6 +117,7 @@ fn scenario(common: &Common, nemesis: nemesis::Kind, workload: Workload) -> anyh
         seed: common.seed,
         results: common.results.clone(),
         keep: common.keep,
+        auth_token: common.auth_token,
     })
 }
 

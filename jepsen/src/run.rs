@@ -68,6 +68,18 @@ impl Workload {
     }
 }
 
+/// The token the `auth` workload's members hand out (etcd's
+/// `--auth-token`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthToken {
+    Simple,
+    /// RS256 with a key pair made for the run (openssl): a JWT carries the
+    /// auth revision it was issued at, so every permission change makes
+    /// every client log in again.
+    Jwt,
+}
+
 /// One run's parameters.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -82,17 +94,24 @@ pub struct Scenario {
     pub results: PathBuf,
     /// Keep the results directory even when the run passed.
     pub keep: bool,
+    /// The `auth` workload's tokens.
+    pub auth_token: AuthToken,
 }
 
 impl Scenario {
-    /// `<server>-<workload>-<nemesis>-<nodes>n`, the results directory name.
+    /// `<server>-<workload>-<nemesis>-<nodes>n`, the results directory name
+    /// (workload `auth-jwt` for the auth workload with JWT tokens).
     pub fn name(&self) -> String {
         let server = match self.server {
             Server::Timon => "timon",
             Server::Etcd => "etcd",
         };
+        let jwt = match (self.workload, self.auth_token) {
+            (Workload::Auth, AuthToken::Jwt) => "-jwt",
+            _ => "",
+        };
         format!(
-            "{server}-{}-{}-{}n",
+            "{server}-{}{jwt}-{}-{}n",
             self.workload.name(),
             self.nemesis.name(),
             self.nodes
@@ -286,11 +305,14 @@ async fn execute(
     checker: &Checker,
     progress: &ProgressBar,
 ) -> anyhow::Result<(Vec<String>, Verdict, Recorded)> {
-    let extra_args = match sc.workload {
+    let mut extra_args = Vec::new();
+    if sc.workload == Workload::Auth {
         // Every login checks a password: keep bcrypt cheap (etcd's minimum).
-        Workload::Auth => vec!["--bcrypt-cost".to_string(), "4".to_string()],
-        _ => Vec::new(),
-    };
+        extra_args.extend(["--bcrypt-cost".to_string(), "4".to_string()]);
+        if sc.auth_token == AuthToken::Jwt {
+            extra_args.extend(["--auth-token".to_string(), jwt_keys(dir)?]);
+        }
+    }
     let spec = Spec {
         binary: sc.binary.clone(),
         nodes: sc.nodes,
@@ -392,6 +414,40 @@ async fn execute(
     let verdict = checker(&history, &recorded);
     drop(cluster);
     Ok((problems, verdict, recorded))
+}
+
+/// Makes an RSA key pair in `dir` with openssl; answers the `--auth-token`
+/// value that signs RS256 JWTs with it.
+fn jwt_keys(dir: &Path) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    std::fs::create_dir_all(dir)?;
+    let (private, public) = (dir.join("jwt.key"), dir.join("jwt.pub"));
+    let openssl = |args: &[&std::ffi::OsStr]| -> anyhow::Result<()> {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .context("running openssl for the JWT keys")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    };
+    openssl(&["genrsa".as_ref(), "-out".as_ref(), private.as_os_str(), "2048".as_ref()])?;
+    openssl(&[
+        "rsa".as_ref(),
+        "-in".as_ref(),
+        private.as_os_str(),
+        "-pubout".as_ref(),
+        "-out".as_ref(),
+        public.as_os_str(),
+    ])?;
+    Ok(format!(
+        "jwt,pub-key={},priv-key={},sign-method=RS256",
+        public.display(),
+        private.display()
+    ))
 }
 
 /// The auth workload's end state: every member's permissions (written to
