@@ -436,9 +436,25 @@ async fn one_mebibyte_writes_replicate_and_the_cluster_keeps_its_leader() {
             .unwrap_or_else(|e| panic!("put {i} of 1 MiB failed after {:?}: {e}", started.elapsed()));
         assert!(rev > 0);
     }
-    for m in &members {
-        let (_, kvs) = keys(m, "big/", true).await.expect("range");
-        assert_eq!(kvs.len(), 8);
+    // Every member applies all 8 (read serializably: its own state). A
+    // follower may still be applying the last one when the put returns
+    // (more so on a loaded machine), so this waits for it, up to 20
+    // election timeouts.
+    let deadline = Instant::now() + 20 * ELECTION_TIMEOUT;
+    for (i, m) in members.iter().enumerate() {
+        loop {
+            let (_, kvs) = keys(m, "big/", true).await.expect("range");
+            if kvs.len() == 8 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "member {i} has {} of the 8 writes after {:?}",
+                kvs.len(),
+                20 * ELECTION_TIMEOUT
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
     assert_eq!(agreed_leader(&members, 5 * ELECTION_TIMEOUT).await, leader);
 }
