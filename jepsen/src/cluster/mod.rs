@@ -79,16 +79,64 @@ pub struct Cluster {
     scheme: &'static str,
 }
 
-/// A port nobody listens on right now (small race until the member binds it).
+/// A port nobody listens on right now (small race until the member binds
+/// it: [`Cluster::start`] starts again on fresh ports if one was taken).
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// How many times [`Cluster::start`] tries fresh ports when a member lost
+/// one (another process bound it between our pick and the member's bind).
+const START_ATTEMPTS: usize = 5;
+
+fn member_name(i: usize) -> String {
+    format!("n{}", i + 1)
+}
+
 impl Cluster {
     /// Starts every member behind its proxy and waits (up to `timeout`) until
-    /// all of them answer Status naming the same leader.
+    /// all of them answer Status naming the same leader. If a member exits
+    /// because a port it was given was taken, the cluster starts again, in
+    /// fresh data dirs, on fresh ports (the logs keep the failed try).
     pub async fn start(spec: &Spec, timeout: Duration) -> anyhow::Result<Cluster> {
         std::fs::create_dir_all(&spec.dir)?;
+        let log = |i: usize| spec.dir.join(format!("{}.log", member_name(i)));
+        let mut attempt = 1;
+        loop {
+            // Logs are appended to: only what this try wrote counts.
+            let offsets: Vec<u64> = (0..spec.nodes)
+                .map(|i| std::fs::metadata(log(i)).map_or(0, |m| m.len()))
+                .collect();
+            let error = match Cluster::start_once(spec, timeout).await {
+                Ok(cluster) => return Ok(cluster),
+                Err(e) => e,
+            };
+            let lost_a_port = (0..spec.nodes).any(|i| {
+                std::fs::read(log(i)).is_ok_and(|text| {
+                    let new = text.get(offsets[i] as usize..).unwrap_or_default();
+                    String::from_utf8_lossy(new)
+                        .to_ascii_lowercase()
+                        .contains("address already in use")
+                })
+            });
+            if attempt == START_ATTEMPTS || !lost_a_port {
+                return Err(error);
+            }
+            eprintln!(
+                "a member lost a port before binding it; starting the cluster again on fresh ports \
+                 (attempt {attempt} of {START_ATTEMPTS}): {error:#}"
+            );
+            for i in 0..spec.nodes {
+                let data = spec.dir.join(format!("{}.data", member_name(i)));
+                if data.exists() {
+                    std::fs::remove_dir_all(&data).with_context(|| format!("remove {}", data.display()))?;
+                }
+            }
+            attempt += 1;
+        }
+    }
+
+    async fn start_once(spec: &Spec, timeout: Duration) -> anyhow::Result<Cluster> {
         let (scheme, tls_flags, connector) = if spec.tls {
             let pki = Pki::make(&spec.dir.join("pki"))?;
             let config = pki.client_tls().config().context("the harness's TLS client config")?;
@@ -123,7 +171,7 @@ impl Cluster {
             let upstream: SocketAddr = format!("127.0.0.1:{}", ports[2 * i + 1]).parse()?;
             proxies.push(Proxy::start("127.0.0.1:0".parse()?, upstream, identify.clone()).await?);
         }
-        let name = |i: usize| format!("n{}", i + 1);
+        let name = member_name;
         let initial: Vec<String> = (0..spec.nodes)
             .map(|i| format!("{}={scheme}://{}", name(i), proxies[i].addr()))
             .collect();
