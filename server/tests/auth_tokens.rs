@@ -1,0 +1,171 @@
+//! Tokens, against timon and etcd 3.4.23 alike: simple tokens (forged or
+//! unknown ones refused with etcd's error, auth off or on) and JWT tokens
+//! (`--auth-token jwt,...`): a token etcdctl gets works, one signed with
+//! another key, or expired, is `etcdserver: invalid auth token`.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use timon_proto::etcdserverpb::auth_client::AuthClient;
+use timon_proto::etcdserverpb::kv_client::KvClient;
+use timon_proto::etcdserverpb::{AuthenticateRequest, PutRequest, RangeRequest};
+use tonic::transport::Channel;
+
+fn openssl(args: &[&str]) {
+    let ok = Command::new("openssl").args(args).status().expect("run openssl").success();
+    assert!(ok, "openssl {args:?} failed");
+}
+
+/// An RSA key pair in `dir`: (private, public).
+fn rsa_pair(dir: &Path, name: &str) -> (String, String) {
+    let private = dir.join(format!("{name}.key")).display().to_string();
+    let public = dir.join(format!("{name}.pub")).display().to_string();
+    openssl(&["genrsa", "-out", &private, "2048"]);
+    openssl(&["rsa", "-in", &private, "-pubout", "-out", &public]);
+    (private, public)
+}
+
+/// What a request with `token` (none: without) gets: Ok or (code, message).
+async fn range_with(endpoint: &str, token: Option<&str>) -> Result<(), (tonic::Code, String)> {
+    let channel = Channel::from_shared(endpoint.to_string()).unwrap().connect().await.unwrap();
+    let mut request = tonic::Request::new(RangeRequest {
+        key: b"k".to_vec(),
+        ..Default::default()
+    });
+    if let Some(t) = token {
+        request.metadata_mut().insert("token", t.parse().unwrap());
+    }
+    KvClient::new(channel)
+        .range(request)
+        .await
+        .map(|_| ())
+        .map_err(|s| (s.code(), s.message().to_string()))
+}
+
+async fn authenticate(endpoint: &str, name: &str, password: &str) -> Result<String, (tonic::Code, String)> {
+    let channel = Channel::from_shared(endpoint.to_string()).unwrap().connect().await.unwrap();
+    AuthClient::new(channel)
+        .authenticate(AuthenticateRequest {
+            name: name.into(),
+            password: password.into(),
+        })
+        .await
+        .map(|r| r.into_inner().token)
+        .map_err(|s| (s.code(), s.message().to_string()))
+}
+
+async fn put_with(endpoint: &str, token: &str) -> Result<(), (tonic::Code, String)> {
+    let channel = Channel::from_shared(endpoint.to_string()).unwrap().connect().await.unwrap();
+    let mut request = tonic::Request::new(PutRequest {
+        key: b"k".to_vec(),
+        value: b"v".to_vec(),
+        ..Default::default()
+    });
+    request.metadata_mut().insert("token", token.parse().unwrap());
+    KvClient::new(channel)
+        .put(request)
+        .await
+        .map(|_| ())
+        .map_err(|s| (s.code(), s.message().to_string()))
+}
+
+fn etcdctl_ok(endpoint: &str, args: &[&str]) {
+    let (ok, out, err) = support::etcdctl(endpoint, args);
+    assert!(ok, "etcdctl {args:?} at {endpoint}: {out} {err}");
+}
+
+fn enable_auth(endpoint: &str) {
+    etcdctl_ok(endpoint, &["user", "add", "root:rootpw"]);
+    etcdctl_ok(endpoint, &["auth", "enable"]);
+}
+
+/// A JWT with etcd's claims for `user`, signed by `key` (PEM, RS256).
+fn jwt(key_path: &str, user: &str, exp: u64) -> String {
+    let key = std::fs::read(key_path).unwrap();
+    let claims = serde_json::json!({"username": user, "revision": 2, "exp": exp});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_rsa_pem(&key).unwrap(),
+    )
+    .unwrap()
+}
+
+/// The observations of one server, to compare between etcd and timon.
+async fn simple_session(endpoint: &str) -> Vec<String> {
+    let mut log = vec![format!("{:?}", range_with(endpoint, Some("forged.1")).await)];
+    enable_auth(endpoint);
+    log.push(format!("{:?}", range_with(endpoint, None).await));
+    log.push(format!("{:?}", range_with(endpoint, Some("forged.1")).await));
+    log.push(format!("{:?}", range_with(endpoint, Some("nodot")).await));
+    log.push(format!("{:?}", authenticate(endpoint, "root", "wrong").await));
+    log.push(format!("{:?}", authenticate(endpoint, "nobody", "x").await));
+    let token = authenticate(endpoint, "root", "rootpw").await.expect("root authenticates");
+    log.push(format!("{:?}", range_with(endpoint, Some(&token)).await));
+    log.push(format!("{:?}", put_with(endpoint, &token).await));
+    // The token ends when its user's password changes.
+    etcdctl_ok(endpoint, &["--user=root:rootpw", "user", "passwd", "root", "--interactive=false"]);
+    log.push(format!("{:?}", range_with(endpoint, Some(&token)).await));
+    log
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn simple_tokens_match_etcd() {
+    if support::skip_without_etcd("simple_tokens_match_etcd") {
+        return;
+    }
+    let etcd = support::start_etcd();
+    let timon = support::start_target();
+    let expected = simple_session(&etcd.endpoint()).await;
+    let actual = simple_session(&timon.endpoint()).await;
+    if std::env::var_os("TIMON_TEST_VERBOSE").is_some() {
+        println!("{}", expected.join("\n"));
+    }
+    assert_eq!(expected, actual, "timon stderr: {}", timon.stderr_tail(2000));
+}
+
+async fn jwt_session(endpoint: &str, other_key: &str) -> Vec<String> {
+    enable_auth(endpoint);
+    let token = authenticate(endpoint, "root", "rootpw").await.expect("root authenticates");
+    let mut log = vec![format!("parts {}", token.split('.').count())];
+    log.push(format!("{:?}", range_with(endpoint, Some(&token)).await));
+    log.push(format!("{:?}", put_with(endpoint, &token).await));
+    let far = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 3600;
+    log.push(format!("{:?}", range_with(endpoint, Some(&jwt(other_key, "root", far))).await));
+    log.push(format!("{:?}", range_with(endpoint, Some("a.b.c")).await));
+    let (code, out, err) = support::etcdctl(endpoint, &["--user=root:rootpw", "get", "k"]);
+    log.push(format!("etcdctl get: {code} {out:?} {}", err.lines().last().unwrap_or("")));
+    log
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jwt_tokens_match_etcd() {
+    if support::skip_without_etcd("jwt_tokens_match_etcd") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (private, public) = rsa_pair(dir.path(), "server");
+    let (other, _) = rsa_pair(dir.path(), "other");
+    let flag = format!("--auth-token=jwt,pub-key={public},priv-key={private},sign-method=RS256,ttl=10m");
+    let etcd = support::start_cluster(support::etcd_bin(), 1, &[&flag]).remove(0);
+    let timon = support::start_cluster(support::timon_bin(), 1, &[&flag]).remove(0);
+    let expected = jwt_session(&etcd.endpoint(), &other).await;
+    let actual = jwt_session(&timon.endpoint(), &other).await;
+    if std::env::var_os("TIMON_TEST_VERBOSE").is_some() {
+        println!("{}", expected.join("\n"));
+    }
+    assert_eq!(expected, actual, "timon stderr: {}", timon.stderr_tail(2000));
+    // An expired token signed with the member's own key is refused too.
+    let expired = jwt(&private, "root", 1);
+    assert_eq!(
+        range_with(&timon.endpoint(), Some(&expired)).await,
+        Err((tonic::Code::Unauthenticated, "etcdserver: invalid auth token".to_string()))
+    );
+    assert_eq!(
+        range_with(&etcd.endpoint(), Some(&expired)).await,
+        range_with(&timon.endpoint(), Some(&expired)).await
+    );
+}
