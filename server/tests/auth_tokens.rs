@@ -169,3 +169,20 @@ async fn jwt_tokens_match_etcd() {
         range_with(&timon.endpoint(), Some(&expired)).await
     );
 }
+
+/// A simple token made through one member works on every member at once:
+/// each registers it when it applies the Authenticate entry, and a member
+/// that has not applied it yet waits for it (etcd's indexWaiter).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_simple_token_works_on_every_member() {
+    let members = support::start_cluster(support::timon_bin(), 3, &[]);
+    let endpoints: Vec<String> = members.iter().map(|m| m.endpoint()).collect();
+    enable_auth(&endpoints[0]);
+    for (i, from) in endpoints.iter().enumerate() {
+        let token = authenticate(from, "root", "rootpw").await.expect("root authenticates");
+        for to in &endpoints {
+            assert_eq!(put_with(to, &token).await, Ok(()), "token from member {i} used at {to}");
+            assert_eq!(range_with(to, Some(&token)).await, Ok(()), "token from member {i} used at {to}");
+        }
+    }
+}
