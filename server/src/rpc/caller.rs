@@ -66,12 +66,18 @@ impl Credentials {
 }
 
 /// etcd's `AuthInfoFromCtx` then `AuthInfoFromTLS`: the token's user, else
-/// the certificate's common name at the store's revision `revision`.
-pub fn identify(creds: &Credentials, tokens: &Tokens, revision: u64) -> Result<Option<AuthInfo>, AuthError> {
+/// (with `--client-cert-auth`, `use_cn`) the certificate's common name at
+/// the store's revision `revision`.
+pub fn identify(
+    creds: &Credentials,
+    tokens: &Tokens,
+    revision: u64,
+    use_cn: bool,
+) -> Result<Option<AuthInfo>, AuthError> {
     if let Some(token) = &creds.token {
         return tokens.info(token, revision).map(Some);
     }
-    Ok(creds.common_name.as_ref().map(|cn| AuthInfo {
+    Ok(creds.common_name.as_ref().filter(|_| use_cn).map(|cn| AuthInfo {
         username: cn.clone(),
         revision,
     }))
@@ -90,7 +96,7 @@ impl Ctx {
     /// (or no longer) valid is `etcdserver: invalid auth token`, auth on
     /// or off, as in etcd.
     pub async fn who(&self, creds: &Credentials) -> Result<Option<AuthInfo>, Status> {
-        match identify(creds, &self.tokens, self.auth_revision()?) {
+        match identify(creds, &self.tokens, self.auth_revision()?, self.client_cert_auth) {
             Ok(who) => Ok(who),
             Err(e) => {
                 // A simple token made by an entry this member has not
@@ -99,7 +105,7 @@ impl Ctx {
                 match index {
                     Some(index) if self.raft.status().applied_index < index => {
                         self.raft.wait_applied_index(index).await.map_err(|e| propose_status(&e))?;
-                        identify(creds, &self.tokens, self.auth_revision()?).map_err(auth_status)
+                        identify(creds, &self.tokens, self.auth_revision()?, self.client_cert_auth).map_err(auth_status)
                     }
                     _ => Err(auth_status(e)),
                 }
@@ -182,7 +188,7 @@ mod tests {
     #[test]
     fn a_verified_certificate_names_the_user_when_no_token_is_given() {
         let tokens = Tokens::Simple(SimpleTokens::new(std::time::Duration::from_secs(300)));
-        let who = identify(&creds(None, Some("kube-apiserver-etcd-client")), &tokens, 7).unwrap();
+        let who = identify(&creds(None, Some("kube-apiserver-etcd-client")), &tokens, 7, true).unwrap();
         assert_eq!(
             who,
             Some(AuthInfo {
@@ -190,18 +196,21 @@ mod tests {
                 revision: 7
             })
         );
-        assert_eq!(identify(&creds(None, None), &tokens, 7).unwrap(), None);
+        assert_eq!(identify(&creds(None, None), &tokens, 7, true).unwrap(), None);
+        // Without --client-cert-auth the certificate names nobody.
+        let cn = creds(None, Some("kube-apiserver-etcd-client"));
+        assert_eq!(identify(&cn, &tokens, 7, false).unwrap(), None);
     }
 
     #[test]
     fn a_token_wins_over_the_certificate_and_a_bad_one_is_refused() {
         let tokens = Tokens::Simple(SimpleTokens::new(std::time::Duration::from_secs(300)));
         let token = tokens.applied_authenticate("alice", "abcdefghijklmnop", 3).unwrap();
-        let who = identify(&creds(Some(&token), Some("cn")), &tokens, 9).unwrap().unwrap();
+        let who = identify(&creds(Some(&token), Some("cn")), &tokens, 9, true).unwrap().unwrap();
         assert_eq!(who.username, "alice");
         assert_eq!(who.revision, 9);
         assert_eq!(
-            identify(&creds(Some("forged.3"), Some("cn")), &tokens, 9),
+            identify(&creds(Some("forged.3"), Some("cn")), &tokens, 9, true),
             Err(AuthError::InvalidAuthToken)
         );
     }
