@@ -186,3 +186,29 @@ async fn a_simple_token_works_on_every_member() {
         }
     }
 }
+
+/// timon-client logs in again once when its token is refused, as clientv3
+/// does: a restarted member has forgotten every simple token.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_client_logs_in_again_when_a_restarted_member_forgot_its_token() {
+    let mut member = support::start_timon(None, &[]);
+    enable_auth(&member.endpoint());
+    let options = timon_client::ConnectOptions::default().with_user("root", "rootpw");
+    let client = timon_client::Client::connect_with_options([member.endpoint()], options)
+        .await
+        .expect("connect as root");
+    client.put("k", "before").await.expect("put with the first token");
+    let restart = tokio::task::spawn_blocking(move || {
+        member.restart();
+        member
+    });
+    let member = restart.await.unwrap();
+    client.put("k", "after").await.expect("put after the restart");
+    let got = client.get("k").await.expect("get after the restart");
+    assert_eq!(got.kvs[0].value, b"after");
+    // Without credentials the same member refuses.
+    assert_eq!(
+        range_with(&member.endpoint(), None).await,
+        Err((tonic::Code::InvalidArgument, "etcdserver: user name is empty".to_string()))
+    );
+}
