@@ -125,7 +125,11 @@ fn script() -> Vec<Step> {
         // A watch alice may not make is canceled at once.
         step(&[ALICE, "watch", "other"]),
         step(&[ALICE, "watch", "--prefix", "other"]),
-        // Leases: alice may not revoke a lease holding root's key.
+        // Lock and Election act with the caller's permissions.
+        step(&[ALICE, "lock", "lk", "/bin/echo", "held"]),
+        step(&[ROOT, "role", "grant-permission", "reader", "--prefix", "readwrite", "lk"]),
+        step(&[ALICE, "lock", "lk", "/bin/echo", "held"]),
+        step(&[ALICE, "elect", "el", "me", "--listen=false"]),
         step(&[ROOT, "get", "foo", "--prefix"]),
         step(&[ROOT, "user", "list"]),
         step(&[ROOT, "user", "get", "root"]),
