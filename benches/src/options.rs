@@ -1,6 +1,7 @@
 //! The flags every workload shares, with etcd `tools/benchmark`'s names.
 //! Parsing and validation only; the workloads read these values.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::bail;
@@ -44,9 +45,33 @@ pub struct Common {
     /// Print the result as one JSON object instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Verify TLS servers with this CA bundle (etcd benchmark's --cacert).
+    #[arg(long, global = true)]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate for TLS servers that require one.
+    #[arg(long, global = true)]
+    pub cert: Option<PathBuf>,
+    /// Key of --cert.
+    #[arg(long, global = true)]
+    pub key: Option<PathBuf>,
+    /// Accept any TLS server certificate.
+    #[arg(long, global = true)]
+    pub insecure_skip_tls_verify: bool,
 }
 
 impl Common {
+    /// TLS when a CA, certificate or key is given (as etcd's benchmark and
+    /// etcdctl decide), or when verification is skipped.
+    pub fn tls(&self) -> Option<timon_tls::ClientTls> {
+        let any = self.cacert.is_some() || self.cert.is_some() || self.key.is_some() || self.insecure_skip_tls_verify;
+        any.then(|| timon_tls::ClientTls {
+            ca_file: self.cacert.clone(),
+            cert_file: self.cert.clone(),
+            key_file: self.key.clone(),
+            insecure_skip_verify: self.insecure_skip_tls_verify,
+        })
+    }
+
     /// Rejects combinations that cannot run (no endpoints, keys too short
     /// for the key space, ...), naming the flag.
     pub fn validate(&self) -> anyhow::Result<()> {

@@ -86,3 +86,40 @@ fn compare_writes_table_json_and_chart() {
         assert!(chart.contains(&format!(">{w}</text>")), "chart lacks {w}");
     }
 }
+
+/// `compare --tls`: both clusters with mutual TLS on both ports (kubeadm's
+/// flags), the workloads dialing with a client certificate; every request
+/// of a small put and range load succeeds on both servers.
+#[test]
+fn compare_runs_both_servers_over_mutual_tls() {
+    let results = tempfile::tempdir().unwrap();
+    let out = Command::new(bench())
+        .args(["compare", "--tls", "--workloads", "put,range-s", "--total", "100"])
+        .args(["--label", "test, tls, debug build"])
+        .arg("--timon-bin")
+        .arg(timon_bin())
+        .arg("--results-dir")
+        .arg(results.path())
+        .output()
+        .expect("run timon-bench compare --tls");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "compare --tls failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = std::fs::read_dir(results.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("a .json");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    for row in v["rows"].as_array().unwrap() {
+        for side in ["timon", "etcd"] {
+            let r = &row[side]["report"];
+            assert_eq!(r["errors"], 0, "{side} {}: {r}", row["name"]);
+            assert_eq!(r["count"], 100, "{side} {}: {r}", row["name"]);
+        }
+    }
+}

@@ -251,14 +251,25 @@ impl Client {
     }
 }
 
-/// One endpoint, ready to dial: plain HTTP/2, or TLS for `https://`.
+/// One endpoint, ready to dial: plain HTTP/2, TLS for `https://`, or a
+/// unix socket for `unix://NAME` (the file NAME, as etcd names it).
 pub(crate) struct Dialer {
     endpoint: Endpoint,
     tls: Option<timon_tls::TlsConnector>,
+    unix: Option<std::path::PathBuf>,
 }
 
 impl Dialer {
     fn new(uri: &str, options: &ConnectOptions, tls: Option<&timon_tls::TlsConnector>) -> Result<Dialer> {
+        if let Some(path) = uri.strip_prefix("unix://") {
+            // tonic needs an http URI; the connector ignores it.
+            let endpoint = Endpoint::from_static("http://localhost").connect_timeout(options.connect_timeout);
+            return Ok(Dialer {
+                endpoint,
+                tls: None,
+                unix: Some(std::path::PathBuf::from(path.trim_end_matches('/'))),
+            });
+        }
         let endpoint = Endpoint::from_shared(uri.to_owned()).map_err(|e| Error::InvalidEndpoint {
             endpoint: uri.to_owned(),
             reason: e.to_string(),
@@ -274,27 +285,48 @@ impl Dialer {
         Ok(Dialer {
             endpoint: endpoint.connect_timeout(options.connect_timeout).tcp_nodelay(true),
             tls,
+            unix: None,
         })
     }
 
     async fn connect(&self) -> std::result::Result<Channel, tonic::transport::Error> {
-        match &self.tls {
-            Some(tls) => self.endpoint.connect_with_connector(tls.clone()).await,
-            None => self.endpoint.connect().await,
+        match (&self.tls, &self.unix) {
+            (_, Some(path)) => self.endpoint.connect_with_connector(unix_connector(path.clone())).await,
+            (Some(tls), None) => self.endpoint.connect_with_connector(tls.clone()).await,
+            (None, None) => self.endpoint.connect().await,
         }
     }
 
     fn connect_lazy(&self) -> Channel {
-        match &self.tls {
-            Some(tls) => self.endpoint.connect_with_connector_lazy(tls.clone()),
-            None => self.endpoint.connect_lazy(),
+        match (&self.tls, &self.unix) {
+            (_, Some(path)) => self.endpoint.connect_with_connector_lazy(unix_connector(path.clone())),
+            (Some(tls), None) => self.endpoint.connect_with_connector_lazy(tls.clone()),
+            (None, None) => self.endpoint.connect_lazy(),
         }
     }
 }
 
+/// Dials the unix socket at `path`, whatever URI tonic asks for.
+fn unix_connector(
+    path: std::path::PathBuf,
+) -> impl tower::Service<
+    tonic::codegen::http::Uri,
+    Response = hyper_util::rt::TokioIo<tokio::net::UnixStream>,
+    Error = std::io::Error,
+    Future = impl std::future::Future<Output = std::io::Result<hyper_util::rt::TokioIo<tokio::net::UnixStream>>> + Send,
+> + Clone
+       + Send
+       + 'static {
+    tower::service_fn(move |_: tonic::codegen::http::Uri| {
+        let path = path.clone();
+        async move { Ok(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(path).await?)) }
+    })
+}
+
 /// Accepts what etcdctl accepts for `--endpoints`: a bare `host:port` means
 /// HTTP/2 over TLS when the client has TLS options, plain text otherwise
-/// (clientv3's rule); `http://` is always plain, `https://` always TLS.
+/// (clientv3's rule); `http://` is always plain, `https://` always TLS,
+/// `unix://NAME` a plain unix socket (`unixs://` is not supported yet).
 fn normalise_endpoint(endpoint: &str, tls: bool) -> Result<String> {
     let trimmed = endpoint.trim();
     if trimmed.is_empty() {
@@ -303,7 +335,7 @@ fn normalise_endpoint(endpoint: &str, tls: bool) -> Result<String> {
             reason: "empty endpoint".to_owned(),
         });
     }
-    if trimmed.starts_with("http://") || trimmed.starts_with("https://") {
+    if trimmed.starts_with("http://") || trimmed.starts_with("https://") || trimmed.starts_with("unix://") {
         Ok(trimmed.to_owned())
     } else if trimmed.contains("://") {
         Err(Error::InvalidEndpoint {

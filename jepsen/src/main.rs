@@ -38,6 +38,10 @@ struct Common {
     /// Keep the results directory of passing runs too.
     #[arg(long, visible_alias = "keep-results")]
     keep: bool,
+    /// Mutual TLS on the members' client and peer ports, as kubeadm runs
+    /// etcd (a test PKI is made in each run's directory with openssl).
+    #[arg(long)]
+    tls: bool,
 }
 
 #[derive(Subcommand)]
@@ -114,6 +118,7 @@ fn scenario(common: &Common, nemesis: nemesis::Kind, workload: Workload) -> anyh
         seed: common.seed,
         results: common.results.clone(),
         keep: common.keep,
+        tls: common.tls,
     })
 }
 

@@ -77,20 +77,24 @@ pub struct Scenario {
     pub results: PathBuf,
     /// Keep the results directory even when the run passed.
     pub keep: bool,
+    /// Mutual TLS on the members' client and peer ports.
+    pub tls: bool,
 }
 
 impl Scenario {
-    /// `<server>-<workload>-<nemesis>-<nodes>n`, the results directory name.
+    /// `<server>-<workload>-<nemesis>-<nodes>n` (`-tls` appended with
+    /// TLS), the results directory name.
     pub fn name(&self) -> String {
         let server = match self.server {
             Server::Timon => "timon",
             Server::Etcd => "etcd",
         };
         format!(
-            "{server}-{}-{}-{}n",
+            "{server}-{}-{}-{}n{}",
             self.workload.name(),
             self.nemesis.name(),
-            self.nodes
+            self.nodes,
+            if self.tls { "-tls" } else { "" }
         )
     }
 
@@ -267,6 +271,7 @@ async fn execute(
         binary: sc.binary.clone(),
         nodes: sc.nodes,
         dir: dir.to_path_buf(),
+        tls: sc.tls,
     };
     progress.set_message("starting cluster");
     let cluster = Cluster::start(&spec, Duration::from_secs(60)).await?;

@@ -43,7 +43,7 @@ use crate::rpc::watch::WatchService;
 use crate::rpc::{Ctx, Limits, ETCD_API_VERSION};
 use crate::storage::rocks::RocksEngine;
 use crate::storage::SharedEngine;
-use crate::tls::{self, Acceptor, Conn, TlsInfo};
+use crate::tls::{self, Acceptor, Conn, Serve, Socket, TlsInfo};
 use crate::{identity, ids, metrics};
 
 /// gRPC framing on top of --max-request-bytes, as etcd allows.
@@ -98,53 +98,96 @@ impl DataDir {
     }
 }
 
-/// One listen URL: its socket, and the TLS it is served with (https).
+/// One listen address: its socket, and how its connections are served
+/// (TLS for `https`/`unixs` URLs, plain for `http`/`unix`, both when URLs
+/// of both kinds name the same address, as etcd allows).
 struct Listener {
-    tcp: TcpListener,
-    tls: Option<Arc<Acceptor>>,
+    socket: Socket,
+    serve: Serve,
 }
 
 impl Listener {
-    fn local(&self) -> anyhow::Result<SocketAddr> {
-        Ok(self.tcp.local_addr()?)
+    fn describe(&self) -> String {
+        self.socket.describe()
     }
 
     fn incoming(self) -> impl futures::Stream<Item = std::io::Result<Conn>> + Send {
-        tls::incoming(self.tcp, self.tls)
+        tls::incoming(self.socket, self.serve)
     }
 }
 
-/// Binds every URL of a list, so a taken port fails start-up. An https URL
-/// is served with `tls` (config validation made sure there is one); an http
-/// URL of a side with certificates ignores them, as etcd does.
+/// Where a URL listens: a TCP address, or a unix socket path (etcd's
+/// `unix://host:port` names the file `host:port`).
+#[derive(PartialEq, Eq)]
+enum Address {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+fn address(url: &url::Url) -> anyhow::Result<Address> {
+    if matches!(url.scheme(), "unix" | "unixs") {
+        let text = url.as_str().split_once("://").map_or("", |(_, rest)| rest);
+        return Ok(Address::Unix(PathBuf::from(text.trim_end_matches('/'))));
+    }
+    let host = url.host_str().unwrap_or("localhost");
+    let port = url.port_or_known_default().unwrap_or(2379);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    // As etcd (Go) does, "localhost" listens on the IPv4 loopback.
+    if host == "localhost" {
+        return Ok(Address::Tcp(SocketAddr::from(([127, 0, 0, 1], port))));
+    }
+    (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {url}"))?
+        .next()
+        .map(Address::Tcp)
+        .with_context(|| format!("{url} resolves to no address"))
+}
+
+/// Binds every address of a URL list, so a taken port fails start-up. A
+/// TLS URL is served with `tls` (config validation made sure there is
+/// one); a plain URL of a side with certificates ignores them, as etcd does.
 async fn bind(flag: &'static str, list: &str, tls: Option<&Arc<Acceptor>>) -> anyhow::Result<Vec<Listener>> {
-    let mut out = Vec::new();
+    let mut wanted: Vec<(Address, Serve)> = Vec::new();
     for url in parse_urls(flag, list)? {
-        let host = url.host_str().unwrap_or("localhost");
-        let port = url.port_or_known_default().unwrap_or(2379);
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        // As etcd (Go) does, "localhost" listens on the IPv4 loopback.
-        let addr: SocketAddr = if host == "localhost" {
-            SocketAddr::from(([127, 0, 0, 1], port))
-        } else {
-            (host, port)
-                .to_socket_addrs()
-                .with_context(|| format!("cannot resolve {url}"))?
-                .next()
-                .with_context(|| format!("{url} resolves to no address"))?
-        };
-        let tls = if is_tls(&url) {
-            Some(tls.with_context(|| format!("{url}: no TLS certificate for this side"))?.clone())
-        } else {
-            if tls.is_some() {
-                tracing::warn!(url = %url, "scheme is HTTP while key and cert files are present; ignoring key and cert files");
+        let addr = address(&url)?;
+        let secure = is_tls(&url);
+        if secure && tls.is_none() {
+            bail!("{url}: no TLS certificate for this side");
+        }
+        if !secure && tls.is_some() {
+            tracing::warn!(url = %url, "scheme is HTTP while key and cert files are present; ignoring key and cert files");
+        }
+        let serve = match wanted.iter_mut().find(|(a, _)| *a == addr) {
+            Some((_, serve)) => serve,
+            None => {
+                wanted.push((addr, Serve { tls: None, plain: false }));
+                &mut wanted.last_mut().expect("just pushed").1
             }
-            None
         };
-        let tcp = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        out.push(Listener { tcp, tls });
+        if secure {
+            serve.tls = tls.cloned();
+        } else {
+            serve.plain = true;
+        }
+    }
+    let mut out = Vec::new();
+    for (addr, serve) in wanted {
+        let socket = match addr {
+            Address::Tcp(addr) => Socket::Tcp(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr}"))?,
+            ),
+            Address::Unix(path) => {
+                // etcd removes a stale socket file first.
+                let _ = fs::remove_file(&path);
+                let l = tokio::net::UnixListener::bind(&path)
+                    .with_context(|| format!("cannot listen on unix socket {}", path.display()))?;
+                Socket::Unix(l, path)
+            }
+        };
+        out.push(Listener { socket, serve });
     }
     Ok(out)
 }
@@ -275,15 +318,15 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = Vec::new();
     for listener in peer_listeners {
-        let local = listener.local()?;
+        let name = listener.describe();
         let peer = PeerServer::new(PeerService::new(raft.clone(), cluster_id))
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
         let router = tonic::transport::Server::builder().add_service(peer);
-        servers.push(spawn_server("peer", local, stop_rx.clone(), move |signal| {
+        servers.push(spawn_server("peer", name.clone(), stop_rx.clone(), move |signal| {
             router.serve_with_incoming_shutdown(listener.incoming(), signal)
         }));
-        tracing::info!("listening for peers on {local}");
+        tracing::info!("listening for peers on {name}");
     }
     let ctx = Arc::new(Ctx {
         raft: raft.clone(),
@@ -306,17 +349,17 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     tracing::info!("enabled capabilities for version {}", &ETCD_API_VERSION[..3]);
 
     for listener in listeners {
-        let local = listener.local()?;
+        let name = listener.describe();
         let router = client_router(&ctx, &cfg)?;
-        servers.push(spawn_server("client", local, stop_rx.clone(), move |signal| {
+        servers.push(spawn_server("client", name.clone(), stop_rx.clone(), move |signal| {
             router.serve_with_incoming_shutdown(listener.incoming(), signal)
         }));
-        tracing::info!("ready to serve client requests on {local}");
+        tracing::info!("ready to serve client requests on {name}");
     }
     tracing::info!("ready to serve client requests");
     if let Some(urls) = &cfg.logging.listen_metrics_urls {
         for listener in bind("listen-metrics-urls", urls, tls.client.as_ref()).await? {
-            tracing::info!("serving metrics on {}", listener.local()?);
+            tracing::info!("serving metrics on {}", listener.describe());
             servers.push(tokio::spawn(metrics::serve(listener.incoming(), ctx.clone(), stop_rx.clone())));
         }
     }
@@ -416,7 +459,7 @@ type ClientLayers = tower::layer::util::Stack<GrpcLimitLayer, tower::layer::util
 /// shutdown signal to pass to tonic.
 fn spawn_server<F, Fut>(
     what: &'static str,
-    local: SocketAddr,
+    name: String,
     mut stop: watch::Receiver<bool>,
     serve: F,
 ) -> tokio::task::JoinHandle<()>
@@ -430,7 +473,7 @@ where
     let server = serve(signal);
     tokio::spawn(async move {
         if let Err(e) = server.await {
-            tracing::error!("{what} listener {local}: {e}");
+            tracing::error!("{what} listener {name}: {e}");
         }
     })
 }

@@ -6,8 +6,6 @@
 //! certificate picked up without a restart; auto-TLS.
 
 mod support;
-#[path = "support/pki.rs"]
-mod pki;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pki::Pki;
+use timon_tls::test_pki::Pki;
 use support::{etcdctl_bin, free_port, skip_without_etcd};
 
 /// How long a member (or a cluster) may take to elect a leader and answer
@@ -230,6 +228,18 @@ fn kubeadm_cluster(spelling_36: bool) {
     for m in &members {
         let line = format!("{} is healthy", m.endpoint());
         assert!(report.contains(&line), "{line:?} missing from:\n{report}");
+    }
+    // The client port serves the HTTP endpoints over the same TLS, with
+    // HTTP/2 and HTTP/1.1 (ALPN), as etcd's does.
+    for http in ["--http1.1", "--http2"] {
+        let out = Command::new("curl")
+            .args(["-sS", http, "--cacert", &pki.path("ca.crt").display().to_string()])
+            .args(["--cert", &pki.crt("client"), "--key", &pki.key("client")])
+            .arg(format!("{}/health", members[0].endpoint()))
+            .output()
+            .expect("run curl");
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && body.contains(r#""health":"true""#), "curl {http}: {body} {}", String::from_utf8_lossy(&out.stderr));
     }
     for m in &members {
         let (code, body) = http_get(m.metrics_port, "/health?exclude=NOSPACE&serializable=true").unwrap();
@@ -470,4 +480,47 @@ fn peers_outside_the_allowed_common_names_are_refused() {
     drop(refused);
     let mut allowed = start("someone-else,kube-etcd-peer");
     wait_healthy(&mut allowed);
+}
+
+#[test]
+fn http_and_https_urls_on_one_port_serve_both_and_unix_sockets_serve_etcdctl() {
+    if skip_without_etcd("mixed listeners") {
+        return;
+    }
+    let pki = Pki::new();
+    let p = &ports(1)[0];
+    let sock_dir = tempfile::tempdir().unwrap();
+    let sock = sock_dir.path().join("timon.sock");
+    let unix = format!("unix://{}", sock.display());
+    let args = vec![
+        "--name=m0".to_string(),
+        format!("--listen-client-urls=http://127.0.0.1:{0},https://127.0.0.1:{0},{unix}", p.client),
+        format!("--advertise-client-urls=https://127.0.0.1:{}", p.client),
+        format!("--listen-peer-urls=http://127.0.0.1:{}", p.peer),
+        format!("--initial-advertise-peer-urls=http://127.0.0.1:{}", p.peer),
+        format!("--initial-cluster=m0=http://127.0.0.1:{}", p.peer),
+        format!("--listen-metrics-urls=http://127.0.0.1:{}", p.metrics),
+        format!("--cert-file={}", pki.crt("server")),
+        format!("--key-file={}", pki.key("server")),
+        format!("--trusted-ca-file={}", pki.path("ca.crt").display()),
+        "--client-cert-auth=true".into(),
+    ];
+    let mut m = spawn(args, p);
+    wait_healthy(std::slice::from_mut(&mut m));
+    let plain = format!("http://127.0.0.1:{}", m.client_port);
+    let (ok, out, err) = etcdctl(&plain, &[], &["put", "plain", "1"]);
+    assert!(ok && out.trim() == "OK", "plain text on the shared port: {out} {err}");
+    let (ok, out, err) = etcdctl(&m.endpoint(), &client_tls(&pki, "client"), &["get", "plain"]);
+    assert!(ok && out == "plain\n1\n", "TLS on the shared port: {out} {err}");
+    let (ok, out, err) = etcdctl(&unix, &[], &["get", "plain"]);
+    assert!(ok && out == "plain\n1\n", "unix socket: {out} {err}");
+    // A clean stop (SIGTERM) removes the socket file, as etcd's does.
+    let status = Command::new("kill").args(["-TERM", &m.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while m.exited().is_none() {
+        assert!(Instant::now() < deadline, "timon did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!sock.exists(), "the unix socket file outlived the member");
 }

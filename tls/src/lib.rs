@@ -10,11 +10,13 @@
 //!   identity, `--insecure-skip-tls-verify`), and [`connector::TlsConnector`].
 //! - `names`: a certificate's common name and subject alternative names.
 //! - `versions`: Go's names of TLS versions and cipher suites -> rustls's.
+//! - `test_pki`: a throw-away PKI (openssl) for tests, benchmarks and jepsen.
 
 pub mod client;
 pub mod connector;
 pub mod names;
 pub mod pem;
+pub mod test_pki;
 pub mod versions;
 
 use std::sync::Arc;

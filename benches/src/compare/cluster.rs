@@ -12,7 +12,6 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 use timon_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use timon_proto::etcdserverpb::StatusRequest;
-use tonic::transport::Endpoint;
 
 /// Settings passed to both servers with the same values, so they are tuned
 /// alike.
@@ -56,6 +55,47 @@ pub struct Cluster {
     /// `timon` or `etcd`: names the data dirs, logs and cluster token.
     pub label: String,
     pub members: Vec<Member>,
+    /// With `compare --tls`: how clients (and the readiness probe) dial.
+    tls: Option<timon_tls::TlsConnector>,
+}
+
+/// `compare --tls`: both ports of every member use kubeadm's TLS flags with
+/// certificates from one throw-away PKI; clients present `client`.
+pub struct Tls {
+    pub pki: timon_tls::test_pki::Pki,
+}
+
+impl Tls {
+    pub fn new() -> Tls {
+        Tls {
+            pki: timon_tls::test_pki::Pki::new(),
+        }
+    }
+
+    fn member_flags(&self) -> Vec<String> {
+        let p = &self.pki;
+        let ca = p.path("ca.crt").display().to_string();
+        vec![
+            format!("--cert-file={}", p.crt("server")),
+            format!("--key-file={}", p.key("server")),
+            format!("--trusted-ca-file={ca}"),
+            "--client-cert-auth=true".into(),
+            format!("--peer-cert-file={}", p.crt("peer")),
+            format!("--peer-key-file={}", p.key("peer")),
+            format!("--peer-trusted-ca-file={ca}"),
+            "--peer-client-cert-auth=true".into(),
+        ]
+    }
+
+    /// What workloads dial with.
+    pub fn client(&self) -> timon_tls::ClientTls {
+        timon_tls::ClientTls {
+            ca_file: Some(self.pki.path("ca.crt")),
+            cert_file: Some(self.pki.path("client.crt")),
+            key_file: Some(self.pki.path("client.key")),
+            insecure_skip_verify: false,
+        }
+    }
 }
 
 /// A port nobody listens on now (a small race until the member binds it).
@@ -81,7 +121,9 @@ impl Cluster {
         dir: &Path,
         ports: &mut Vec<u16>,
         timeout: Duration,
+        tls: Option<&Tls>,
     ) -> anyhow::Result<Cluster> {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let mut addrs = Vec::new();
         for _ in 0..size {
             addrs.push((free_port(ports)?, free_port(ports)?));
@@ -89,15 +131,19 @@ impl Cluster {
         let initial: Vec<String> = addrs
             .iter()
             .enumerate()
-            .map(|(i, (_, peer))| format!("{label}{}=http://127.0.0.1:{peer}", i + 1))
+            .map(|(i, (_, peer))| format!("{label}{}={scheme}://127.0.0.1:{peer}", i + 1))
             .collect();
         let mut cluster = Cluster {
             label: label.to_string(),
             members: Vec::new(),
+            tls: match tls {
+                Some(t) => Some(timon_tls::TlsConnector::new(t.client().config()?)),
+                None => None,
+            },
         };
         for (i, (client, peer)) in addrs.iter().enumerate() {
             let name = format!("{label}{}", i + 1);
-            let endpoint = format!("http://127.0.0.1:{client}");
+            let endpoint = format!("{scheme}://127.0.0.1:{client}");
             let log = dir.join(format!("{name}.log"));
             let mut cmd = Command::new(binary);
             // Both servers read ETCD_* variables as flags: none may leak in.
@@ -111,8 +157,9 @@ impl Cluster {
                 .args(["--name", &name, "--data-dir"])
                 .arg(dir.join(format!("{name}.data")))
                 .args(["--listen-client-urls", &endpoint, "--advertise-client-urls", &endpoint])
-                .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-                .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
+                .args(["--listen-peer-urls", &format!("{scheme}://127.0.0.1:{peer}")])
+                .args(["--initial-advertise-peer-urls", &format!("{scheme}://127.0.0.1:{peer}")])
+                .args(tls.map(Tls::member_flags).unwrap_or_default())
                 .args(["--initial-cluster", &initial.join(",")])
                 .args(["--initial-cluster-state", "new"])
                 .args(["--initial-cluster-token", &format!("bench-{label}")])
@@ -138,12 +185,9 @@ impl Cluster {
     }
 
     /// Status of one member: (its ID, the leader it names).
-    async fn status(endpoint: &str) -> anyhow::Result<(u64, u64)> {
+    async fn status(&self, endpoint: &str) -> anyhow::Result<(u64, u64)> {
         let probe = async {
-            let channel = Endpoint::from_shared(endpoint.to_string())?
-                .connect_timeout(Duration::from_millis(500))
-                .connect()
-                .await?;
+            let channel = crate::conns::dial(endpoint, self.tls.as_ref(), Duration::from_millis(500)).await?;
             let s = MaintenanceClient::new(channel)
                 .status(StatusRequest {})
                 .await?
@@ -166,7 +210,7 @@ impl Cluster {
             }
             let mut leaders = Vec::new();
             for m in &self.members {
-                match Cluster::status(&m.endpoint).await {
+                match self.status(&m.endpoint).await {
                     Ok((_, leader)) => leaders.push(leader),
                     Err(e) => last = format!("{}: {e:#}", m.name),
                 }

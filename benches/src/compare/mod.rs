@@ -79,6 +79,10 @@ pub struct CompareArgs {
     /// Keep the data dirs and logs (their path is printed).
     #[arg(long)]
     pub keep: bool,
+    /// Both servers with mutual TLS on client and peer ports (kubeadm's
+    /// flags, a throw-away PKI); the workloads dial with a client certificate.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 /// Clients and connections of the comparison when not given: the issue's
@@ -92,9 +96,13 @@ fn default_timon_bin() -> PathBuf {
 }
 
 /// Runs `step` on `cluster` and reads every member's peak RSS afterwards.
-async fn measure(step: &plan::Step, cluster: &Cluster) -> anyhow::Result<(Report, Vec<u64>)> {
+async fn measure(step: &plan::Step, cluster: &Cluster, tls: Option<&cluster::Tls>) -> anyhow::Result<(Report, Vec<u64>)> {
     let mut options = step.options.clone();
     options.endpoints = cluster.endpoints();
+    if let Some(tls) = tls {
+        let client = tls.client();
+        (options.cacert, options.cert, options.key) = (client.ca_file, client.cert_file, client.key_file);
+    }
     eprintln!("compare: {} on {} ...", step.name, cluster.label);
     let mut report = workload::run(&step.workload, &options, true)
         .await
@@ -137,11 +145,13 @@ pub async fn run(args: &CompareArgs, base: &Common) -> anyhow::Result<Results> {
         quota_backend_bytes: args.quota_backend_bytes,
     };
     let dir = tempfile::Builder::new().prefix("timon-bench-").tempdir()?;
+    let tls = args.tls.then(cluster::Tls::new);
     let mut ports = Vec::new();
     let start = Duration::from_secs(60);
     let (clusters, date) = {
-        let timon = Cluster::start("timon", &timon_bin, 3, &settings, dir.path(), &mut ports, start).await?;
-        let etcd = Cluster::start("etcd", &args.etcd_bin, 3, &settings, dir.path(), &mut ports, start).await?;
+        let timon = Cluster::start("timon", &timon_bin, 3, &settings, dir.path(), &mut ports, start, tls.as_ref()).await?;
+        let etcd =
+            Cluster::start("etcd", &args.etcd_bin, 3, &settings, dir.path(), &mut ports, start, tls.as_ref()).await?;
         ([timon, etcd], date::stamp_now())
     };
     let mut runs: Vec<[Vec<Report>; 2]> = steps.iter().map(|_| [Vec::new(), Vec::new()]).collect();
@@ -150,7 +160,7 @@ pub async fn run(args: &CompareArgs, base: &Common) -> anyhow::Result<Results> {
         for (i, step) in steps.iter().enumerate() {
             let order = if (i + round) % 2 == 0 { [0, 1] } else { [1, 0] };
             for c in order {
-                let (report, peak) = measure(step, &clusters[c]).await?;
+                let (report, peak) = measure(step, &clusters[c], tls.as_ref()).await?;
                 runs[i][c].push(report);
                 rss[i][c] = peak;
             }

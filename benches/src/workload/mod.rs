@@ -114,7 +114,7 @@ pub fn stop(c: &Common) -> Stop {
 /// is drawn if `show_progress` and stderr is a terminal.
 pub async fn run(workload: &Workload, c: &Common, show_progress: bool) -> anyhow::Result<Report> {
     c.validate()?;
-    let pool = Pool::connect(&c.endpoints, c.conns).await?;
+    let pool = Pool::connect(&c.endpoints, c.conns, c.tls().as_ref()).await?;
     let total = c.duration.is_none().then_some(c.total);
     let progress = Progress::new(show_progress, total, &workload.name());
     let report = match workload {

@@ -19,7 +19,7 @@
 
 mod auth;
 mod endpoint;
-mod go;
+use timon_go as go;
 mod json;
 mod kv;
 mod lease;

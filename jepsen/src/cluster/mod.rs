@@ -5,8 +5,14 @@
 //! Status). Each member's data dir and log live in the run's directory, so
 //! they are kept with the results of a failed run. Every process started
 //! here is killed when the [`Cluster`] is dropped (also on panic).
+//!
+//! With [`Spec::tls`] both ports speak mutual TLS (kubeadm's flags, a PKI
+//! made in the run's directory: [`pki`]); the proxies pass the TLS bytes
+//! through unchanged, and every client dials through [`dial::Endpoint`].
 
+pub mod dial;
 pub mod membership;
+pub mod pki;
 pub mod proxy;
 pub mod source;
 
@@ -21,8 +27,9 @@ use anyhow::{bail, Context};
 use timon_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use timon_proto::etcdserverpb::StatusRequest;
 use tokio::time::Instant;
-use tonic::transport::Channel;
 
+pub use dial::Endpoint;
+use pki::Pki;
 use proxy::{Identify, Link, Proxy};
 
 /// What to start.
@@ -34,12 +41,15 @@ pub struct Spec {
     pub nodes: usize,
     /// Where data dirs and logs go.
     pub dir: PathBuf,
+    /// Mutual TLS on the client and peer ports (`https` URLs; the PKI is
+    /// made under `dir/pki`).
+    pub tls: bool,
 }
 
 /// One member process and its addresses.
 pub struct Member {
     pub name: String,
-    client_port: u16,
+    endpoint: Endpoint,
     args: Vec<String>,
     log: PathBuf,
     child: Option<Child>,
@@ -54,8 +64,8 @@ pub struct Member {
 }
 
 impl Member {
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 }
 
@@ -66,6 +76,8 @@ pub struct Cluster {
     binary: PathBuf,
     /// The pid of each running member, shared with the proxies' identify.
     pids: Arc<Mutex<Vec<Option<u32>>>>,
+    /// `https` with TLS, else `http`: every URL the members are given.
+    scheme: &'static str,
 }
 
 /// A port nobody listens on right now (small race until the member binds it).
@@ -78,6 +90,13 @@ impl Cluster {
     /// all of them answer Status naming the same leader.
     pub async fn start(spec: &Spec, timeout: Duration) -> anyhow::Result<Cluster> {
         std::fs::create_dir_all(&spec.dir)?;
+        let (scheme, tls_flags, connector) = if spec.tls {
+            let pki = Pki::make(&spec.dir.join("pki"))?;
+            let config = pki.client_tls().config().context("the harness's TLS client config")?;
+            ("https", pki.member_flags(), Some(timon_tls::TlsConnector::new(config)))
+        } else {
+            ("http", Vec::new(), None)
+        };
         let pids: Arc<Mutex<Vec<Option<u32>>>> = Arc::new(Mutex::new(vec![None; spec.nodes]));
         let identify: Identify = {
             let pids = pids.clone();
@@ -107,12 +126,12 @@ impl Cluster {
         }
         let name = |i: usize| format!("n{}", i + 1);
         let initial: Vec<String> = (0..spec.nodes)
-            .map(|i| format!("{}=http://{}", name(i), proxies[i].addr()))
+            .map(|i| format!("{}={scheme}://{}", name(i), proxies[i].addr()))
             .collect();
         let mut members = Vec::new();
         for i in 0..spec.nodes {
             let (client_port, peer_port) = (ports[2 * i], ports[2 * i + 1]);
-            let client = format!("http://127.0.0.1:{client_port}");
+            let client = format!("{scheme}://127.0.0.1:{client_port}");
             let data_dir = spec.dir.join(format!("{}.data", name(i)));
             let args: Vec<String> = [
                 "--name",
@@ -124,9 +143,9 @@ impl Cluster {
                 "--advertise-client-urls",
                 &client,
                 "--listen-peer-urls",
-                &format!("http://127.0.0.1:{peer_port}"),
+                &format!("{scheme}://127.0.0.1:{peer_port}"),
                 "--initial-advertise-peer-urls",
-                &format!("http://{}", proxies[i].addr()),
+                &format!("{scheme}://{}", proxies[i].addr()),
                 "--initial-cluster",
                 &initial.join(","),
                 "--initial-cluster-state",
@@ -134,10 +153,11 @@ impl Cluster {
             ]
             .iter()
             .map(|s| s.to_string())
+            .chain(tls_flags.iter().cloned())
             .collect();
             members.push(Member {
                 name: name(i),
-                client_port,
+                endpoint: Endpoint::new(client, connector.clone()),
                 args,
                 log: spec.dir.join(format!("{}.log", name(i))),
                 child: None,
@@ -152,6 +172,7 @@ impl Cluster {
             proxies,
             binary: spec.binary.clone(),
             pids,
+            scheme,
         };
         for i in 0..spec.nodes {
             cluster.spawn(i)?;
@@ -168,8 +189,8 @@ impl Cluster {
         self.members.is_empty()
     }
 
-    pub fn endpoints(&self) -> Vec<String> {
-        self.members.iter().map(Member::endpoint).collect()
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        self.members.iter().map(|m| m.endpoint.clone()).collect()
     }
 
     /// The log file of every member (stdout and stderr, across restarts).
@@ -312,10 +333,7 @@ impl Cluster {
     pub async fn status(&self, i: usize) -> anyhow::Result<(u64, u64)> {
         let endpoint = self.members[i].endpoint();
         let probe = async {
-            let channel = Channel::from_shared(endpoint)?
-                .connect_timeout(Duration::from_millis(500))
-                .connect()
-                .await?;
+            let channel = endpoint.connect(None).await?;
             let s = MaintenanceClient::new(channel)
                 .status(StatusRequest {})
                 .await?

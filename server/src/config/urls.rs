@@ -1,6 +1,6 @@
-//! etcd's URL lists: `http://host:port` and `https://host:port`. etcd's
-//! unix-socket forms (`unix://`, `unixs://`) are refused with a clear
-//! message until timon serves unix sockets.
+//! etcd's URL lists: `http://host:port`, `https://host:port`, and unix
+//! sockets `unix://NAME` and `unixs://NAME` (TLS), where NAME is the
+//! socket file (etcd's `unix://localhost:2379` is the file `localhost:2379`).
 
 use url::Url;
 
@@ -29,7 +29,11 @@ pub fn parse_urls(flag: &'static str, list: &str) -> Result<Vec<Url>, ConfigErro
                         return Err(bad("URL must name a host and a port"));
                     }
                 }
-                "unix" | "unixs" => return Err(bad("unix sockets are not supported yet; use http or https")),
+                "unix" | "unixs" => {
+                    if url.as_str().split_once("://").is_none_or(|(_, rest)| rest.trim_end_matches('/').is_empty()) {
+                        return Err(bad("a unix URL must name its socket (unix://NAME)"));
+                    }
+                }
                 _ => return Err(bad("URL scheme must be http, https, unix or unixs")),
             }
             Ok(url)

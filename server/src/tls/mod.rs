@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use acceptor::Acceptor;
-pub use incoming::{incoming, Conn};
+pub use incoming::{incoming, Conn, Serve, Socket};
 pub use timon_tls::TlsError;
 
 /// What one side (client or peer) of a member serves and checks.

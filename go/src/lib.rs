@@ -1,6 +1,7 @@
-//! Go's formatting conventions that etcdctl's output inherits: duration
-//! strings (`1.5ms`), `%q` quoting and unquoting, and go-humanize's SI byte
-//! sizes (`20 kB`). Written from the documented behaviour of Go's `time`,
+//! Go's conventions that etcd's flags and etcdctl's output inherit:
+//! duration strings (`1.5ms`, parsed for the server's and timonctl's
+//! duration flags and printed as etcdctl prints them), `%q` quoting and
+//! unquoting, and go-humanize's SI byte sizes (`20 kB`). Written from the documented behaviour of Go's `time`,
 //! `strconv` and go-humanize, so output matches etcdctl byte for byte.
 
 use std::time::Duration;

@@ -1,7 +1,9 @@
-//! A test PKI made with openssl, shaped like kubeadm's: an RSA CA, server
-//! and peer certificates for 127.0.0.1, a client certificate with CN
-//! `kube-apiserver-etcd-client`, and the bad ones the security tests need
-//! (another CA's client certificate, an expired one).
+//! A throw-away PKI made with the `openssl` command, shaped like kubeadm's:
+//! an RSA CA, server and peer certificates for 127.0.0.1 and localhost, a
+//! client certificate with CN `kube-apiserver-etcd-client`, and the bad
+//! ones the security tests need (another CA's client certificate, an
+//! expired one). For tests, the benchmark's `--tls` and the jepsen
+//! harness's `--tls`; never for a real deployment.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,6 +12,8 @@ pub struct Pki {
     pub dir: tempfile::TempDir,
 }
 
+/// Runs openssl in `dir`; panics with its stderr when it fails (a test
+/// setup error).
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
