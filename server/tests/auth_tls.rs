@@ -3,14 +3,13 @@
 //! etcd 3.4.23 with the same flags and etcdctl session; every line compared.
 
 mod support;
-#[path = "support/pki.rs"]
-mod pki;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pki::Pki;
+use timon_tls::test_pki::Pki;
+
 use support::{etcd_bin, etcdctl_bin, free_port, skip_without_etcd, timon_bin};
 
 /// A server process, killed when dropped.

@@ -42,15 +42,12 @@ fn read(path: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 impl JwtTokens {
-    /// From the token options after `jwt,` (`key=value` pairs); `parse_ttl`
-    /// reads a Go duration.
-    pub fn from_options(
-        opts: &BTreeMap<String, String>,
-        parse_ttl: fn(&str) -> Option<Duration>,
-    ) -> anyhow::Result<Self> {
+    /// From the token options after `jwt,` (`key=value` pairs; `ttl` is a
+    /// Go duration).
+    pub fn from_options(opts: &BTreeMap<String, String>) -> anyhow::Result<Self> {
         let ttl = match opts.get("ttl") {
             None => DEFAULT_TTL,
-            Some(t) => parse_ttl(t).ok_or_else(|| anyhow::anyhow!("--auth-token: invalid ttl {t:?}"))?,
+            Some(t) => timon_go::parse_duration(t).map_err(|e| anyhow::anyhow!("--auth-token: invalid ttl {t:?}: {e}"))?,
         };
         let method = opts.get("sign-method").map(String::as_str).unwrap_or("");
         let alg = Algorithm::from_str(method)
@@ -123,7 +120,7 @@ mod tests {
             ("ttl".to_string(), ttl.to_string()),
         ]
         .into();
-        JwtTokens::from_options(&opts, crate::config::parse_go_duration).unwrap()
+        JwtTokens::from_options(&opts).unwrap()
     }
 
     #[test]

@@ -15,9 +15,8 @@ pub enum Tokens {
 }
 
 impl Tokens {
-    /// The provider `--auth-token` names (etcd's `NewTokenProvider`);
-    /// `parse_duration` reads JWT's Go-duration `ttl`.
-    pub fn from_flags(flags: &AuthFlags, parse_duration: fn(&str) -> Option<Duration>) -> anyhow::Result<Self> {
+    /// The provider `--auth-token` names (etcd's `NewTokenProvider`).
+    pub fn from_flags(flags: &AuthFlags) -> anyhow::Result<Self> {
         let mut parts = flags.auth_token.split(',');
         let kind = parts.next().unwrap_or("");
         let mut opts = BTreeMap::new();
@@ -37,7 +36,7 @@ impl Tokens {
                 };
                 Ok(Tokens::Simple(SimpleTokens::new(Duration::from_secs(ttl))))
             }
-            "jwt" => Ok(Tokens::Jwt(JwtTokens::from_options(&opts, parse_duration)?)),
+            "jwt" => Ok(Tokens::Jwt(JwtTokens::from_options(&opts)?)),
             other => anyhow::bail!("auth: invalid auth options: unknown token type {other:?}"),
         }
     }
