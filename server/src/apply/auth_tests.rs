@@ -244,6 +244,15 @@ fn administration_needs_root_but_users_read_themselves() {
         as_user(&s, "alice", Request::AuthUserList(AuthUserListRequest {})),
         auth_err(AuthError::PermissionDenied)
     );
+    // AuthStatus is for root too (etcd 3.5).
+    assert_eq!(
+        as_user(&s, "alice", Request::AuthStatus(AuthStatusRequest {})),
+        auth_err(AuthError::PermissionDenied)
+    );
+    match as_user(&s, "root", Request::AuthStatus(AuthStatusRequest {})).unwrap() {
+        Response::Auth(AuthResponse::Status(st)) => assert!(st.enabled && st.auth_revision == revision(&s)),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
