@@ -74,6 +74,36 @@ impl AuthError {
     }
 }
 
+impl AuthError {
+    /// The auth package's own text (`auth/store.go`), which etcd 3.4 and
+    /// 3.5 send unmapped (code Unknown) where they skip `togRPCError`: the
+    /// admin checks of Maintenance Defragment, Snapshot, Hash and HashKV.
+    pub fn auth_package_text(&self) -> String {
+        use AuthError::*;
+        let text = match self {
+            RootUserNotExist => "auth: root user does not exist",
+            RootRoleNotExist => "auth: root user does not have root role",
+            UserAlreadyExist => "auth: user already exists",
+            UserEmpty => "auth: user name is empty",
+            UserNotFound => "auth: user not found",
+            RoleAlreadyExist => "auth: role already exists",
+            RoleNotFound => "auth: role not found",
+            RoleEmpty => "auth: role name is empty",
+            AuthFailed => "auth: authentication failed, invalid user ID or password",
+            PermissionDenied => "auth: permission denied",
+            RoleNotGranted => "auth: role is not granted to the user",
+            PermissionNotGranted => "auth: permission is not granted to the role",
+            PermissionNotGiven => "auth: permission not given",
+            AuthNotEnabled => "auth: authentication is not enabled",
+            InvalidAuthToken => "auth: invalid auth token",
+            InvalidAuthMgmt => "auth: invalid auth management",
+            AuthOldRevision => "auth: revision in header is old",
+            NoPasswordUser | Internal(_) => return self.to_string(),
+        };
+        text.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
