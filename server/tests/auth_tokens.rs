@@ -72,6 +72,28 @@ async fn put_with(endpoint: &str, token: &str) -> Result<(), (tonic::Code, Strin
         .map_err(|s| (s.code(), s.message().to_string()))
 }
 
+async fn user_add(endpoint: &str, name: &str) -> Result<(), (tonic::Code, String)> {
+    let channel = Channel::from_shared(endpoint.to_string()).unwrap().connect().await.unwrap();
+    AuthClient::new(channel)
+        .user_add(timon_proto::etcdserverpb::AuthUserAddRequest {
+            name: name.into(),
+            password: "pw".into(),
+            ..Default::default()
+        })
+        .await
+        .map(|_| ())
+        .map_err(|s| (s.code(), s.message().to_string()))
+}
+
+async fn role_add(endpoint: &str, name: &str) -> Result<(), (tonic::Code, String)> {
+    let channel = Channel::from_shared(endpoint.to_string()).unwrap().connect().await.unwrap();
+    AuthClient::new(channel)
+        .role_add(timon_proto::etcdserverpb::AuthRoleAddRequest { name: name.into() })
+        .await
+        .map(|_| ())
+        .map_err(|s| (s.code(), s.message().to_string()))
+}
+
 fn etcdctl_ok(endpoint: &str, args: &[&str]) {
     let (ok, out, err) = support::etcdctl(endpoint, args);
     assert!(ok, "etcdctl {args:?} at {endpoint}: {out} {err}");
@@ -97,6 +119,9 @@ fn jwt(key_path: &str, user: &str, exp: u64) -> String {
 /// The observations of one server, to compare between etcd and timon.
 async fn simple_session(endpoint: &str) -> Vec<String> {
     let mut log = vec![format!("{:?}", range_with(endpoint, Some("forged.1")).await)];
+    log.push(format!("{:?}", authenticate(endpoint, "root", "rootpw").await));
+    log.push(format!("{:?}", user_add(endpoint, "").await));
+    log.push(format!("{:?}", role_add(endpoint, "").await));
     enable_auth(endpoint);
     log.push(format!("{:?}", range_with(endpoint, None).await));
     log.push(format!("{:?}", range_with(endpoint, Some("forged.1")).await));
