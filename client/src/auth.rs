@@ -82,23 +82,31 @@ impl Client {
         F: Fn(AuthClient<tonic::transport::Channel>, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<Resp>, tonic::Status>>,
     {
-        self.call(kind, |channel| f(AuthClient::new(channel), retry::request(req.clone(), true)))
-            .await
+        self.call(kind, |channel| {
+            f(AuthClient::new(channel), retry::request(req.clone(), true))
+        })
+        .await
     }
 
     pub async fn auth_enable(&self) -> Result<AuthEnableResponse> {
-        self.auth_call(Kind::Write, AuthEnableRequest {}, |mut c, r| async move { c.auth_enable(r).await })
-            .await
+        self.auth_call(Kind::Write, AuthEnableRequest {}, |mut c, r| async move {
+            c.auth_enable(r).await
+        })
+        .await
     }
 
     pub async fn auth_disable(&self) -> Result<AuthDisableResponse> {
-        self.auth_call(Kind::Write, AuthDisableRequest {}, |mut c, r| async move { c.auth_disable(r).await })
-            .await
+        self.auth_call(Kind::Write, AuthDisableRequest {}, |mut c, r| async move {
+            c.auth_disable(r).await
+        })
+        .await
     }
 
     pub async fn auth_status(&self) -> Result<AuthStatusResponse> {
-        self.auth_call(Kind::Read, AuthStatusRequest {}, |mut c, r| async move { c.auth_status(r).await })
-            .await
+        self.auth_call(Kind::Read, AuthStatusRequest {}, |mut c, r| async move {
+            c.auth_status(r).await
+        })
+        .await
     }
 
     /// A token for `name` (without keeping it).
@@ -131,8 +139,10 @@ impl Client {
     }
 
     pub async fn user_list(&self) -> Result<AuthUserListResponse> {
-        self.auth_call(Kind::Read, AuthUserListRequest {}, |mut c, r| async move { c.user_list(r).await })
-            .await
+        self.auth_call(Kind::Read, AuthUserListRequest {}, |mut c, r| async move {
+            c.user_list(r).await
+        })
+        .await
     }
 
     pub async fn user_delete(&self, name: &str) -> Result<AuthUserDeleteResponse> {
@@ -147,8 +157,12 @@ impl Client {
             password: password.into(),
             hashed_password: String::new(),
         };
-        self.auth_call(Kind::Write, req, |mut c, r| async move { c.user_change_password(r).await })
-            .await
+        self.auth_call(
+            Kind::Write,
+            req,
+            |mut c, r| async move { c.user_change_password(r).await },
+        )
+        .await
     }
 
     pub async fn user_grant_role(&self, user: &str, role: &str) -> Result<AuthUserGrantRoleResponse> {
@@ -182,8 +196,10 @@ impl Client {
     }
 
     pub async fn role_list(&self) -> Result<AuthRoleListResponse> {
-        self.auth_call(Kind::Read, AuthRoleListRequest {}, |mut c, r| async move { c.role_list(r).await })
-            .await
+        self.auth_call(Kind::Read, AuthRoleListRequest {}, |mut c, r| async move {
+            c.role_list(r).await
+        })
+        .await
     }
 
     pub async fn role_delete(&self, role: &str) -> Result<AuthRoleDeleteResponse> {
@@ -198,8 +214,12 @@ impl Client {
             name: role.into(),
             perm: Some(perm),
         };
-        self.auth_call(Kind::Write, req, |mut c, r| async move { c.role_grant_permission(r).await })
-            .await
+        self.auth_call(
+            Kind::Write,
+            req,
+            |mut c, r| async move { c.role_grant_permission(r).await },
+        )
+        .await
     }
 
     pub async fn role_revoke_permission(
@@ -213,7 +233,11 @@ impl Client {
             key: key.to_vec(),
             range_end: range_end.to_vec(),
         };
-        self.auth_call(Kind::Write, req, |mut c, r| async move { c.role_revoke_permission(r).await })
-            .await
+        self.auth_call(
+            Kind::Write,
+            req,
+            |mut c, r| async move { c.role_revoke_permission(r).await },
+        )
+        .await
     }
 }

@@ -48,7 +48,14 @@ fn auth_user_and_role_commands_match_etcdctl() {
     s(&["role", "add", "reader"]);
     s(&["role", "add", "reader"]);
     s(&["role", "grant-permission", "reader", "read", "foo"]);
-    s(&["role", "grant-permission", "reader", "--prefix=true", "readwrite", "pre/"]);
+    s(&[
+        "role",
+        "grant-permission",
+        "reader",
+        "--prefix=true",
+        "readwrite",
+        "pre/",
+    ]);
     s(&["role", "grant-permission", "reader", "--from-key", "write", "m"]);
     s(&["role", "grant-permission", "reader", "read", "a", "c"]);
     s(&["role", "grant-permission", "reader", "readwrite", ""]);
@@ -109,14 +116,22 @@ fn auth_status_on_timon() {
     };
     assert_eq!(
         ctl(&["auth", "status"]),
-        (Some(0), "Authentication Status: false\nAuthRevision: 1\n".into(), vec![])
+        (
+            Some(0),
+            "Authentication Status: false\nAuthRevision: 1\n".into(),
+            vec![]
+        )
     );
     assert_eq!(ctl(&["user", "add", "root:rootpw"]).0, Some(0));
     // timonctl adds the root role and grants it, as etcdctl: revisions 3, 4.
     assert_eq!(ctl(&["auth", "enable"]).1, "Authentication Enabled\n");
     assert_eq!(
         ctl(&["auth", "status"]),
-        (Some(1), String::new(), vec!["Error: etcdserver: user name is empty".to_string()])
+        (
+            Some(1),
+            String::new(),
+            vec!["Error: etcdserver: user name is empty".to_string()]
+        )
     );
     assert_eq!(
         ctl(&["--user=root:rootpw", "auth", "status"]),

@@ -82,7 +82,11 @@ fn start(program: &Path, pki: &Pki) -> Proc {
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     while !etcdctl(&proc.endpoint, pki, "root-client", &["endpoint", "health"]).starts_with("Some(0)") {
-        assert!(Instant::now() < deadline, "{} did not become healthy", program.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} did not become healthy",
+            program.display()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     proc
@@ -95,7 +99,10 @@ fn session(endpoint: &str, pki: &Pki) -> Vec<String> {
         (ROOT, &["user", "add", "root:rootpw"]),
         (ROOT, &["user", "add", "kube-apiserver-etcd-client", "--no-password"]),
         (ROOT, &["role", "add", "r"]),
-        (ROOT, &["role", "grant-permission", "r", "--prefix", "readwrite", "/registry/"]),
+        (
+            ROOT,
+            &["role", "grant-permission", "r", "--prefix", "readwrite", "/registry/"],
+        ),
         (ROOT, &["user", "grant-role", "kube-apiserver-etcd-client", "r"]),
         (ROOT, &["auth", "enable"]),
         (KUBE, &["put", "/registry/a", "v"]),

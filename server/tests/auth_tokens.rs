@@ -15,7 +15,11 @@ use timon_proto::etcdserverpb::{AuthenticateRequest, PutRequest, RangeRequest};
 use tonic::transport::Channel;
 
 fn openssl(args: &[&str]) {
-    let ok = Command::new("openssl").args(args).status().expect("run openssl").success();
+    let ok = Command::new("openssl")
+        .args(args)
+        .status()
+        .expect("run openssl")
+        .success();
     assert!(ok, "openssl {args:?} failed");
 }
 
@@ -30,7 +34,11 @@ fn rsa_pair(dir: &Path, name: &str) -> (String, String) {
 
 /// What a request with `token` (none: without) gets: Ok or (code, message).
 async fn range_with(endpoint: &str, token: Option<&str>) -> Result<(), (tonic::Code, String)> {
-    let channel = Channel::from_shared(endpoint.to_string()).unwrap().connect().await.unwrap();
+    let channel = Channel::from_shared(endpoint.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let mut request = tonic::Request::new(RangeRequest {
         key: b"k".to_vec(),
         ..Default::default()
@@ -46,7 +54,11 @@ async fn range_with(endpoint: &str, token: Option<&str>) -> Result<(), (tonic::C
 }
 
 async fn authenticate(endpoint: &str, name: &str, password: &str) -> Result<String, (tonic::Code, String)> {
-    let channel = Channel::from_shared(endpoint.to_string()).unwrap().connect().await.unwrap();
+    let channel = Channel::from_shared(endpoint.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     AuthClient::new(channel)
         .authenticate(AuthenticateRequest {
             name: name.into(),
@@ -58,7 +70,11 @@ async fn authenticate(endpoint: &str, name: &str, password: &str) -> Result<Stri
 }
 
 async fn put_with(endpoint: &str, token: &str) -> Result<(), (tonic::Code, String)> {
-    let channel = Channel::from_shared(endpoint.to_string()).unwrap().connect().await.unwrap();
+    let channel = Channel::from_shared(endpoint.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let mut request = tonic::Request::new(PutRequest {
         key: b"k".to_vec(),
         value: b"v".to_vec(),
@@ -73,7 +89,11 @@ async fn put_with(endpoint: &str, token: &str) -> Result<(), (tonic::Code, Strin
 }
 
 async fn user_add(endpoint: &str, name: &str) -> Result<(), (tonic::Code, String)> {
-    let channel = Channel::from_shared(endpoint.to_string()).unwrap().connect().await.unwrap();
+    let channel = Channel::from_shared(endpoint.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     AuthClient::new(channel)
         .user_add(timon_proto::etcdserverpb::AuthUserAddRequest {
             name: name.into(),
@@ -86,7 +106,11 @@ async fn user_add(endpoint: &str, name: &str) -> Result<(), (tonic::Code, String
 }
 
 async fn role_add(endpoint: &str, name: &str) -> Result<(), (tonic::Code, String)> {
-    let channel = Channel::from_shared(endpoint.to_string()).unwrap().connect().await.unwrap();
+    let channel = Channel::from_shared(endpoint.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     AuthClient::new(channel)
         .role_add(timon_proto::etcdserverpb::AuthRoleAddRequest { name: name.into() })
         .await
@@ -128,11 +152,16 @@ async fn simple_session(endpoint: &str) -> Vec<String> {
     log.push(format!("{:?}", range_with(endpoint, Some("nodot")).await));
     log.push(format!("{:?}", authenticate(endpoint, "root", "wrong").await));
     log.push(format!("{:?}", authenticate(endpoint, "nobody", "x").await));
-    let token = authenticate(endpoint, "root", "rootpw").await.expect("root authenticates");
+    let token = authenticate(endpoint, "root", "rootpw")
+        .await
+        .expect("root authenticates");
     log.push(format!("{:?}", range_with(endpoint, Some(&token)).await));
     log.push(format!("{:?}", put_with(endpoint, &token).await));
     // The token ends when its user's password changes.
-    etcdctl_ok(endpoint, &["--user=root:rootpw", "user", "passwd", "root", "--interactive=false"]);
+    etcdctl_ok(
+        endpoint,
+        &["--user=root:rootpw", "user", "passwd", "root", "--interactive=false"],
+    );
     log.push(format!("{:?}", range_with(endpoint, Some(&token)).await));
     log
 }
@@ -154,15 +183,23 @@ async fn simple_tokens_match_etcd() {
 
 async fn jwt_session(endpoint: &str, other_key: &str) -> Vec<String> {
     enable_auth(endpoint);
-    let token = authenticate(endpoint, "root", "rootpw").await.expect("root authenticates");
+    let token = authenticate(endpoint, "root", "rootpw")
+        .await
+        .expect("root authenticates");
     let mut log = vec![format!("parts {}", token.split('.').count())];
     log.push(format!("{:?}", range_with(endpoint, Some(&token)).await));
     log.push(format!("{:?}", put_with(endpoint, &token).await));
     let far = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 3600;
-    log.push(format!("{:?}", range_with(endpoint, Some(&jwt(other_key, "root", far))).await));
+    log.push(format!(
+        "{:?}",
+        range_with(endpoint, Some(&jwt(other_key, "root", far))).await
+    ));
     log.push(format!("{:?}", range_with(endpoint, Some("a.b.c")).await));
     let (code, out, err) = support::etcdctl(endpoint, &["--user=root:rootpw", "get", "k"]);
-    log.push(format!("etcdctl get: {code} {out:?} {}", err.lines().last().unwrap_or("")));
+    log.push(format!(
+        "etcdctl get: {code} {out:?} {}",
+        err.lines().last().unwrap_or("")
+    ));
     log
 }
 
@@ -187,7 +224,10 @@ async fn jwt_tokens_match_etcd() {
     let expired = jwt(&private, "root", 1);
     assert_eq!(
         range_with(&timon.endpoint(), Some(&expired)).await,
-        Err((tonic::Code::Unauthenticated, "etcdserver: invalid auth token".to_string()))
+        Err((
+            tonic::Code::Unauthenticated,
+            "etcdserver: invalid auth token".to_string()
+        ))
     );
     assert_eq!(
         range_with(&etcd.endpoint(), Some(&expired)).await,
@@ -207,7 +247,11 @@ async fn a_simple_token_works_on_every_member() {
         let token = authenticate(from, "root", "rootpw").await.expect("root authenticates");
         for to in &endpoints {
             assert_eq!(put_with(to, &token).await, Ok(()), "token from member {i} used at {to}");
-            assert_eq!(range_with(to, Some(&token)).await, Ok(()), "token from member {i} used at {to}");
+            assert_eq!(
+                range_with(to, Some(&token)).await,
+                Ok(()),
+                "token from member {i} used at {to}"
+            );
         }
     }
 }
@@ -234,7 +278,10 @@ async fn the_client_logs_in_again_when_a_restarted_member_forgot_its_token() {
     // Without credentials the same member refuses.
     assert_eq!(
         range_with(&member.endpoint(), None).await,
-        Err((tonic::Code::InvalidArgument, "etcdserver: user name is empty".to_string()))
+        Err((
+            tonic::Code::InvalidArgument,
+            "etcdserver: user name is empty".to_string()
+        ))
     );
 }
 
@@ -249,7 +296,9 @@ async fn measure_put_throughput_with_and_without_auth() {
         if let Some((u, p)) = user {
             options = options.with_user(u, p);
         }
-        let client = timon_client::Client::connect_with_options([endpoint], options).await.unwrap();
+        let client = timon_client::Client::connect_with_options([endpoint], options)
+            .await
+            .unwrap();
         let start = std::time::Instant::now();
         let tasks: Vec<_> = (0..20)
             .map(|t| {
@@ -272,7 +321,10 @@ async fn measure_put_throughput_with_and_without_auth() {
     etcdctl_ok(&ep, &["user", "add", "alice:alicepw"]);
     etcdctl_ok(&ep, &["role", "add", "r"]);
     for i in 0..10 {
-        etcdctl_ok(&ep, &["role", "grant-permission", "r", "readwrite", &format!("other{i}")]);
+        etcdctl_ok(
+            &ep,
+            &["role", "grant-permission", "r", "readwrite", &format!("other{i}")],
+        );
     }
     etcdctl_ok(&ep, &["role", "grant-permission", "r", "--prefix", "readwrite", "pre/"]);
     etcdctl_ok(&ep, &["user", "grant-role", "alice", "r"]);

@@ -368,7 +368,8 @@ pub async fn role(ctx: &Context, command: RoleCommand) -> Result<(), Failure> {
             }
             let (key, range_end) = perm_range(&a.args[1..], a.prefix, a.from_key)?;
             let client = ctx.client().await?;
-            ctx.timed(client.role_revoke_permission(&a.args[0], &key, &range_end)).await?;
+            ctx.timed(client.role_revoke_permission(&a.args[0], &key, &range_end))
+                .await?;
             let (role, key) = (&a.args[0], &a.args[1]);
             let end = String::from_utf8_lossy(&range_end).into_owned();
             out(if range_end.is_empty() {

@@ -169,7 +169,11 @@ pub fn is_auth(req: &Request) -> bool {
 
 /// etcd's `needAdminPermission` (AuthStatus since etcd 3.5).
 fn needs_admin(req: &Request) -> bool {
-    is_auth(req) && !matches!(req, Request::Authenticate(_) | Request::AuthUserGet(_) | Request::AuthRoleGet(_))
+    is_auth(req)
+        && !matches!(
+            req,
+            Request::Authenticate(_) | Request::AuthUserGet(_) | Request::AuthRoleGet(_)
+        )
 }
 
 /// Runs auth request `req` as `who`.

@@ -64,9 +64,11 @@ impl AuthError {
     pub fn code(&self) -> AuthCode {
         use AuthError::*;
         match self {
-            UserEmpty | RoleEmpty | AuthFailed | InvalidAuthMgmt | AuthOldRevision | PermissionNotGiven => AuthCode::InvalidArgument,
-            RootUserNotExist | RootRoleNotExist | UserAlreadyExist | UserNotFound | RoleAlreadyExist
-            | RoleNotFound | RoleNotGranted | PermissionNotGranted | AuthNotEnabled => AuthCode::FailedPrecondition,
+            UserEmpty | RoleEmpty | AuthFailed | InvalidAuthMgmt | AuthOldRevision | PermissionNotGiven => {
+                AuthCode::InvalidArgument
+            }
+            RootUserNotExist | RootRoleNotExist | UserAlreadyExist | UserNotFound | RoleAlreadyExist | RoleNotFound
+            | RoleNotGranted | PermissionNotGranted | AuthNotEnabled => AuthCode::FailedPrecondition,
             PermissionDenied => AuthCode::PermissionDenied,
             InvalidAuthToken => AuthCode::Unauthenticated,
             NoPasswordUser | Internal(_) => AuthCode::Unknown,
@@ -111,17 +113,41 @@ mod tests {
     #[test]
     fn texts_and_codes_are_etcds() {
         let cases = [
-            (AuthError::RootUserNotExist, "etcdserver: root user does not exist", AuthCode::FailedPrecondition),
-            (AuthError::UserEmpty, "etcdserver: user name is empty", AuthCode::InvalidArgument),
-            (AuthError::UserNotFound, "etcdserver: user name not found", AuthCode::FailedPrecondition),
+            (
+                AuthError::RootUserNotExist,
+                "etcdserver: root user does not exist",
+                AuthCode::FailedPrecondition,
+            ),
+            (
+                AuthError::UserEmpty,
+                "etcdserver: user name is empty",
+                AuthCode::InvalidArgument,
+            ),
+            (
+                AuthError::UserNotFound,
+                "etcdserver: user name not found",
+                AuthCode::FailedPrecondition,
+            ),
             (
                 AuthError::AuthFailed,
                 "etcdserver: authentication failed, invalid user ID or password",
                 AuthCode::InvalidArgument,
             ),
-            (AuthError::PermissionDenied, "etcdserver: permission denied", AuthCode::PermissionDenied),
-            (AuthError::InvalidAuthToken, "etcdserver: invalid auth token", AuthCode::Unauthenticated),
-            (AuthError::AuthOldRevision, "etcdserver: revision of auth store is old", AuthCode::InvalidArgument),
+            (
+                AuthError::PermissionDenied,
+                "etcdserver: permission denied",
+                AuthCode::PermissionDenied,
+            ),
+            (
+                AuthError::InvalidAuthToken,
+                "etcdserver: invalid auth token",
+                AuthCode::Unauthenticated,
+            ),
+            (
+                AuthError::AuthOldRevision,
+                "etcdserver: revision of auth store is old",
+                AuthCode::InvalidArgument,
+            ),
         ];
         for (e, text, code) in cases {
             assert_eq!(e.to_string(), text);

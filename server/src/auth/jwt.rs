@@ -47,7 +47,9 @@ impl JwtTokens {
     pub fn from_options(opts: &BTreeMap<String, String>) -> anyhow::Result<Self> {
         let ttl = match opts.get("ttl") {
             None => DEFAULT_TTL,
-            Some(t) => timon_go::parse_duration(t).map_err(|e| anyhow::anyhow!("--auth-token: invalid ttl {t:?}: {e}"))?,
+            Some(t) => {
+                timon_go::parse_duration(t).map_err(|e| anyhow::anyhow!("--auth-token: invalid ttl {t:?}: {e}"))?
+            }
         };
         let method = opts.get("sign-method").map(String::as_str).unwrap_or("");
         let alg = Algorithm::from_str(method)
@@ -58,7 +60,10 @@ impl JwtTokens {
         let (sign, verify) = match alg {
             HS256 | HS384 | HS512 => {
                 let secret = private.ok_or_else(|| anyhow::anyhow!("auth: missing key data"))?;
-                (Some(EncodingKey::from_secret(&secret)), DecodingKey::from_secret(&secret))
+                (
+                    Some(EncodingKey::from_secret(&secret)),
+                    DecodingKey::from_secret(&secret),
+                )
             }
             RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => (
                 private.as_deref().map(EncodingKey::from_rsa_pem).transpose()?,
@@ -148,8 +153,12 @@ mod tests {
             revision: 1,
             exp: 1,
         };
-        let token =
-            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &old, &EncodingKey::from_secret(b"secret")).unwrap();
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &old,
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .unwrap();
         assert_eq!(ours.info(&token), None);
     }
 }

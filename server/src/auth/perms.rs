@@ -146,13 +146,7 @@ pub fn has_root_role(user: &User) -> bool {
 /// etcd's `isOpPermitted`: nothing to check while auth is disabled; else
 /// the request needs a user (`user name is empty`), a token not older than
 /// the store (`revision of auth store is old`), and the user's permission.
-pub fn check(
-    view: &dyn KvRead,
-    who: &AuthInfo,
-    key: &[u8],
-    range_end: &[u8],
-    access: Access,
-) -> Result<(), AuthError> {
+pub fn check(view: &dyn KvRead, who: &AuthInfo, key: &[u8], range_end: &[u8], access: Access) -> Result<(), AuthError> {
     Checker::new(view, who)?.check(key, range_end, access)
 }
 

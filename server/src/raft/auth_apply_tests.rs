@@ -125,12 +125,17 @@ async fn every_member_registers_the_simple_token_of_an_applied_authenticate() {
     }
     assert_eq!(tokens.info("alicealicealicea.8", 5).unwrap().username, "alice");
     // A deleted user's tokens end; others stay.
-    sm.apply([as_root(9, Request::AuthUserDelete(AuthUserDeleteRequest { name: "alice".into() }))])
-        .await
-        .unwrap();
+    sm.apply([as_root(
+        9,
+        Request::AuthUserDelete(AuthUserDeleteRequest { name: "alice".into() }),
+    )])
+    .await
+    .unwrap();
     assert!(tokens.info("alicealicealicea.8", 6).is_err());
     assert_eq!(tokens.info("rootrootrootroot.7", 6).unwrap().username, "root");
     // Auth turned off: every token ends.
-    sm.apply([as_root(10, Request::AuthDisable(Default::default()))]).await.unwrap();
+    sm.apply([as_root(10, Request::AuthDisable(Default::default()))])
+        .await
+        .unwrap();
     assert!(tokens.info("rootrootrootroot.7", 7).is_err());
 }

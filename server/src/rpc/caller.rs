@@ -104,7 +104,10 @@ impl Ctx {
                 let index = creds.token.as_deref().and_then(|t| self.tokens.index_of(t));
                 match index {
                     Some(index) if self.raft.status().applied_index < index => {
-                        self.raft.wait_applied_index(index).await.map_err(|e| propose_status(&e))?;
+                        self.raft
+                            .wait_applied_index(index)
+                            .await
+                            .map_err(|e| propose_status(&e))?;
                         identify(creds, &self.tokens, self.auth_revision()?, self.client_cert_auth).map_err(auth_status)
                     }
                     _ => Err(auth_status(e)),
@@ -134,15 +137,17 @@ impl Ctx {
     /// etcd's `IsRangePermitted` for a local read or a watch.
     pub fn check_range(&self, who: Option<&AuthInfo>, key: &[u8], range_end: &[u8]) -> Result<(), AuthError> {
         let nobody = AuthInfo::default();
-        perms::check(self.engine.as_ref(), who.unwrap_or(&nobody), key, range_end, Access::Read)
+        perms::check(
+            self.engine.as_ref(),
+            who.unwrap_or(&nobody),
+            key,
+            range_end,
+            Access::Read,
+        )
     }
 
     /// A read-only txn's checks, at the edge.
-    pub fn check_txn(
-        &self,
-        who: Option<&AuthInfo>,
-        txn: &timon_proto::etcdserverpb::TxnRequest,
-    ) -> Result<(), Status> {
+    pub fn check_txn(&self, who: Option<&AuthInfo>, txn: &timon_proto::etcdserverpb::TxnRequest) -> Result<(), Status> {
         let nobody = AuthInfo::default();
         crate::apply::auth::check_txn(self.engine.as_ref(), who.unwrap_or(&nobody), txn).map_err(|e| etcd_status(&e))
     }
@@ -224,7 +229,9 @@ mod tests {
     fn a_token_wins_over_the_certificate_and_a_bad_one_is_refused() {
         let tokens = Tokens::Simple(SimpleTokens::new(std::time::Duration::from_secs(300)));
         let token = tokens.applied_authenticate("alice", "abcdefghijklmnop", 3).unwrap();
-        let who = identify(&creds(Some(&token), Some("cn")), &tokens, 9, true).unwrap().unwrap();
+        let who = identify(&creds(Some(&token), Some("cn")), &tokens, 9, true)
+            .unwrap()
+            .unwrap();
         assert_eq!(who.username, "alice");
         assert_eq!(who.revision, 9);
         assert_eq!(
