@@ -8,7 +8,7 @@
 //!   lists, lock holds and fencing).
 //! - `cluster`: starting members on loopback behind controllable proxies
 //!   (`cluster::proxy`, `cluster::source`), optionally with mutual TLS
-//!   (`cluster::pki`); `cluster::dial` is how every client reaches them.
+//!   (`timon_tls::test_pki`); `cluster::dial` is how every client reaches them.
 //! - `nemesis`: faults (kill, pause, partition, ...) on a timed schedule.
 //! - `workload`: clients that generate operations and record the history
 //!   (register, watch, kubernetes, lock).

@@ -66,35 +66,20 @@ pub struct Tls {
 }
 
 impl Tls {
-    pub fn new() -> Tls {
-        Tls {
-            pki: timon_tls::test_pki::Pki::new(),
-        }
+    /// Makes the PKI under `dir`.
+    pub fn new(dir: &Path) -> anyhow::Result<Tls> {
+        Ok(Tls {
+            pki: timon_tls::test_pki::Pki::make(&dir.join("pki"))?,
+        })
     }
 
     fn member_flags(&self) -> Vec<String> {
-        let p = &self.pki;
-        let ca = p.path("ca.crt").display().to_string();
-        vec![
-            format!("--cert-file={}", p.crt("server")),
-            format!("--key-file={}", p.key("server")),
-            format!("--trusted-ca-file={ca}"),
-            "--client-cert-auth=true".into(),
-            format!("--peer-cert-file={}", p.crt("peer")),
-            format!("--peer-key-file={}", p.key("peer")),
-            format!("--peer-trusted-ca-file={ca}"),
-            "--peer-client-cert-auth=true".into(),
-        ]
+        self.pki.member_flags()
     }
 
     /// What workloads dial with.
     pub fn client(&self) -> timon_tls::ClientTls {
-        timon_tls::ClientTls {
-            ca_file: Some(self.pki.path("ca.crt")),
-            cert_file: Some(self.pki.path("client.crt")),
-            key_file: Some(self.pki.path("client.key")),
-            insecure_skip_verify: false,
-        }
+        self.pki.client_tls()
     }
 }
 

@@ -7,12 +7,11 @@
 //! here is killed when the [`Cluster`] is dropped (also on panic).
 //!
 //! With [`Spec::tls`] both ports speak mutual TLS (kubeadm's flags, a PKI
-//! made in the run's directory: [`pki`]); the proxies pass the TLS bytes
+//! made in the run's directory: `timon_tls::test_pki`); the proxies pass the TLS bytes
 //! through unchanged, and every client dials through [`dial::Endpoint`].
 
 pub mod dial;
 pub mod membership;
-pub mod pki;
 pub mod proxy;
 pub mod source;
 
@@ -29,7 +28,7 @@ use timon_proto::etcdserverpb::StatusRequest;
 use tokio::time::Instant;
 
 pub use dial::Endpoint;
-use pki::Pki;
+use timon_tls::test_pki::Pki;
 use proxy::{Identify, Link, Proxy};
 
 /// What to start.
