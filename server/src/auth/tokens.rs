@@ -105,3 +105,44 @@ impl Tokens {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(auth_token: &str) -> AuthFlags {
+        AuthFlags {
+            auth_token: auth_token.into(),
+            ..AuthFlags::default()
+        }
+    }
+
+    #[test]
+    fn the_token_type_and_its_options_are_checked_at_start_up() {
+        assert!(matches!(Tokens::from_flags(&flags("simple")), Ok(Tokens::Simple(_))));
+        for bad in [
+            "bogus",
+            "jwt",
+            "jwt,sign-method=RS256",
+            "jwt,sign-method=XX1,priv-key=/nonexistent",
+            "jwt,ttl=5m,ttl=6m",
+            "jwt,pub-key",
+            "jwt,sign-method=RS256,pub-key=/nonexistent/key.pub",
+        ] {
+            assert!(Tokens::from_flags(&flags(bad)).is_err(), "{bad} must be refused");
+        }
+    }
+
+    #[test]
+    fn bcrypt_cost_outside_bcrypts_bounds_falls_back_to_10() {
+        let cost = |c| {
+            AuthFlags {
+                bcrypt_cost: c,
+                ..AuthFlags::default()
+            }
+            .cost()
+        };
+        assert_eq!((cost(4), cost(12), cost(31)), (4, 12, 31));
+        assert_eq!((cost(3), cost(32), cost(0)), (10, 10, 10));
+    }
+}
