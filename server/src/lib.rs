@@ -4,6 +4,7 @@
 //! - `storage`: the engine seam (RocksDB shipped, in-memory for tests); the only rocksdb import.
 //! - `mvcc`: revisions, the key index, reads at a revision, compaction.
 //! - `apply`: one raft entry -> one atomic write batch; etcd's request semantics.
+//! - `auth`: users, roles, permissions, the auth revision (replicated), passwords, tokens.
 //! - `raft`: the only openraft import: log store, state machine, node.
 //! - `rpc`: thin tonic services, validation, etcd's errors and headers.
 //! - `config`: etcd-compatible flags (every etcd 3.4-3.6 flag accepted), ETCD_* variables, --config-file.
@@ -17,6 +18,7 @@
 //! - `planted`: faults for harness tests, compiled in only with `planted-bugs`.
 
 pub mod apply;
+pub mod auth;
 pub mod config;
 pub mod identity;
 pub mod ids;

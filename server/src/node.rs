@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use fs2::FileExt;
+use timon_proto::etcdserverpb::auth_server::AuthServer;
 use timon_proto::etcdserverpb::cluster_server::ClusterServer;
 use timon_proto::etcdserverpb::kv_server::KvServer;
 use timon_proto::etcdserverpb::lease_server::LeaseServer;
@@ -23,11 +24,13 @@ use timon_proto::v3lockpb::lock_server::LockServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::auth::Tokens;
 use crate::config::urls::is_tls;
 use crate::config::{parse_urls, Config, InitialMember};
 use crate::raft::network::{PeerDialer, REMOVED_MESSAGE};
 use crate::raft::service::PeerService;
 use crate::raft::{Member, ProposeError, RaftNode, RaftSettings};
+use crate::rpc::auth::AuthService;
 use crate::rpc::cluster::ClusterService;
 use crate::rpc::election::ElectionService;
 use crate::rpc::http::HttpEndpointsLayer;
@@ -297,6 +300,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     let (member_id, cluster_id) = (identity.member_id, identity.cluster_id);
     let initial = initial_membership(&cfg, &members, &advertise_client);
 
+    let tokens = Arc::new(Tokens::from_flags(&cfg.auth)?);
+    if matches!(*tokens, Tokens::Simple(_)) {
+        tracing::warn!("simple token is not cryptographically signed");
+    }
     let settings = RaftSettings {
         heartbeat_ms: cfg.member.heartbeat_interval,
         election_ms: cfg.member.election_timeout,
@@ -304,6 +311,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         snapshot_dir: data_dir.snap_path(),
         lease_checkpoint_interval: cfg.lease_checkpoint_interval()?,
         peer_dialer: tls.peer_dialer.clone(),
+        auth_tokens: tokens.clone(),
     };
     let raft = Arc::new(RaftNode::start(member_id, engine.clone(), initial, join, &settings).await?);
     raft.start_lease_expiry();
@@ -330,6 +338,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
             max_txn_ops: cfg.member.max_txn_ops,
             quota_backend_bytes: cfg.member.quota_backend_bytes,
         },
+        tokens,
+        bcrypt_cost: cfg.auth.cost(),
+        client_cert_auth: cfg.client_tls.client_cert_auth == Some(true),
     });
 
     // Bind every listener before announcing anything, so a taken port fails start-up.
@@ -437,6 +448,7 @@ fn client_router(ctx: &Arc<Ctx>, cfg: &Config) -> anyhow::Result<tonic::transpor
             WatchServer::new(WatchService::new(ctx.clone(), progress_interval)).max_decoding_message_size(max_decode),
         )
         .add_service(MaintenanceServer::new(MaintenanceService::new(ctx.clone())).max_decoding_message_size(max_decode))
+        .add_service(AuthServer::new(AuthService::new(ctx.clone())).max_decoding_message_size(max_decode))
         .add_service(LockServer::new(LockService::new(ctx.clone())).max_decoding_message_size(max_decode))
         .add_service(ElectionServer::new(ElectionService::new(ctx.clone())).max_decoding_message_size(max_decode)))
 }

@@ -5,6 +5,7 @@
 //! The type is serde-serialisable because apply results travel back from the
 //! state machine to the proposer through raft's response channel.
 
+use crate::auth::{AuthCode, AuthError};
 use crate::mvcc::MvccError;
 
 /// The gRPC status code of an [`EtcdError`]; `rpc/` maps it to tonic's.
@@ -99,6 +100,9 @@ pub enum EtcdError {
     /// A failure of this member (storage, corrupt data), not of the request.
     #[error("{0}")]
     Internal(String),
+    /// Refused by auth, or an auth request's own error.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
 }
 
 impl EtcdError {
@@ -132,6 +136,13 @@ impl EtcdError {
             PermissionDenied => EtcdCode::PermissionDenied,
             InvalidAuthToken => EtcdCode::Unauthenticated,
             Internal(_) => EtcdCode::Internal,
+            Auth(a) => match a.code() {
+                AuthCode::InvalidArgument => EtcdCode::InvalidArgument,
+                AuthCode::FailedPrecondition => EtcdCode::FailedPrecondition,
+                AuthCode::PermissionDenied => EtcdCode::PermissionDenied,
+                AuthCode::Unauthenticated => EtcdCode::Unauthenticated,
+                AuthCode::Unknown => EtcdCode::Unknown,
+            },
         }
     }
 }

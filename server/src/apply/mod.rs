@@ -18,7 +18,10 @@
 //! - [`txn`]: Txn with compares, nested txns and up-front checks.
 //! - [`compact`]: Compaction requests, done in the txn's own batch.
 //! - [`lease`]: the lease table; LeaseGrant, LeaseRevoke and LeaseCheckpoint.
+//! - [`auth`]: etcd's auth applier: each request runs as its author and is
+//!   checked against that user's permissions; the auth requests.
 
+pub mod auth;
 pub mod compact;
 pub mod delete;
 pub mod error;
@@ -27,6 +30,8 @@ pub mod put;
 pub mod range;
 pub mod txn;
 
+#[cfg(test)]
+mod auth_tests;
 #[cfg(test)]
 mod tests;
 
@@ -39,6 +44,7 @@ use timon_proto::etcdserverpb::{
 use timon_proto::timonpb::internal_raft_request::Request;
 use timon_proto::timonpb::InternalRaftRequest;
 
+use crate::auth::AuthInfo;
 use crate::mvcc::WriteTxn;
 
 /// The result of applying one command.
@@ -50,6 +56,7 @@ pub enum Response {
     Compaction(CompactionResponse),
     LeaseGrant(LeaseGrantResponse),
     LeaseRevoke(LeaseRevokeResponse),
+    Auth(auth::AuthResponse),
     /// A `Batch` entry: each request's own result, in order.
     Batch(Vec<Result<Response, EtcdError>>),
     /// A command without a request (nothing to do).
@@ -60,7 +67,26 @@ pub enum Response {
 /// committing it records only the applied log id, as etcd's failed requests
 /// change nothing.
 pub fn execute(txn: &mut WriteTxn<'_>, req: InternalRaftRequest) -> Result<Response, EtcdError> {
-    let result = match req.request {
+    execute_as(txn, &AuthInfo::default(), req)
+}
+
+/// [`execute`] for a request made by `who` (no user: the default).
+fn execute_as(txn: &mut WriteTxn<'_>, who: &AuthInfo, req: InternalRaftRequest) -> Result<Response, EtcdError> {
+    let request = match req.request {
+        Some(Request::AsUser(a)) => {
+            let who = AuthInfo {
+                username: a.username,
+                revision: a.auth_revision,
+            };
+            let inner = a.request.map(|r| *r).unwrap_or_default();
+            return execute_as(txn, &who, inner);
+        }
+        other => other,
+    };
+    if let Some(r) = &request {
+        auth::check(txn.engine(), who, r)?;
+    }
+    let result = match request {
         Some(Request::Put(p)) => put::put(txn, &p).map(Response::Put),
         Some(Request::DeleteRange(d)) => delete::delete_range(txn, &d).map(Response::DeleteRange),
         Some(Request::Txn(t)) => txn::txn(txn, &t).map(Response::Txn),
@@ -74,6 +100,10 @@ pub fn execute(txn: &mut WriteTxn<'_>, req: InternalRaftRequest) -> Result<Respo
         // The state machine applies a batch's requests one by one
         // (`raft::state_machine`); one nested here is not a command.
         Some(Request::Batch(_)) => Ok(Response::Empty),
+        // Unwrapped and run above.
+        Some(Request::AsUser(_)) => Ok(Response::Empty),
+        Some(r) if auth::is_auth(&r) => auth::execute(txn, who, r),
+        Some(r) => Err(EtcdError::Internal(format!("unexpected request {r:?}"))),
     };
     if result.is_err() {
         txn.rollback();

@@ -73,6 +73,8 @@ pub struct Config {
     /// them; start-up logs one line for each.
     #[arg(skip)]
     pub not_acted_on: Vec<String>,
+    #[command(flatten)]
+    pub auth: crate::auth::AuthFlags,
 }
 
 /// The shortest lease checkpoint interval: each checkpoint is a raft entry

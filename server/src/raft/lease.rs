@@ -94,9 +94,11 @@ impl RaftNode {
             Err(e) => return tracing::warn!("cannot read the lease table: {e}"),
         }
         for id in deadlines.expired() {
-            let req = InternalRaftRequest {
+            // As root, as etcd's leader revokes (`WithRoot`): the keys of
+            // the lease may be anyone's.
+            let req = crate::auth::as_root(InternalRaftRequest {
                 request: Some(Request::LeaseRevoke(LeaseRevokeRequest { id })),
-            };
+            });
             match tokio::time::timeout(self.request_timeout(), self.propose_local(req)).await {
                 Ok(Ok((Ok(_), _))) => {}
                 Ok(Ok((Err(EtcdError::LeaseNotFound), _))) => deadlines.revoked(id),

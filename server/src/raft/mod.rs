@@ -36,6 +36,8 @@ pub mod state_machine;
 pub mod types;
 
 #[cfg(test)]
+mod auth_apply_tests;
+#[cfg(test)]
 mod batch_apply_tests;
 #[cfg(test)]
 mod conformance_test;
@@ -64,6 +66,8 @@ pub struct RaftSettings {
     pub lease_checkpoint_interval: Option<std::time::Duration>,
     /// How to dial peers (TLS with the peer certificate, or plain).
     pub peer_dialer: network::PeerDialer,
+    /// The member's auth tokens, which applied auth requests update.
+    pub auth_tokens: std::sync::Arc<crate::auth::Tokens>,
 }
 
 /// Why a proposal or read index did not complete. Each maps to the etcd

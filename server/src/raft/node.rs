@@ -111,6 +111,7 @@ impl RaftNode {
         state_machine.set_watch_hub(watch.clone());
         let leases = Arc::new(Deadlines::new(settings.lease_checkpoint_interval));
         state_machine.set_lease_deadlines(leases.clone());
+        state_machine.set_auth_tokens(settings.auth_tokens.clone());
         let peers = Peers::new(settings.peer_dialer.clone());
         let network = NetworkFactory::new(peers.clone());
         let raft = types::Raft::new(id, config, network, log_store, state_machine).await?;
@@ -306,6 +307,13 @@ impl RaftNode {
             Err(ProposeError::Timeout) => Err(ProposeError::AppliedIndexTimeout),
             other => other,
         }
+    }
+
+    /// Waits, up to the request timeout, until this member applied entry
+    /// `index` (a simple auth token names the entry that made it: etcd's
+    /// `indexWaiter`).
+    pub async fn wait_applied_index(&self, index: u64) -> Result<(), ProposeError> {
+        self.wait_applied(index, Instant::now() + self.request_timeout).await
     }
 
     async fn wait_applied(&self, index: u64, deadline: Instant) -> Result<(), ProposeError> {

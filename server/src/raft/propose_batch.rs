@@ -44,10 +44,12 @@ pub struct ProposeBatcher {
 /// Whether `req` may share an entry with others: the KV writes, whose apply
 /// has no effect outside the MVCC store.
 pub fn batchable(req: &InternalRaftRequest) -> bool {
-    matches!(
-        req.request,
-        Some(Request::Put(_) | Request::DeleteRange(_) | Request::Txn(_))
-    )
+    match &req.request {
+        Some(Request::Put(_) | Request::DeleteRange(_) | Request::Txn(_)) => true,
+        // A user's KV write: applied as that user inside the batch.
+        Some(Request::AsUser(a)) => a.request.as_deref().is_some_and(batchable),
+        _ => false,
+    }
 }
 
 impl ProposeBatcher {

@@ -23,6 +23,7 @@ use super::types::{
     StoredMembership, TypeConfig,
 };
 use crate::apply::{self, Response};
+use crate::auth::Tokens;
 use crate::lease::Deadlines;
 use crate::mvcc::MvccStore;
 use crate::storage::keys::meta;
@@ -73,6 +74,9 @@ pub struct StateMachine {
     watch: Option<Arc<WatchHub>>,
     /// The leader's lease deadlines, told of applied grants and revokes.
     leases: Option<Arc<Deadlines>>,
+    /// The member's auth tokens, told of applied Authenticates, deleted
+    /// users and auth turned off (`apply::auth::effects`).
+    tokens: Option<Arc<Tokens>>,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(view: &dyn KvRead, key: &[u8]) -> Result<Option<T>, StorageError> {
@@ -185,6 +189,7 @@ impl StateMachine {
             snapshot_seq: 0,
             watch: None,
             leases: None,
+            tokens: None,
         })
     }
 
@@ -196,6 +201,12 @@ impl StateMachine {
     /// Tells `deadlines` of every grant and revoke applied from now on.
     pub fn set_lease_deadlines(&mut self, deadlines: Arc<Deadlines>) {
         self.leases = Some(deadlines);
+    }
+
+    /// Tells `tokens` what every auth request applied from now on means
+    /// for the member's tokens.
+    pub fn set_auth_tokens(&mut self, tokens: Arc<Tokens>) {
+        self.tokens = Some(tokens);
     }
 
     pub fn store(&self) -> Arc<StoreHandle> {
@@ -253,9 +264,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 },
             };
             let revoked = match &entry.payload {
-                EntryPayload::Normal(InternalRaftRequest {
-                    request: Some(Request::LeaseRevoke(r)),
-                }) => Some(r.id),
+                EntryPayload::Normal(req) => revoked_lease(req),
                 _ => None,
             };
             if revoked.is_some() {
@@ -263,7 +272,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
             let mut extra = applied(entry.log_id)?;
             let mut txn = store.write();
-            let result = match entry.payload {
+            let index = entry.log_id.index;
+            let mut result = match entry.payload {
                 EntryPayload::Blank => Ok(Response::Empty),
                 EntryPayload::Normal(req) => {
                     if let Some(Request::MemberAttributes(a)) = &req.request {
@@ -295,6 +305,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             };
             let events = txn.commit(extra).map_err(sm_write)?;
             self.publish(&events);
+            if let (Some(tokens), Ok(Response::Auth(auth))) = (&self.tokens, &mut result) {
+                apply::auth::effects(auth, index, tokens);
+            }
             if let Some(deadlines) = &self.leases {
                 match &result {
                     Ok(Response::LeaseGrant(g)) => deadlines.granted(g.id, g.ttl),
@@ -352,6 +365,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 snapshot: Box::new(SnapshotFile::new(file, path)),
             }
         }))
+    }
+}
+
+/// The lease a LeaseRevoke request revokes, whoever made it.
+fn revoked_lease(req: &InternalRaftRequest) -> Option<i64> {
+    match &req.request {
+        Some(Request::LeaseRevoke(r)) => Some(r.id),
+        Some(Request::AsUser(a)) => a.request.as_deref().and_then(revoked_lease),
+        _ => None,
     }
 }
 

@@ -80,6 +80,8 @@ fn check_peer_urls(urls: &[String]) -> Result<(), Status> {
 #[tonic::async_trait]
 impl Cluster for ClusterService {
     async fn member_add(&self, request: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
+        // Membership changes need root (etcd's checkMembershipOperationPermission).
+        self.ctx.require_admin(&request).await?;
         let req = request.into_inner();
         check_peer_urls(&req.peer_ur_ls)?;
         // etcd derives a new member's ID from its peer URLs and the time.
@@ -116,6 +118,8 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
+        // Membership changes need root (etcd's checkMembershipOperationPermission).
+        self.ctx.require_admin(&request).await?;
         let id = request.into_inner().id;
         self.change(MembershipChange::Remove { id }).await?;
         Ok(Response::new(MemberRemoveResponse {
@@ -128,6 +132,8 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
+        // Membership changes need root (etcd's checkMembershipOperationPermission).
+        self.ctx.require_admin(&request).await?;
         let req = request.into_inner();
         check_peer_urls(&req.peer_ur_ls)?;
         let member = Member {
@@ -155,6 +161,8 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
+        // Membership changes need root (etcd's checkMembershipOperationPermission).
+        self.ctx.require_admin(&request).await?;
         let id = request.into_inner().id;
         self.change(MembershipChange::Promote { id }).await?;
         Ok(Response::new(MemberPromoteResponse {

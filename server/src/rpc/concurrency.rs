@@ -26,6 +26,7 @@ use timon_proto::mvccpb::event::EventType;
 use timon_proto::mvccpb::Event;
 use tonic::{Request, Status};
 
+use super::caller::Credentials;
 use super::kv::KvService;
 use super::lease::LeaseService;
 use super::Ctx;
@@ -58,6 +59,10 @@ pub struct Client {
     ctx: Arc<Ctx>,
     kv: Arc<KvService>,
     lease: Arc<LeaseService>,
+    /// The credentials of the caller this client acts for: etcd's v3lock
+    /// and v3election run their clientv3 calls in the caller's context,
+    /// so the caller's permissions apply.
+    creds: Credentials,
 }
 
 impl Client {
@@ -66,13 +71,28 @@ impl Client {
             kv: Arc::new(KvService::new(ctx.clone())),
             lease: Arc::new(LeaseService::new(ctx.clone())),
             ctx,
+            creds: Credentials::default(),
         }
+    }
+
+    /// This client acting for the caller of `request`.
+    pub fn for_caller<T>(&self, request: &Request<T>) -> Self {
+        Self {
+            creds: Credentials::of(request),
+            ..self.clone()
+        }
+    }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut r = Request::new(message);
+        self.creds.attach(&mut r);
+        r
     }
 
     pub async fn txn(&self, req: TxnRequest) -> Result<TxnResponse, Status> {
         Ok(self
             .kv
-            .txn(Request::new(req))
+            .txn(self.request(req))
             .await
             .map_err(as_client_error)?
             .into_inner())
@@ -81,7 +101,7 @@ impl Client {
     pub async fn range(&self, req: RangeRequest) -> Result<RangeResponse, Status> {
         Ok(self
             .kv
-            .range(Request::new(req))
+            .range(self.request(req))
             .await
             .map_err(as_client_error)?
             .into_inner())
@@ -94,7 +114,7 @@ impl Client {
         };
         Ok(self
             .kv
-            .delete_range(Request::new(req))
+            .delete_range(self.request(req))
             .await
             .map_err(as_client_error)?
             .into_inner())
@@ -113,7 +133,7 @@ impl Client {
         };
         Ok(self
             .lease
-            .lease_grant(Request::new(req))
+            .lease_grant(self.request(req))
             .await
             .map_err(as_client_error)?
             .into_inner()

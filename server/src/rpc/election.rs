@@ -118,13 +118,12 @@ impl Drop for ResignOnDrop {
 }
 
 impl ElectionService {
-    async fn campaign(&self, req: CampaignRequest) -> Result<CampaignResponse, Status> {
-        let lease = self.client.session_lease(req.lease).await?;
+    async fn campaign(client: &Client, req: CampaignRequest) -> Result<CampaignResponse, Status> {
+        let lease = client.session_lease(req.lease).await?;
         let prefix = prefix_of(&req.name);
         let mut key = prefix.clone();
         key.extend_from_slice(format!("{lease:x}").as_bytes());
-        let resp = self
-            .client
+        let resp = client
             .txn(TxnRequest {
                 compare: vec![create_revision_is(&key, 0)],
                 success: vec![op(Op::RequestPut(PutRequest {
@@ -147,18 +146,18 @@ impl ElectionService {
             if let Some(kv) = kvs.first() {
                 rev = kv.create_revision;
                 if kv.value != req.value {
-                    if let Err(e) = proclaim(&self.client, &key, rev, lease, req.value.clone()).await {
-                        let _ = resign(&self.client, &key, rev).await;
+                    if let Err(e) = proclaim(&client, &key, rev, lease, req.value.clone()).await {
+                        let _ = resign(&client, &key, rev).await;
                         return Err(e);
                     }
                 }
             }
         }
         let mut guard = ResignOnDrop {
-            client: self.client.clone(),
+            client: client.clone(),
             leadership: Some((key.clone(), rev)),
         };
-        let waited = self.client.wait_deletes(&prefix, rev - 1).await;
+        let waited = client.wait_deletes(&prefix, rev - 1).await;
         guard.leadership = None;
         waited?;
         Ok(CampaignResponse {
@@ -241,22 +240,25 @@ async fn observe(ctx: Arc<Ctx>, client: Client, prefix: Vec<u8>, tx: mpsc::Sende
 #[tonic::async_trait]
 impl Election for ElectionService {
     async fn campaign(&self, request: Request<CampaignRequest>) -> Result<Response<CampaignResponse>, Status> {
-        let mut resp = ElectionService::campaign(self, request.into_inner()).await?;
+        let client = self.client.for_caller(&request);
+        let mut resp = ElectionService::campaign(&client, request.into_inner()).await?;
         self.ctx.fill_header(&mut resp.header);
         Ok(Response::new(resp))
     }
 
     async fn proclaim(&self, request: Request<ProclaimRequest>) -> Result<Response<ProclaimResponse>, Status> {
+        let client = self.client.for_caller(&request);
         let req = request.into_inner();
         let leader = req.leader.ok_or_else(|| Status::unknown(MISSING_LEADER_KEY))?;
-        let lease = self.client.session_lease(leader.lease).await?;
-        let header = proclaim(&self.client, &leader.key, leader.rev, lease, req.value).await?;
+        let lease = client.session_lease(leader.lease).await?;
+        let header = proclaim(&client, &leader.key, leader.rev, lease, req.value).await?;
         Ok(Response::new(ProclaimResponse { header: Some(header) }))
     }
 
     async fn leader(&self, request: Request<LeaderRequest>) -> Result<Response<LeaderResponse>, Status> {
+        let client = self.client.for_caller(&request);
         let prefix = prefix_of(&request.into_inner().name);
-        let resp = self.client.first_created(&prefix).await?;
+        let resp = client.first_created(&prefix).await?;
         let kv = resp.kvs.into_iter().next().ok_or_else(|| Status::unknown(NO_LEADER))?;
         Ok(Response::new(LeaderResponse {
             header: resp.header,
@@ -267,19 +269,21 @@ impl Election for ElectionService {
     type ObserveStream = ObserveStream;
 
     async fn observe(&self, request: Request<LeaderRequest>) -> Result<Response<Self::ObserveStream>, Status> {
+        let client = self.client.for_caller(&request);
         let prefix = prefix_of(&request.into_inner().name);
         let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(observe(self.ctx.clone(), self.client.clone(), prefix, tx));
+        tokio::spawn(observe(self.ctx.clone(), client, prefix, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn resign(&self, request: Request<ResignRequest>) -> Result<Response<ResignResponse>, Status> {
+        let client = self.client.for_caller(&request);
         let leader = request
             .into_inner()
             .leader
             .ok_or_else(|| Status::unknown(MISSING_LEADER_KEY))?;
-        self.client.session_lease(leader.lease).await?;
-        let header = resign(&self.client, &leader.key, leader.rev).await?;
+        client.session_lease(leader.lease).await?;
+        let header = resign(&client, &leader.key, leader.rev).await?;
         Ok(Response::new(ResignResponse { header: Some(header) }))
     }
 }

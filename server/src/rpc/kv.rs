@@ -15,6 +15,7 @@ use timon_proto::etcdserverpb::{
 use timon_proto::timonpb::internal_raft_request::Request as RaftRequest;
 use tonic::{Request, Response, Status};
 
+use super::caller::Credentials;
 use super::error::{etcd_status, internal, propose_status};
 use super::{validate, Ctx};
 use crate::apply;
@@ -46,6 +47,7 @@ fn unexpected(what: &str, got: &apply::Response) -> Status {
 impl Kv for KvService {
     async fn range(&self, request: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
         self.ctx.require_leader(&request)?;
+        let creds = Credentials::of(&request);
         let req = request.into_inner();
         if !req.serializable {
             self.ctx.refuse_on_learner()?;
@@ -54,8 +56,15 @@ impl Kv for KvService {
         if !req.serializable {
             self.ctx.raft.read_index().await.map_err(|e| propose_status(&e))?;
         }
+        // etcd's doSerialize: check, read, then refuse if the auth store
+        // changed meanwhile.
+        let who = self.ctx.who(&creds).await?;
+        self.ctx
+            .check_range(who.as_ref(), &req.key, &req.range_end)
+            .map_err(|e| etcd_status(&e.into()))?;
         let store = self.ctx.raft.store();
         let mut resp = apply::range::range(&store.read(), &req).map_err(|e| etcd_status(&e))?;
+        self.ctx.check_still_current(who.as_ref())?;
         self.ctx.fill_header(&mut resp.header);
         Ok(Response::new(resp))
     }
@@ -63,9 +72,11 @@ impl Kv for KvService {
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         self.ctx.require_leader(&request)?;
         self.ctx.refuse_on_learner()?;
+        let creds = Credentials::of(&request);
         let req = request.into_inner();
         validate::check_put(&req).map_err(|e| etcd_status(&e))?;
-        match self.ctx.propose(RaftRequest::Put(req)).await? {
+        let who = self.ctx.who(&creds).await?;
+        match self.ctx.propose_as(who.as_ref(), RaftRequest::Put(req)).await? {
             apply::Response::Put(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))
@@ -80,9 +91,11 @@ impl Kv for KvService {
     ) -> Result<Response<DeleteRangeResponse>, Status> {
         self.ctx.require_leader(&request)?;
         self.ctx.refuse_on_learner()?;
+        let creds = Credentials::of(&request);
         let req = request.into_inner();
         validate::check_delete_range(&req).map_err(|e| etcd_status(&e))?;
-        match self.ctx.propose(RaftRequest::DeleteRange(req)).await? {
+        let who = self.ctx.who(&creds).await?;
+        match self.ctx.propose_as(who.as_ref(), RaftRequest::DeleteRange(req)).await? {
             apply::Response::DeleteRange(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))
@@ -94,20 +107,24 @@ impl Kv for KvService {
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
         self.ctx.require_leader(&request)?;
         self.ctx.refuse_on_learner()?;
+        let creds = Credentials::of(&request);
         let req = request.into_inner();
         validate::check_txn(&req, self.ctx.limits.max_txn_ops).map_err(|e| etcd_status(&e))?;
+        let who = self.ctx.who(&creds).await?;
         // Like etcd, a txn of ranges only is a read: served locally after the
         // read index (unless every range is serializable), never proposed.
         if apply::txn::is_txn_read_only(&req) {
             if !is_txn_serializable(&req) {
                 self.ctx.raft.read_index().await.map_err(|e| propose_status(&e))?;
             }
+            self.ctx.check_txn(who.as_ref(), &req)?;
             let store = self.ctx.raft.store();
             let mut resp = apply::txn::txn_read_only(&store.read(), &req).map_err(|e| etcd_status(&e))?;
+            self.ctx.check_still_current(who.as_ref())?;
             self.ctx.fill_header(&mut resp.header);
             return Ok(Response::new(resp));
         }
-        match self.ctx.propose(RaftRequest::Txn(req)).await? {
+        match self.ctx.propose_as(who.as_ref(), RaftRequest::Txn(req)).await? {
             apply::Response::Txn(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))
@@ -119,8 +136,10 @@ impl Kv for KvService {
     async fn compact(&self, request: Request<CompactionRequest>) -> Result<Response<CompactionResponse>, Status> {
         self.ctx.require_leader(&request)?;
         self.ctx.refuse_on_learner()?;
+        let creds = Credentials::of(&request);
         let req = request.into_inner();
-        match self.ctx.propose(RaftRequest::Compaction(req)).await? {
+        let who = self.ctx.who(&creds).await?;
+        match self.ctx.propose_as(who.as_ref(), RaftRequest::Compaction(req)).await? {
             apply::Response::Compaction(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))

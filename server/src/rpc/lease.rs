@@ -62,6 +62,7 @@ impl Lease for LeaseService {
     async fn lease_grant(&self, request: Request<LeaseGrantRequest>) -> Result<Response<LeaseGrantResponse>, Status> {
         self.ctx.require_leader(&request)?;
         self.ctx.refuse_on_learner()?;
+        let who = self.ctx.caller(&request).await?;
         let mut req = request.into_inner();
         if req.id == 0 {
             req.id = random_lease_id();
@@ -70,7 +71,7 @@ impl Lease for LeaseService {
             return Err(etcd_status(&apply::EtcdError::LeaseTtlTooLarge));
         }
         req.ttl = req.ttl.max(self.ctx.raft.min_lease_ttl());
-        match self.ctx.propose(RaftRequest::LeaseGrant(req)).await? {
+        match self.ctx.propose_as(who.as_ref(), RaftRequest::LeaseGrant(req)).await? {
             apply::Response::LeaseGrant(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))
@@ -85,7 +86,12 @@ impl Lease for LeaseService {
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
         self.ctx.require_leader(&request)?;
         self.ctx.refuse_on_learner()?;
-        match self.ctx.propose(RaftRequest::LeaseRevoke(request.into_inner())).await? {
+        let who = self.ctx.caller(&request).await?;
+        match self
+            .ctx
+            .propose_as(who.as_ref(), RaftRequest::LeaseRevoke(request.into_inner()))
+            .await?
+        {
             apply::Response::LeaseRevoke(mut resp) => {
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))

@@ -66,8 +66,8 @@ impl Drop for UnlockOnDrop {
 }
 
 impl LockService {
-    async fn lock(&self, req: LockRequest) -> Result<LockResponse, Status> {
-        let lease = self.client.session_lease(req.lease).await?;
+    async fn lock(client: &Client, req: LockRequest) -> Result<LockResponse, Status> {
+        let lease = client.session_lease(req.lease).await?;
         let mut prefix = req.name;
         prefix.push(b'/');
         let mut key = prefix.clone();
@@ -92,9 +92,9 @@ impl LockService {
                 get_owner(),
             ],
         };
-        let resp = self.client.txn(txn).await?;
+        let resp = client.txn(txn).await?;
         let mut guard = UnlockOnDrop {
-            client: self.client.clone(),
+            client: client.clone(),
             key: Some(key.clone()),
         };
         let header = resp.header.unwrap_or_default();
@@ -113,10 +113,10 @@ impl LockService {
             });
         }
 
-        let waited = self.client.wait_deletes(&prefix, my_rev - 1).await;
+        let waited = client.wait_deletes(&prefix, my_rev - 1).await;
         let held = match waited {
             Ok(_) => {
-                self.client
+                client
                     .range(RangeRequest {
                         key: key.clone(),
                         ..Default::default()
@@ -141,11 +141,13 @@ impl LockService {
 #[tonic::async_trait]
 impl Lock for LockService {
     async fn lock(&self, request: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
-        LockService::lock(self, request.into_inner()).await.map(Response::new)
+        let client = self.client.for_caller(&request);
+        LockService::lock(&client, request.into_inner()).await.map(Response::new)
     }
 
     async fn unlock(&self, request: Request<UnlockRequest>) -> Result<Response<UnlockResponse>, Status> {
-        let resp = self.client.delete(request.into_inner().key).await?;
+        let client = self.client.for_caller(&request);
+        let resp = client.delete(request.into_inner().key).await?;
         Ok(Response::new(UnlockResponse { header: resp.header }))
     }
 }

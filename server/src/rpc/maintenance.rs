@@ -73,21 +73,25 @@ impl Maintenance for MaintenanceService {
         }))
     }
 
-    async fn defragment(&self, _request: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
+    async fn defragment(&self, request: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
+        self.ctx.require_admin_unmapped(&request).await?;
         Ok(Response::new(DefragmentResponse { header: self.header() }))
     }
 
-    async fn hash(&self, _request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+    async fn hash(&self, request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        self.ctx.require_admin_unmapped(&request).await?;
         Err(Status::unimplemented("Hash is not implemented yet"))
     }
 
-    async fn hash_kv(&self, _request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+    async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+        self.ctx.require_admin_unmapped(&request).await?;
         Err(Status::unimplemented("HashKV is not implemented yet"))
     }
 
     type SnapshotStream = SnapshotStream;
 
-    async fn snapshot(&self, _request: Request<SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
+    async fn snapshot(&self, request: Request<SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
+        self.ctx.require_admin_unmapped(&request).await?;
         Err(Status::unimplemented("Snapshot is not implemented yet"))
     }
 

@@ -4,6 +4,9 @@
 //!
 //! # Layout
 //! - `validate`: etcd's checks before a request is proposed.
+//! - `caller`: who makes a request (token, client certificate) and the auth
+//!   checks made at the edge (reads, watches, admin operations).
+//! - `auth`: the Auth service (users, roles, enable, authenticate).
 //! - `error`: etcd's gRPC codes and message strings.
 //! - `kv`: the KV service. `maintenance`: the Maintenance service.
 //! - `lease`: the Lease service (grant, revoke, keep-alive, time-to-live, list).
@@ -15,6 +18,8 @@
 //! - `limit`: etcd's status for a message over the gRPC receive limit.
 //! - `http`: /health, /version, /metrics over plain HTTP on the client URLs.
 
+pub mod auth;
+pub mod caller;
 pub mod cluster;
 pub mod concurrency;
 pub mod election;
@@ -58,6 +63,14 @@ pub struct Ctx {
     pub cluster_id: u64,
     pub member_id: u64,
     pub limits: Limits,
+    /// The member's auth tokens (shared with the state machine, which
+    /// registers simple tokens as it applies Authenticate entries).
+    pub tokens: Arc<crate::auth::Tokens>,
+    /// --bcrypt-cost, within bcrypt's bounds.
+    pub bcrypt_cost: u32,
+    /// --client-cert-auth: a verified client certificate's CN names the
+    /// user of a request without a token (etcd's `AuthInfoFromTLS`).
+    pub client_cert_auth: bool,
 }
 
 /// etcd's `hasleader` request metadata (clientv3's WithRequireLeader).

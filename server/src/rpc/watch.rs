@@ -34,6 +34,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::caller::Credentials;
 use super::Ctx;
 use crate::watch::{queue, Delivery, Filter, Outbound, WatchHub, WatchSpec, WatcherKey};
 
@@ -83,9 +84,48 @@ struct StreamState {
     hub: Arc<WatchHub>,
     opts: Mutex<HashMap<i64, Opts>>,
     next_watch_id: Mutex<i64>,
+    /// The stream's credentials; each create is checked with them.
+    creds: Credentials,
 }
 
 impl StreamState {
+    /// etcd's `isWatchPermitted` and the cancel reason of a refused create.
+    /// As in etcd, a from-key watch (range end `\0`) is checked as a watch
+    /// of its first key only.
+    async fn refusal(&self, req: &WatchCreateRequest) -> Option<String> {
+        let key: &[u8] = if req.key.is_empty() { &[0] } else { &req.key };
+        let end: &[u8] = if req.range_end == [0] { &[] } else { &req.range_end };
+        let checked = match self.ctx.who(&self.creds).await {
+            Err(status) => Err(status.message().to_string()),
+            Ok(who) => self
+                .ctx
+                .check_range(who.as_ref(), key, end)
+                .map_err(|e| e.to_string()),
+        };
+        let reason = checked.err()?;
+        // etcd sends the gRPC error's Go string (`rpctypes.ErrGRPC*.Error()`).
+        let (code, text) = match reason.as_str() {
+            "etcdserver: invalid auth token" => ("Unauthenticated", reason.as_str()),
+            "etcdserver: revision of auth store is old" | "etcdserver: user name is empty" => {
+                ("InvalidArgument", reason.as_str())
+            }
+            _ => ("PermissionDenied", "etcdserver: permission denied"),
+        };
+        Some(format!("rpc error: code = {code} desc = {text}"))
+    }
+
+    /// The answer to a create request that is refused.
+    fn refused(&self, reason: String) -> WatchResponse {
+        WatchResponse {
+            header: self.header(self.current_rev()),
+            watch_id: INVALID_WATCH_ID,
+            created: true,
+            canceled: true,
+            cancel_reason: reason,
+            ..Default::default()
+        }
+    }
+
     fn header(&self, revision: i64) -> Option<ResponseHeader> {
         self.ctx.header(revision)
     }
@@ -308,8 +348,10 @@ impl Watch for WatchService {
             .metadata()
             .get("hasleader")
             .is_some_and(|v| v.as_bytes() == b"true");
+        let creds = Credentials::of(&request);
         let mut incoming = request.into_inner();
         let state = Arc::new(StreamState {
+            creds,
             id: self.next_stream.fetch_add(1, Ordering::Relaxed),
             ctx: self.ctx.clone(),
             hub: self.ctx.raft.watch_hub().clone(),
@@ -327,7 +369,10 @@ impl Watch for WatchService {
                 while let Some(Ok(req)) = incoming.next().await {
                     match req.request_union {
                         Some(RequestUnion::CreateRequest(c)) => {
-                            let (answer, watcher) = state.create(c);
+                            let (answer, watcher) = match state.refusal(&c).await {
+                                Some(reason) => (state.refused(reason), None),
+                                None => state.create(c),
+                            };
                             if tx.send(Outbound::Control(answer)).await.is_err() {
                                 break;
                             }

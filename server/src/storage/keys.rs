@@ -71,4 +71,17 @@ pub mod meta {
     pub const LEASE_KEY: &[u8] = b"lease_key/";
     /// The cluster id and this member's id.
     pub const CLUSTER: &[u8] = b"cluster";
+    /// Whether auth is enabled: `[1]` or `[0]` (etcd's `authEnabled`);
+    /// absent means disabled. Replicated.
+    pub const AUTH_ENABLED: &[u8] = b"auth_enabled";
+    /// The auth store's revision (u64, big-endian; etcd's `authRevision`),
+    /// raised by every change of users, roles or the enabled flag.
+    /// Replicated.
+    pub const AUTH_REVISION: &[u8] = b"auth_revision";
+    /// Prefix of the users: the user name → its `authpb.User`, protobuf
+    /// encoded. Replicated.
+    pub const AUTH_USER: &[u8] = b"auth_user/";
+    /// Prefix of the roles: the role name → its `authpb.Role`, protobuf
+    /// encoded. Replicated.
+    pub const AUTH_ROLE: &[u8] = b"auth_role/";
 }
