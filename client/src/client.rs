@@ -29,6 +29,9 @@ pub struct ConnectOptions {
     /// TLS for `https://` endpoints (and bare `host:port` ones, as
     /// etcdctl does when given certificates); `http://` stays plain.
     pub tls: Option<timon_tls::ClientTls>,
+    /// User name and password: the client authenticates on connect and
+    /// sends the token with every request (module `auth`).
+    pub user: Option<(String, String)>,
 }
 
 impl Default for ConnectOptions {
@@ -37,6 +40,7 @@ impl Default for ConnectOptions {
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
             tls: None,
+            user: None,
         }
     }
 }
@@ -51,6 +55,12 @@ impl ConnectOptions {
     /// Dials with TLS (see [`ConnectOptions::tls`]).
     pub fn with_tls(mut self, tls: timon_tls::ClientTls) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Authenticates as `name` with `password` (etcd's auth).
+    pub fn with_user(mut self, name: impl Into<String>, password: impl Into<String>) -> Self {
+        self.user = Some((name.into(), password.into()));
         self
     }
 
@@ -78,6 +88,8 @@ struct Inner {
     /// The watch stream `Client::watch` shares between watchers, alive as
     /// long as one of them is (module `watch`).
     default_watch_stream: Mutex<Weak<crate::watch::Shared>>,
+    /// The auth token sent with every request (module `auth`).
+    pub(crate) token: Mutex<Option<String>>,
 }
 
 /// The endpoint requests currently go to.
@@ -138,15 +150,18 @@ impl Client {
             // timeout also bounds the HTTP/2 setup.
             match tokio::time::timeout(options.connect_timeout, endpoint.connect()).await {
                 Ok(Ok(channel)) => {
-                    return Ok(Client {
+                    let client = Client {
                         inner: Arc::new(Inner {
                             endpoints,
                             dialers,
                             options,
                             active: Mutex::new(Active { index, channel }),
                             default_watch_stream: Mutex::new(Weak::new()),
+                            token: Mutex::new(None),
                         }),
-                    })
+                    };
+                    client.refresh_token().await?;
+                    return Ok(client);
                 }
                 Ok(Err(e)) => last_error = describe_transport_error(&e),
                 Err(_) => last_error = "connection timed out".to_owned(),
@@ -211,6 +226,11 @@ impl Client {
             index: next,
             channel: self.inner.dialers[next].connect_lazy(),
         };
+    }
+
+    /// The slot holding the auth token (module `auth`).
+    pub(crate) fn inner_token(&self) -> &Mutex<Option<String>> {
+        &self.inner.token
     }
 
     /// The slot holding the shared default watch stream.

@@ -30,12 +30,15 @@
 //! - `lock`: lock / unlock through the Lock service.
 //! - `election`: campaign / proclaim / resign / leader / observe through the
 //!   Election service.
+//! - `auth`: the Auth API (users, roles, enable) and the token every
+//!   request carries once the client authenticated.
 //! - `error`: the [`Error`] type, with etcd's message and gRPC code, and its
 //!   classification for retries.
 
 #[macro_use]
 mod macros;
 
+mod auth;
 mod client;
 mod cluster;
 mod election;

@@ -104,6 +104,7 @@ impl Kind {
 /// consensus (see the module docs).
 pub(crate) fn request<T>(message: T, needs_leader: bool) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
+    crate::auth::attach_token(&mut request);
     if needs_leader {
         request.metadata_mut().insert(
             REQUIRE_LEADER_KEY,
@@ -126,9 +127,12 @@ impl Client {
         let deadline = Instant::now() + timeout;
         let mut backoff = Backoff::new();
         let mut last: Option<Error> = None;
+        let mut refreshed = false;
         loop {
             let active = self.active();
-            let error = match tokio::time::timeout_at(deadline, send(active.channel)).await {
+            let token = self.token();
+            let attempt = crate::auth::with_token(token.clone(), || send(active.channel));
+            let error = match tokio::time::timeout_at(deadline, attempt).await {
                 Ok(Ok(response)) => return Ok(response.into_inner()),
                 Ok(Err(status)) => Error::from_call(status, self.endpoint_uri(active.index)),
                 Err(_elapsed) => {
@@ -138,6 +142,13 @@ impl Client {
                     })
                 }
             };
+            // clientv3 authenticates again once when the token is refused
+            // (expired, or the member restarted) and sends the request again.
+            if token.is_some() && !refreshed && crate::auth::is_stale_token(&error) {
+                refreshed = true;
+                self.refresh_token().await?;
+                continue;
+            }
             if !kind.may_resend(&error) {
                 return Err(error);
             }

@@ -683,7 +683,10 @@ impl Task {
     fn open(&mut self) {
         let active = self.client.active();
         let (requests, receiver) = body::unbounded();
-        let request = retry::request(receiver, true);
+        let mut request = retry::request(receiver, true);
+        if let Some(token) = self.client.token().and_then(|t| t.parse().ok()) {
+            request.metadata_mut().insert("token", token);
+        }
         // A response replaying history is not fragmented unless asked and
         // can pass tonic's default 4 MiB limit; clientv3 accepts 2 GiB.
         let mut stub = WatchClient::new(active.channel).max_decoding_message_size(MAX_RESPONSE_BYTES);

@@ -13,8 +13,10 @@ use common::{etcd_available, free_port};
 use timon_client::{Client, ConnectOptions, Error};
 
 /// Per-request deadline of the clients below, and the bound on the whole
-/// recovery. A new etcd leader is elected within a couple of seconds of the
-/// old one dying; the rest is slack for a loaded machine.
+/// recovery: 20 election timeouts (etcd's and timon's default
+/// `--election-timeout` is 1 s, which these clusters run with). A new
+/// leader is elected within a couple of seconds of the old one dying; the
+/// rest is slack for a loaded machine. The time taken is printed.
 const BOUND: Duration = Duration::from_secs(20);
 
 async fn connect(endpoints: &[String]) -> Client {
@@ -98,7 +100,9 @@ async fn a_write_meeting_the_dead_connection_is_resent_only_if_unsent() {
     }
     client.put("k", "second").await.expect("the next write goes through");
     assert_eq!(value(&client, "k").await, b"second");
-    assert!(started.elapsed() < BOUND, "recovery took {:?}", started.elapsed());
+    let elapsed = started.elapsed();
+    assert!(elapsed < BOUND, "recovery took {elapsed:?}");
+    eprintln!("follower killed: the next write went through after {elapsed:?}");
 }
 
 #[tokio::test]
@@ -153,6 +157,7 @@ async fn requests_give_up_at_the_deadline_when_no_member_answers() {
             client.get("k").await.expect_err("nobody to read from")
         };
         let elapsed = started.elapsed();
+        eprintln!("write={write}: gave up after {elapsed:?} (request timeout {timeout:?})");
         // A refused connection proves the request was never sent, so even
         // the write is retried until the deadline.
         let Error::Timeout { last: Some(last), .. } = &error else {
@@ -161,9 +166,10 @@ async fn requests_give_up_at_the_deadline_when_no_member_answers() {
         if write {
             assert!(matches!(**last, Error::Connect { .. }), "{last:?}");
         }
-        assert!(
-            elapsed >= timeout && elapsed < timeout * 3,
-            "write={write}: took {elapsed:?}"
-        );
+        // Not before the deadline (this test's monotonic clock, the one the
+        // client's deadline is on too), and it does give up: within 5
+        // request timeouts, slack for a loaded machine.
+        assert!(elapsed >= timeout, "write={write}: gave up early, after {elapsed:?}");
+        assert!(elapsed < 5 * timeout, "write={write}: took {elapsed:?}");
     }
 }

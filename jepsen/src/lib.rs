@@ -7,7 +7,8 @@
 //! - `check`: checkers over a history (linearizability, revisions, watch,
 //!   lists, lock holds and fencing, lease lifetimes, permissions).
 //! - `cluster`: starting members on loopback behind controllable proxies
-//!   (`cluster::proxy`, `cluster::source`).
+//!   (`cluster::proxy`, `cluster::source`), optionally with mutual TLS
+//!   (`timon_tls::test_pki`); `cluster::dial` is how every client reaches them.
 //! - `nemesis`: faults (kill, pause, partition, ...) on a timed schedule.
 //! - `workload`: clients that generate operations and record the history
 //!   (register, watch, kubernetes, lock, lease, auth).

@@ -41,6 +41,10 @@ struct Common {
     /// The tokens of the auth workload's members (etcd's --auth-token).
     #[arg(long, value_enum, default_value = "simple")]
     auth_token: run::AuthToken,
+    /// Mutual TLS on the members' client and peer ports, as kubeadm runs
+    /// etcd (a test PKI is made in each run's directory with openssl).
+    #[arg(long)]
+    tls: bool,
 }
 
 #[derive(Subcommand)]
@@ -118,6 +122,7 @@ fn scenario(common: &Common, nemesis: nemesis::Kind, workload: Workload) -> anyh
         results: common.results.clone(),
         keep: common.keep,
         auth_token: common.auth_token,
+        tls: common.tls,
     })
 }
 

@@ -94,13 +94,16 @@ pub struct Scenario {
     pub results: PathBuf,
     /// Keep the results directory even when the run passed.
     pub keep: bool,
+    /// Mutual TLS on the members' client and peer ports.
+    pub tls: bool,
     /// The `auth` workload's tokens.
     pub auth_token: AuthToken,
 }
 
 impl Scenario {
-    /// `<server>-<workload>-<nemesis>-<nodes>n`, the results directory name
-    /// (workload `auth-jwt` for the auth workload with JWT tokens).
+    /// `<server>-<workload>-<nemesis>-<nodes>n` (`-tls` appended with
+    /// TLS), the results directory name (workload `auth-jwt` for the auth
+    /// workload with JWT tokens).
     pub fn name(&self) -> String {
         let server = match self.server {
             Server::Timon => "timon",
@@ -111,10 +114,11 @@ impl Scenario {
             _ => "",
         };
         format!(
-            "{server}-{}{jwt}-{}-{}n",
+            "{server}-{}{jwt}-{}-{}n{}",
             self.workload.name(),
             self.nemesis.name(),
-            self.nodes
+            self.nodes,
+            if self.tls { "-tls" } else { "" }
         )
     }
 
@@ -318,6 +322,7 @@ async fn execute(
         nodes: sc.nodes,
         dir: dir.to_path_buf(),
         extra_args,
+        tls: sc.tls,
     };
     progress.set_message("starting cluster");
     let cluster = Cluster::start(&spec, Duration::from_secs(60)).await?;
@@ -452,7 +457,11 @@ fn jwt_keys(dir: &Path) -> anyhow::Result<String> {
 
 /// The auth workload's end state: every member's permissions (written to
 /// final-permissions.json) explained by the history's changes.
-async fn final_permissions(endpoints: &[String], history: &History, dir: &Path) -> anyhow::Result<Vec<String>> {
+async fn final_permissions(
+    endpoints: &[crate::cluster::Endpoint],
+    history: &History,
+    dir: &Path,
+) -> anyhow::Result<Vec<String>> {
     let give_up = Instant::now() + Duration::from_secs(30);
     let observed = match auth::final_permissions(endpoints, &auth::Config::default(), give_up).await {
         Ok(observed) => observed,

@@ -3,24 +3,10 @@
 //! it back, and passes; its results (kept with `--keep-results`) hold the
 //! fault windows and the timeline.
 
-use std::path::PathBuf;
 use std::process::Command;
 
-fn timon_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    // target/<profile>/deps/<test> -> target/<profile>/timon
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|profile| profile.join("timon"))
-        .expect("target dir");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build --workspace --tests --bins`",
-        bin.display()
-    );
-    bin
-}
+mod support;
+use support::timon_binary;
 
 #[test]
 fn member_readd_removes_and_readds_a_follower_and_the_run_passes() {

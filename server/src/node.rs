@@ -300,7 +300,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     let (member_id, cluster_id) = (identity.member_id, identity.cluster_id);
     let initial = initial_membership(&cfg, &members, &advertise_client);
 
-    let tokens = Arc::new(Tokens::from_flags(&cfg.auth, crate::config::parse_go_duration)?);
+    let tokens = Arc::new(Tokens::from_flags(&cfg.auth)?);
     if matches!(*tokens, Tokens::Simple(_)) {
         tracing::warn!("simple token is not cryptographically signed");
     }
@@ -340,6 +340,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         },
         tokens,
         bcrypt_cost: cfg.auth.cost(),
+        client_cert_auth: cfg.client_tls.client_cert_auth == Some(true),
     });
 
     // Bind every listener before announcing anything, so a taken port fails start-up.

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use timon_tls::test_pki::Pki;
-use support::{etcdctl_bin, free_port, skip_without_etcd};
+use support::{free_port, skip_without_etcd};
 
 /// How long a member (or a cluster) may take to elect a leader and answer
 /// /health on a loaded CI machine: many times the 1 s election timeout.
@@ -170,21 +170,28 @@ fn wait_healthy(members: &mut [Proc]) {
     println!("{} member(s) healthy after {:?}", members.len(), started.elapsed());
 }
 
-/// etcdctl 3.4 with `args`: (success, stdout, stderr).
+/// etcdctl 3.4 with `tls` and `args`: (success, stdout, stderr).
 fn etcdctl(endpoints: &str, tls: &[String], args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(etcdctl_bin())
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={endpoints}"))
-        .arg("--dial-timeout=3s")
-        .args(tls)
-        .args(args)
-        .output()
-        .expect("run etcdctl");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut all = vec!["--dial-timeout=3s"];
+    all.extend(tls.iter().map(String::as_str));
+    all.extend(args);
+    support::etcdctl(endpoints, &all)
+}
+
+/// The members of a 3-member cluster with kubeadm's flags plus `extra` on
+/// each (spawned, not yet waited for): `initial` names all three.
+fn kubeadm_members(pki: &Pki, ps: &[Ports], which: std::ops::Range<usize>, extra: &[String]) -> Vec<Proc> {
+    let initial = (0..ps.len())
+        .map(|i| format!("m{i}=https://127.0.0.1:{}", ps[i].peer))
+        .collect::<Vec<_>>()
+        .join(",");
+    which
+        .map(|i| {
+            let mut args = kubeadm_args(pki, &format!("m{i}"), &ps[i], &initial, false);
+            args.extend(extra.iter().cloned());
+            spawn(args, &ps[i])
+        })
+        .collect()
 }
 
 fn client_tls(pki: &Pki, cert: &str) -> Vec<String> {
@@ -355,17 +362,12 @@ fn a_peer_whose_certificate_is_from_another_ca_is_refused_and_the_others_serve()
     }
     let pki = Pki::new();
     let ps = ports(3);
-    let initial = (0..3)
-        .map(|i| format!("m{i}=https://127.0.0.1:{}", ps[i].peer))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut good: Vec<Proc> = (0..2)
-        .map(|i| spawn(kubeadm_args(&pki, &format!("m{i}"), &ps[i], &initial, false), &ps[i]))
-        .collect();
-    let mut bad_args = kubeadm_args(&pki, "m2", &ps[2], &initial, false);
-    bad_args.push(format!("--peer-cert-file={}", pki.crt("foreign-peer")));
-    bad_args.push(format!("--peer-key-file={}", pki.key("foreign-peer")));
-    let mut bad = spawn(bad_args, &ps[2]);
+    let mut good = kubeadm_members(&pki, &ps, 0..2, &[]);
+    let foreign = [
+        format!("--peer-cert-file={}", pki.crt("foreign-peer")),
+        format!("--peer-key-file={}", pki.key("foreign-peer")),
+    ];
+    let mut bad = kubeadm_members(&pki, &ps, 2..3, &foreign).remove(0);
     wait_healthy(&mut good);
     for m in &good {
         assert_serves(m, &pki, "k");
@@ -398,7 +400,7 @@ fn a_rotated_server_certificate_is_served_without_a_restart() {
     assert_serves(&m, &pki, "before");
     // A new certificate from the other CA: clients that trust only the
     // other CA can connect once the member serves it.
-    pki.leaf("rotated", "other-ca", "kube-etcd", true, 365);
+    pki.leaf("rotated", "other-ca", "kube-etcd", true, 365).unwrap();
     std::fs::copy(pki.path("rotated.key"), &key).unwrap();
     std::fs::copy(pki.path("rotated.crt"), &cert).unwrap();
     let other = vec![
@@ -454,19 +456,7 @@ fn auto_tls_writes_a_self_signed_certificate_under_the_data_dir() {
 fn peers_outside_the_allowed_common_names_are_refused() {
     let pki = Pki::new();
     let ps = ports(3);
-    let initial = (0..3)
-        .map(|i| format!("m{i}=https://127.0.0.1:{}", ps[i].peer))
-        .collect::<Vec<_>>()
-        .join(",");
-    let start = |allowed: &str| -> Vec<Proc> {
-        (0..3)
-            .map(|i| {
-                let mut args = kubeadm_args(&pki, &format!("m{i}"), &ps[i], &initial, false);
-                args.push(format!("--peer-cert-allowed-cn={allowed}"));
-                spawn(args, &ps[i])
-            })
-            .collect()
-    };
+    let start = |allowed: &str| kubeadm_members(&pki, &ps, 0..3, &[format!("--peer-cert-allowed-cn={allowed}")]);
     let refused = start("someone-else,another");
     let deadline = Instant::now() + READY_TIMEOUT;
     while !refused.iter().any(|m| m.log_text().contains("client certificate authentication failed")) {

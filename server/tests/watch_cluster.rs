@@ -24,8 +24,10 @@ async fn watch_until_marker(endpoint: String, start_revision: i64) -> Vec<Event>
             .iter()
             .any(|e| e.kv.as_ref().is_some_and(|kv| kv.key == b"w/zz"))
     };
+    // A hang guard, not a speed bound: it also covers the writer's 201
+    // writes, which a loaded machine makes slow.
     let responses = stream
-        .wait_until(Duration::from_secs(30), "the marker event", |rs| {
+        .wait_until(Duration::from_secs(120), "the marker event", |rs| {
             rs.iter().any(is_marker)
         })
         .await

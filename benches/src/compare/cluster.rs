@@ -66,39 +66,25 @@ pub struct Tls {
 }
 
 impl Tls {
-    pub fn new() -> Tls {
-        Tls {
-            pki: timon_tls::test_pki::Pki::new(),
-        }
+    /// Makes the PKI under `dir`.
+    pub fn new(dir: &Path) -> anyhow::Result<Tls> {
+        Ok(Tls {
+            pki: timon_tls::test_pki::Pki::make(&dir.join("pki"))?,
+        })
     }
 
     fn member_flags(&self) -> Vec<String> {
-        let p = &self.pki;
-        let ca = p.path("ca.crt").display().to_string();
-        vec![
-            format!("--cert-file={}", p.crt("server")),
-            format!("--key-file={}", p.key("server")),
-            format!("--trusted-ca-file={ca}"),
-            "--client-cert-auth=true".into(),
-            format!("--peer-cert-file={}", p.crt("peer")),
-            format!("--peer-key-file={}", p.key("peer")),
-            format!("--peer-trusted-ca-file={ca}"),
-            "--peer-client-cert-auth=true".into(),
-        ]
+        self.pki.member_flags()
     }
 
     /// What workloads dial with.
     pub fn client(&self) -> timon_tls::ClientTls {
-        timon_tls::ClientTls {
-            ca_file: Some(self.pki.path("ca.crt")),
-            cert_file: Some(self.pki.path("client.crt")),
-            key_file: Some(self.pki.path("client.key")),
-            insecure_skip_verify: false,
-        }
+        self.pki.client_tls()
     }
 }
 
-/// A port nobody listens on now (a small race until the member binds it).
+/// A port nobody listens on now (a small race until the member binds it:
+/// [`Cluster::start`] starts again on fresh ports if one was taken).
 /// `taken` avoids handing out the same port twice in one run.
 pub fn free_port(taken: &mut Vec<u16>) -> anyhow::Result<u16> {
     loop {
@@ -110,10 +96,48 @@ pub fn free_port(taken: &mut Vec<u16>) -> anyhow::Result<u16> {
     }
 }
 
+/// How many times [`Cluster::start`] tries fresh ports when a member lost
+/// one (another process bound it between our pick and the member's bind).
+const START_ATTEMPTS: usize = 5;
+
 impl Cluster {
     /// Starts `size` members of `binary` under `dir` and waits up to
-    /// `timeout` until all of them answer Status naming one leader.
+    /// `timeout` until all of them answer Status naming one leader. If a
+    /// member exits because a port it was given was taken, the cluster
+    /// starts again, in fresh data dirs, on fresh ports.
     pub async fn start(
+        label: &str,
+        binary: &Path,
+        size: usize,
+        settings: &Settings,
+        dir: &Path,
+        ports: &mut Vec<u16>,
+        timeout: Duration,
+        tls: Option<&Tls>,
+    ) -> anyhow::Result<Cluster> {
+        let mut attempt = 1;
+        loop {
+            match Cluster::start_once(label, binary, size, settings, dir, ports, timeout, tls).await {
+                Ok(cluster) => return Ok(cluster),
+                Err(e) if attempt < START_ATTEMPTS && lost_a_port(label, size, dir) => {
+                    eprintln!(
+                        "{label}: a member lost a port before binding it; starting again on fresh ports \
+                         (attempt {attempt} of {START_ATTEMPTS}): {e:#}"
+                    );
+                    for i in 0..size {
+                        let data = dir.join(format!("{label}{}.data", i + 1));
+                        if data.exists() {
+                            std::fs::remove_dir_all(&data).with_context(|| format!("remove {}", data.display()))?;
+                        }
+                    }
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn start_once(
         label: &str,
         binary: &Path,
         size: usize,
@@ -236,6 +260,16 @@ impl Drop for Cluster {
             let _ = m.child.wait();
         }
     }
+}
+
+/// Whether a member of the cluster `label` of `size` under `dir` logged
+/// that a port it was to listen on was taken (etcd: "bind: address already
+/// in use"; timon: "Address already in use").
+fn lost_a_port(label: &str, size: usize, dir: &Path) -> bool {
+    (0..size).any(|i| {
+        std::fs::read_to_string(dir.join(format!("{label}{}.log", i + 1)))
+            .is_ok_and(|log| log.to_ascii_lowercase().contains("address already in use"))
+    })
 }
 
 /// The last lines of a log, for error messages.

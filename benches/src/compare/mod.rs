@@ -145,7 +145,7 @@ pub async fn run(args: &CompareArgs, base: &Common) -> anyhow::Result<Results> {
         quota_backend_bytes: args.quota_backend_bytes,
     };
     let dir = tempfile::Builder::new().prefix("timon-bench-").tempdir()?;
-    let tls = args.tls.then(cluster::Tls::new);
+    let tls = if args.tls { Some(cluster::Tls::new(dir.path())?) } else { None };
     let mut ports = Vec::new();
     let start = Duration::from_secs(60);
     let (clusters, date) = {

@@ -9,6 +9,7 @@
 //! - `endpoint.rs`: endpoint status / health (`--cluster` included).
 //! - `member.rs`: member list / add / remove / promote / update.
 //! - `lease.rs`: lease grant / revoke / timetolive / list / keep-alive.
+//! - `auth.rs`: auth enable / disable / status, user and role commands.
 //! - `lock.rs`: lock and elect (sessions, held until a signal).
 //! - `watch.rs`: watch, its argument rules, output formats and exec mode.
 //! - `printer.rs`: the simple and json renderings of KV responses.
@@ -16,6 +17,7 @@
 //! - `table.rs`: the ASCII tables of `-w table`.
 //! - `go.rs`: Go formatting helpers (durations, quoting, byte sizes).
 
+mod auth;
 mod endpoint;
 use timon_go as go;
 mod json;
@@ -105,6 +107,12 @@ pub struct GlobalArgs {
     #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_value = "true",
         default_missing_value = "true", action = clap::ArgAction::Set, env = "ETCDCTL_INSECURE_TRANSPORT")]
     pub insecure_transport: bool,
+    /// username[:password] for authentication (prompt if password is not supplied)
+    #[arg(long, global = true, env = "ETCDCTL_USER")]
+    pub user: Option<String>,
+    /// password for authentication (if this option is used, --user option shouldn't include password)
+    #[arg(long, global = true, env = "ETCDCTL_PASSWORD")]
+    pub password: Option<String>,
 }
 
 impl GlobalArgs {
@@ -151,6 +159,15 @@ enum Command {
     Lock(lock::LockArgs),
     /// Observes and participates in leader election
     Elect(lock::ElectArgs),
+    /// Enable or disable authentication
+    #[command(subcommand)]
+    Auth(auth::AuthCommand),
+    /// User related commands
+    #[command(subcommand)]
+    User(auth::UserCommand),
+    /// Role related commands
+    #[command(subcommand)]
+    Role(auth::RoleCommand),
 }
 
 /// A command that failed: printed as `Error: {message}`, exits with `code`.
@@ -222,10 +239,35 @@ impl Context {
         if let Some(tls) = self.global.tls() {
             options = options.with_tls(tls);
         }
+        if let Some((user, password)) = self.credentials()? {
+            options = options.with_user(user, password);
+        }
         match Client::connect_with_options(endpoints, options).await {
             Ok(client) => Ok(client),
             Err(timon_client::Error::Connect { .. }) => Err(Failure::new(exit::ERROR, "context deadline exceeded")),
+            // A failed authentication happens while dialing: etcdctl exits
+            // with its bad-connection code.
+            Err(e @ timon_client::Error::Rpc { .. }) => Err(Failure::new(exit::BAD_CONNECTION, e.to_string())),
             Err(other) => Err(Failure::new(exit::BAD_ARGS, other.to_string())),
+        }
+    }
+
+    /// `--user name[:password]` and `--password` (etcdctl's `authCfgFromCmd`).
+    fn credentials(&self) -> Result<Option<(String, String)>, Failure> {
+        let Some(user) = self.global.user.as_deref().filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        if let Some(password) = self.global.password.as_deref().filter(|p| !p.is_empty()) {
+            return Ok(Some((user.to_string(), password.to_string())));
+        }
+        match user.split_once(':') {
+            Some((u, p)) => Ok(Some((u.to_string(), p.to_string()))),
+            None => {
+                out("Password: ");
+                let mut line = String::new();
+                let _ = std::io::stdin().read_line(&mut line);
+                Ok(Some((user.to_string(), line.trim_end_matches(['\r', '\n']).to_string())))
+            }
         }
     }
 
@@ -311,6 +353,9 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Lease(command) => lease::run(&ctx, command).await,
         Command::Lock(args) => lock::lock(&ctx, args).await,
         Command::Elect(args) => lock::elect(&ctx, args).await,
+        Command::Auth(command) => auth::auth(&ctx, command).await,
+        Command::User(command) => auth::user(&ctx, command).await,
+        Command::Role(command) => auth::role(&ctx, command).await,
     }
 }
 

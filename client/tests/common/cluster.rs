@@ -19,9 +19,10 @@ use timon_client::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use timon_client::proto::etcdserverpb::{StatusRequest, StatusResponse};
 use tonic::transport::Channel;
 
-use super::{free_port, ETCD};
+use super::{free_port, port_taken, ETCD, START_ATTEMPTS};
 
-/// How long a member may take to start and see a leader.
+/// How long a member may take to start and see a leader: 60 election
+/// timeouts (etcd's and timon's default `--election-timeout` is 1 s).
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The server binary: `$TIMON_CLUSTER_SERVER` or etcd.
@@ -63,6 +64,12 @@ impl Node {
         String::from_utf8_lossy(&text[start..]).into_owned()
     }
 
+    /// True if the process exited because a port it was given was taken.
+    fn lost_a_port(&mut self) -> bool {
+        let exited = self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+        exited && port_taken(&std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -88,13 +95,47 @@ pub fn free_ports() -> (u16, u16) {
 
 impl Cluster {
     /// Starts `size` members named `m0`, `m1`, ... and waits until every
-    /// one of them reports a leader.
+    /// one of them reports a leader. If a member lost one of its ports
+    /// before binding it, the whole cluster starts again on fresh ports.
     pub fn start(size: usize) -> Cluster {
+        let started = Instant::now();
+        for attempt in 1..=START_ATTEMPTS {
+            let mut cluster = Cluster::spawn_new(size);
+            let failure = (0..size).find_map(|index| cluster.try_wait_ready(index).err());
+            let Some(failure) = failure else {
+                eprintln!(
+                    "{size}-member cluster ready {:?} after the first spawn (attempt {attempt})",
+                    started.elapsed()
+                );
+                return cluster;
+            };
+            if attempt == START_ATTEMPTS || !cluster.nodes.iter_mut().any(Node::lost_a_port) {
+                panic!("{failure}");
+            }
+            eprintln!(
+                "a member lost a port before binding it; starting the cluster again on fresh \
+                 ports (attempt {attempt} of {START_ATTEMPTS})"
+            );
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    /// Spawns the members of a new cluster on fresh ports; does not wait.
+    fn spawn_new(size: usize) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("timon-cluster-")
             .tempdir()
             .expect("temp dir");
-        let ports: Vec<(u16, u16)> = (0..size).map(|_| free_ports()).collect();
+        let mut ports: Vec<(u16, u16)> = Vec::new();
+        while ports.len() < size {
+            let (client, peer) = free_ports();
+            if !ports
+                .iter()
+                .any(|(c, p)| [*c, *p].iter().any(|x| *x == client || *x == peer))
+            {
+                ports.push((client, peer));
+            }
+        }
         let initial: Vec<String> = ports
             .iter()
             .enumerate()
@@ -105,9 +146,6 @@ impl Cluster {
         for (i, (client, peer)) in ports.into_iter().enumerate() {
             let node = cluster.spawn(&format!("m{i}"), client, peer, &initial, "new");
             cluster.nodes.push(node);
-        }
-        for index in 0..size {
-            cluster.wait_ready(index);
         }
         cluster
     }
@@ -214,25 +252,37 @@ impl Cluster {
     /// Polls member `index` until its Status names a leader; fails fast if
     /// the process exits.
     fn wait_ready(&mut self, index: usize) {
+        if let Err(e) = self.try_wait_ready(index) {
+            panic!("{e}");
+        }
+    }
+
+    /// [`Cluster::wait_ready`] answering why the member is not ready.
+    fn try_wait_ready(&mut self, index: usize) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
         let endpoint = self.nodes[index].endpoint();
         loop {
-            if status(&endpoint).is_some_and(|s| s.leader != 0) {
-                return;
-            }
+            let ready = status(&endpoint).is_some_and(|s| s.leader != 0);
             let node = &mut self.nodes[index];
-            assert!(
-                node.is_running(),
-                "{} exited before it was ready; log:\n{}",
-                node.name,
-                node.log_tail()
-            );
-            assert!(
-                Instant::now() < deadline,
-                "{} not ready within {READY_TIMEOUT:?}; log:\n{}",
-                node.name,
-                node.log_tail()
-            );
+            // Checked after the probe too: an answer from a process that
+            // exited meanwhile came from another server on its port.
+            if !node.is_running() {
+                return Err(format!(
+                    "{} exited before it was ready; log:\n{}",
+                    node.name,
+                    node.log_tail()
+                ));
+            }
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} not ready within {READY_TIMEOUT:?}; log:\n{}",
+                    node.name,
+                    node.log_tail()
+                ));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }

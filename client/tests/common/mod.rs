@@ -42,7 +42,8 @@ pub struct Etcd {
     dir: tempfile::TempDir,
 }
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago. Another process may take it before
+/// the server binds it: the starts retry on fresh ports ([`START_ATTEMPTS`]).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -50,14 +51,44 @@ pub fn free_port() -> u16 {
         .expect("bind an ephemeral port")
 }
 
+/// How many times a server start is tried on fresh ports when a port picked
+/// by [`free_port`] was taken before the server bound it.
+pub const START_ATTEMPTS: usize = 5;
+
+/// Whether a server's log says a port it was to listen on was taken (etcd:
+/// "bind: address already in use"; timon: "Address already in use").
+pub fn port_taken(log: &str) -> bool {
+    log.to_ascii_lowercase().contains("address already in use")
+}
+
 impl Etcd {
     /// Starts a single-member etcd. Every instance advertises the same
     /// (unused) peer URL under the same name, so cluster and member ids are
     /// identical across instances and outputs can be compared byte for byte.
     pub fn start() -> Etcd {
+        for attempt in 1..=START_ATTEMPTS {
+            let mut etcd = Etcd::spawn();
+            // 30 election timeouts (etcd's default is 1 s) for a single
+            // member to elect itself on a loaded machine.
+            match etcd.wait_healthy(Duration::from_secs(30)) {
+                Ok(()) => return etcd,
+                Err(_) if attempt < START_ATTEMPTS && etcd.lost_a_port() => eprintln!(
+                    "etcd lost a port before binding it; starting it again on fresh ports \
+                     (attempt {attempt} of {START_ATTEMPTS})"
+                ),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    fn spawn() -> Etcd {
         let dir = tempfile::tempdir().expect("temp dir");
         let client_port = free_port();
-        let peer_port = free_port();
+        let mut peer_port = free_port();
+        while peer_port == client_port {
+            peer_port = free_port();
+        }
         let endpoint = format!("127.0.0.1:{client_port}");
         let log = std::fs::File::create(dir.path().join("etcd.log")).expect("log file");
         let child = Command::new(ETCD)
@@ -73,21 +104,43 @@ impl Etcd {
             .stderr(log)
             .spawn()
             .expect("spawn etcd");
-        let etcd = Etcd { child, endpoint, dir };
-        etcd.wait_healthy(Duration::from_secs(30));
-        etcd
+        Etcd { child, endpoint, dir }
     }
 
-    fn wait_healthy(&self, timeout: Duration) {
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default()
+    }
+
+    /// True if etcd exited because a port it was given was taken.
+    fn lost_a_port(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_))) && port_taken(&self.log())
+    }
+
+    /// Polls `/health` until etcd is healthy; fails fast if it exits.
+    fn wait_healthy(&mut self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "etcd exited with {status} before it was healthy; log:\n{}",
+                    self.log()
+                ));
+            }
             if self.healthy() {
-                return;
+                // A process that exited meanwhile lost its port to whatever
+                // answered.
+                if let Ok(Some(status)) = self.child.try_wait() {
+                    return Err(format!("etcd exited with {status}; log:\n{}", self.log()));
+                }
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let log = std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default();
-        panic!("etcd at {} not healthy after {timeout:?}; log:\n{log}", self.endpoint);
+        Err(format!(
+            "etcd at {} not healthy after {timeout:?}; log:\n{}",
+            self.endpoint,
+            self.log()
+        ))
     }
 
     /// etcd's `/health` answers `"health":"true"` once it has a leader and

@@ -12,24 +12,19 @@ use timon_proto::etcdserverpb::cluster_client::ClusterClient;
 use timon_proto::etcdserverpb::{MemberAddRequest, MemberListRequest, MemberRemoveRequest};
 use tonic::transport::Channel;
 
-use super::Cluster;
+use super::{Cluster, Endpoint};
 
 /// How long one Cluster API call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-async fn client(endpoint: String) -> anyhow::Result<ClusterClient<Channel>> {
-    let channel = Channel::from_shared(endpoint)?
-        .connect_timeout(Duration::from_millis(500))
-        .timeout(CALL_TIMEOUT)
-        .connect()
-        .await?;
-    Ok(ClusterClient::new(channel))
+async fn client(endpoint: &Endpoint) -> anyhow::Result<ClusterClient<Channel>> {
+    Ok(ClusterClient::new(endpoint.connect(Some(CALL_TIMEOUT)).await?))
 }
 
 impl Cluster {
     /// The URL every member dials to reach member `i` (its proxy).
     pub fn peer_url(&self, i: usize) -> String {
-        format!("http://{}", self.proxies[i].addr())
+        format!("{}://{}", self.scheme, self.proxies[i].addr())
     }
 
     /// Whether member `i` is removed from the cluster right now.

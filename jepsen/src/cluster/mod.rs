@@ -5,7 +5,12 @@
 //! Status). Each member's data dir and log live in the run's directory, so
 //! they are kept with the results of a failed run. Every process started
 //! here is killed when the [`Cluster`] is dropped (also on panic).
+//!
+//! With [`Spec::tls`] both ports speak mutual TLS (kubeadm's flags, a PKI
+//! made in the run's directory: `timon_tls::test_pki`); the proxies pass the TLS bytes
+//! through unchanged, and every client dials through [`dial::Endpoint`].
 
+pub mod dial;
 pub mod membership;
 pub mod proxy;
 pub mod source;
@@ -21,9 +26,10 @@ use anyhow::{bail, Context};
 use timon_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use timon_proto::etcdserverpb::StatusRequest;
 use tokio::time::Instant;
-use tonic::transport::Channel;
 
+pub use dial::Endpoint;
 use proxy::{Identify, Link, Proxy};
+use timon_tls::test_pki::Pki;
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -34,6 +40,9 @@ pub struct Spec {
     pub nodes: usize,
     /// Where data dirs and logs go.
     pub dir: PathBuf,
+    /// Mutual TLS on the client and peer ports (`https` URLs; the PKI is
+    /// made under `dir/pki`).
+    pub tls: bool,
     /// Flags every member gets besides the cluster's own.
     pub extra_args: Vec<String>,
 }
@@ -41,7 +50,7 @@ pub struct Spec {
 /// One member process and its addresses.
 pub struct Member {
     pub name: String,
-    client_port: u16,
+    endpoint: Endpoint,
     args: Vec<String>,
     log: PathBuf,
     child: Option<Child>,
@@ -56,8 +65,8 @@ pub struct Member {
 }
 
 impl Member {
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 }
 
@@ -68,18 +77,75 @@ pub struct Cluster {
     binary: PathBuf,
     /// The pid of each running member, shared with the proxies' identify.
     pids: Arc<Mutex<Vec<Option<u32>>>>,
+    /// `https` with TLS, else `http`: every URL the members are given.
+    scheme: &'static str,
 }
 
-/// A port nobody listens on right now (small race until the member binds it).
+/// A port nobody listens on right now (small race until the member binds
+/// it: [`Cluster::start`] starts again on fresh ports if one was taken).
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// How many times [`Cluster::start`] tries fresh ports when a member lost
+/// one (another process bound it between our pick and the member's bind).
+const START_ATTEMPTS: usize = 5;
+
+fn member_name(i: usize) -> String {
+    format!("n{}", i + 1)
+}
+
 impl Cluster {
     /// Starts every member behind its proxy and waits (up to `timeout`) until
-    /// all of them answer Status naming the same leader.
+    /// all of them answer Status naming the same leader. If a member exits
+    /// because a port it was given was taken, the cluster starts again, in
+    /// fresh data dirs, on fresh ports (the logs keep the failed try).
     pub async fn start(spec: &Spec, timeout: Duration) -> anyhow::Result<Cluster> {
         std::fs::create_dir_all(&spec.dir)?;
+        let log = |i: usize| spec.dir.join(format!("{}.log", member_name(i)));
+        let mut attempt = 1;
+        loop {
+            // Logs are appended to: only what this try wrote counts.
+            let offsets: Vec<u64> = (0..spec.nodes)
+                .map(|i| std::fs::metadata(log(i)).map_or(0, |m| m.len()))
+                .collect();
+            let error = match Cluster::start_once(spec, timeout).await {
+                Ok(cluster) => return Ok(cluster),
+                Err(e) => e,
+            };
+            let lost_a_port = (0..spec.nodes).any(|i| {
+                std::fs::read(log(i)).is_ok_and(|text| {
+                    let new = text.get(offsets[i] as usize..).unwrap_or_default();
+                    String::from_utf8_lossy(new)
+                        .to_ascii_lowercase()
+                        .contains("address already in use")
+                })
+            });
+            if attempt == START_ATTEMPTS || !lost_a_port {
+                return Err(error);
+            }
+            eprintln!(
+                "a member lost a port before binding it; starting the cluster again on fresh ports \
+                 (attempt {attempt} of {START_ATTEMPTS}): {error:#}"
+            );
+            for i in 0..spec.nodes {
+                let data = spec.dir.join(format!("{}.data", member_name(i)));
+                if data.exists() {
+                    std::fs::remove_dir_all(&data).with_context(|| format!("remove {}", data.display()))?;
+                }
+            }
+            attempt += 1;
+        }
+    }
+
+    async fn start_once(spec: &Spec, timeout: Duration) -> anyhow::Result<Cluster> {
+        let (scheme, tls_flags, connector) = if spec.tls {
+            let pki = Pki::make(&spec.dir.join("pki"))?;
+            let config = pki.client_tls().config().context("the harness's TLS client config")?;
+            ("https", pki.member_flags(), Some(timon_tls::TlsConnector::new(config)))
+        } else {
+            ("http", Vec::new(), None)
+        };
         let pids: Arc<Mutex<Vec<Option<u32>>>> = Arc::new(Mutex::new(vec![None; spec.nodes]));
         let identify: Identify = {
             let pids = pids.clone();
@@ -107,14 +173,14 @@ impl Cluster {
             let upstream: SocketAddr = format!("127.0.0.1:{}", ports[2 * i + 1]).parse()?;
             proxies.push(Proxy::start("127.0.0.1:0".parse()?, upstream, identify.clone()).await?);
         }
-        let name = |i: usize| format!("n{}", i + 1);
+        let name = member_name;
         let initial: Vec<String> = (0..spec.nodes)
-            .map(|i| format!("{}=http://{}", name(i), proxies[i].addr()))
+            .map(|i| format!("{}={scheme}://{}", name(i), proxies[i].addr()))
             .collect();
         let mut members = Vec::new();
         for i in 0..spec.nodes {
             let (client_port, peer_port) = (ports[2 * i], ports[2 * i + 1]);
-            let client = format!("http://127.0.0.1:{client_port}");
+            let client = format!("{scheme}://127.0.0.1:{client_port}");
             let data_dir = spec.dir.join(format!("{}.data", name(i)));
             let args: Vec<String> = [
                 "--name",
@@ -126,9 +192,9 @@ impl Cluster {
                 "--advertise-client-urls",
                 &client,
                 "--listen-peer-urls",
-                &format!("http://127.0.0.1:{peer_port}"),
+                &format!("{scheme}://127.0.0.1:{peer_port}"),
                 "--initial-advertise-peer-urls",
-                &format!("http://{}", proxies[i].addr()),
+                &format!("{scheme}://{}", proxies[i].addr()),
                 "--initial-cluster",
                 &initial.join(","),
                 "--initial-cluster-state",
@@ -136,11 +202,12 @@ impl Cluster {
             ]
             .iter()
             .map(|s| s.to_string())
+            .chain(tls_flags.iter().cloned())
             .chain(spec.extra_args.iter().cloned())
             .collect();
             members.push(Member {
                 name: name(i),
-                client_port,
+                endpoint: Endpoint::new(client, connector.clone()),
                 args,
                 log: spec.dir.join(format!("{}.log", name(i))),
                 child: None,
@@ -155,6 +222,7 @@ impl Cluster {
             proxies,
             binary: spec.binary.clone(),
             pids,
+            scheme,
         };
         for i in 0..spec.nodes {
             cluster.spawn(i)?;
@@ -171,8 +239,8 @@ impl Cluster {
         self.members.is_empty()
     }
 
-    pub fn endpoints(&self) -> Vec<String> {
-        self.members.iter().map(Member::endpoint).collect()
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        self.members.iter().map(|m| m.endpoint.clone()).collect()
     }
 
     /// The log file of every member (stdout and stderr, across restarts).
@@ -315,10 +383,7 @@ impl Cluster {
     pub async fn status(&self, i: usize) -> anyhow::Result<(u64, u64)> {
         let endpoint = self.members[i].endpoint();
         let probe = async {
-            let channel = Channel::from_shared(endpoint)?
-                .connect_timeout(Duration::from_millis(500))
-                .connect()
-                .await?;
+            let channel = endpoint.connect(None).await?;
             let s = MaintenanceClient::new(channel)
                 .status(StatusRequest {})
                 .await?

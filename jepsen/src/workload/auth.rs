@@ -44,6 +44,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
 use crate::check::auth::{FinalRole, DENIED};
+use crate::cluster::Endpoint;
 use crate::history::{Kind, Op, Perm};
 use crate::recorder::Recorder;
 use crate::workload::register::{self, Done};
@@ -113,9 +114,9 @@ fn token_refused(text: &str) -> bool {
 /// Creates root, the users and their empty roles, and enables auth (each
 /// step retried for up to `timeout`; "already exists" after a retried step
 /// is fine).
-pub async fn setup(endpoints: &[String], cfg: &Config, timeout: Duration) -> anyhow::Result<()> {
+pub async fn setup(endpoints: &[Endpoint], cfg: &Config, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
-    let auth = AuthClient::new(register::channel(&endpoints[0])?);
+    let auth = AuthClient::new(endpoints[0].lazy()?);
     let user_add = |name: &str| AuthUserAddRequest {
         name: name.into(),
         password: password(name),
@@ -174,7 +175,7 @@ enum Step {
 
 /// Runs the admin and the workers until `deadline` ([`setup`] first).
 pub async fn run(
-    endpoints: &[String],
+    endpoints: &[Endpoint],
     cfg: &Config,
     rec: &Recorder,
     seed: u64,
@@ -224,7 +225,7 @@ pub async fn run(
 struct Session {
     user: String,
     token: Option<String>,
-    endpoints: Vec<String>,
+    endpoints: Vec<Endpoint>,
     endpoint: usize,
     channel: Option<Channel>,
     process: i64,
@@ -236,7 +237,7 @@ struct Session {
 impl Session {
     fn channel(&mut self) -> anyhow::Result<Channel> {
         if self.channel.is_none() {
-            self.channel = Some(register::channel(&self.endpoints[self.endpoint])?);
+            self.channel = Some(self.endpoints[self.endpoint].lazy()?);
         }
         Ok(self.channel.clone().expect("set above"))
     }
@@ -491,7 +492,7 @@ impl Admin {
 /// Every role's prefix permissions as each member answers RoleGet (as
 /// root, logged in on that member), retried until `deadline`.
 pub async fn final_permissions(
-    endpoints: &[String],
+    endpoints: &[Endpoint],
     cfg: &Config,
     deadline: Instant,
 ) -> Result<Vec<FinalRole>, String> {
@@ -525,10 +526,10 @@ pub async fn final_permissions(
 /// One RoleGet as root on `endpoint`: the outer error is worth a retry,
 /// the inner one (a permission that is not a prefix) is not.
 async fn role_get(
-    endpoint: &str,
+    endpoint: &Endpoint,
     role: &str,
 ) -> Result<Result<std::collections::BTreeMap<String, Perm>, String>, String> {
-    let channel = register::channel(endpoint).map_err(|e| e.to_string())?;
+    let channel = endpoint.lazy().map_err(|e| e.to_string())?;
     let mut auth = AuthClient::new(channel);
     let timeout = Duration::from_secs(2);
     let status = |s: tonic::Status| register::describe(&s);

@@ -31,6 +31,7 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 
 use crate::check::list::{ListItem, RecordedList};
+use crate::cluster::Endpoint;
 use crate::history::{Kind, Op};
 use crate::recorder::Recorder;
 use crate::workload::register::{self, Done};
@@ -70,7 +71,7 @@ pub fn key(i: usize) -> String {
 /// Runs `cfg.clients` clients (client i on member i mod n) until
 /// `deadline`; answers every completed list.
 pub async fn run(
-    endpoints: &[String],
+    endpoints: &[Endpoint],
     cfg: &Config,
     rec: &Recorder,
     seed: u64,

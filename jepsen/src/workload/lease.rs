@@ -31,6 +31,7 @@ use timon_proto::etcdserverpb::{LeaseGrantRequest, LeaseRevokeRequest, PutReques
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
+use crate::cluster::Endpoint;
 use crate::history::{Kind, Op};
 use crate::recorder::Recorder;
 use crate::workload::register::{self, Done};
@@ -73,7 +74,7 @@ impl Default for Config {
 
 /// Runs `cfg.clients` clients (client i on member i mod n) until `deadline`.
 pub async fn run(
-    endpoints: &[String],
+    endpoints: &[Endpoint],
     cfg: &Config,
     rec: &Recorder,
     seed: u64,
@@ -83,7 +84,7 @@ pub async fn run(
     let values = Arc::new(AtomicU64::new(1));
     let mut tasks = Vec::new();
     for c in 0..cfg.clients {
-        let channel = register::channel(&endpoints[c % endpoints.len()])?;
+        let channel = endpoints[c % endpoints.len()].lazy()?;
         let client = Client {
             process: c as i64,
             channel,
@@ -304,7 +305,7 @@ impl Client {
 /// The workload's keys still present, read through any member that answers
 /// (linearizably) until none are left or `deadline`. After the run no lease
 /// is renewed, so every key must go within a TTL and an election.
-pub async fn keys_left(endpoints: &[String], deadline: Instant) -> Result<Vec<String>, String> {
+pub async fn keys_left(endpoints: &[Endpoint], deadline: Instant) -> Result<Vec<String>, String> {
     let mut last = Err("no member answered".to_string());
     loop {
         for e in endpoints {

@@ -35,6 +35,7 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::Status;
 
+use crate::cluster::Endpoint;
 use crate::history::{Kind, Op};
 use crate::recorder::Recorder;
 use crate::workload::register::{self, Done};
@@ -75,7 +76,7 @@ impl Default for Config {
 
 /// Runs `cfg.clients` clients (client i on member i mod n) until `deadline`.
 pub async fn run(
-    endpoints: &[String],
+    endpoints: &[Endpoint],
     cfg: &Config,
     rec: &Recorder,
     seed: u64,
@@ -89,7 +90,7 @@ pub async fn run(
     });
     let mut tasks = Vec::new();
     for c in 0..cfg.clients {
-        let channel = register::channel(&endpoints[c % endpoints.len()])?;
+        let channel = endpoints[c % endpoints.len()].lazy()?;
         let client = Client {
             process: c as i64,
             channel,

@@ -29,6 +29,7 @@ use timon_proto::etcdserverpb::{Compare, DeleteRangeRequest, PutRequest, RangeRe
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
+use crate::cluster::Endpoint;
 use crate::history::{Kind, Op};
 use crate::recorder::Recorder;
 
@@ -60,22 +61,14 @@ pub fn key(i: usize) -> String {
 }
 
 /// A lazily connecting KV client for `endpoint` (reconnects after kills).
-pub fn client(endpoint: &str) -> anyhow::Result<KvClient<Channel>> {
-    Ok(KvClient::new(channel(endpoint)?))
-}
-
-/// A lazily connecting channel to `endpoint`, which gives up connecting
-/// after 500 ms (a killed or paused member refuses fast).
-pub fn channel(endpoint: &str) -> anyhow::Result<Channel> {
-    Ok(Channel::from_shared(endpoint.to_string())?
-        .connect_timeout(Duration::from_millis(500))
-        .connect_lazy())
+pub fn client(endpoint: &Endpoint) -> anyhow::Result<KvClient<Channel>> {
+    Ok(KvClient::new(endpoint.lazy()?))
 }
 
 /// Runs `cfg.clients` clients against `endpoints` (client i on member i mod
 /// n) until `deadline`, recording into `rec`.
 pub async fn run(
-    endpoints: &[String],
+    endpoints: &[Endpoint],
     cfg: &Config,
     rec: &Recorder,
     seed: u64,
@@ -346,7 +339,7 @@ pub(crate) fn not_applied(text: &str) -> bool {
 pub type FinalReads = Vec<(String, Vec<Result<Option<u64>, String>>)>;
 
 /// Reads every key on every member after the cluster healed.
-pub async fn final_reads(endpoints: &[String], keys: usize, deadline: Instant) -> FinalReads {
+pub async fn final_reads(endpoints: &[Endpoint], keys: usize, deadline: Instant) -> FinalReads {
     let mut out = Vec::new();
     for k in 0..keys {
         let key = key(k);

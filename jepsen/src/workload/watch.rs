@@ -28,9 +28,9 @@ use timon_proto::mvccpb;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 
 use crate::check::watch::{EventType, RecordedWatch, WatchEnd, WatchEvent};
+use crate::cluster::Endpoint;
 use crate::history::{History, Kind, Op};
 use crate::recorder::Recorder;
 use crate::workload::register;
@@ -77,7 +77,7 @@ enum Start {
 /// Runs the writers until `deadline` and the watchers until they caught up;
 /// answers every watcher's record.
 pub async fn run(
-    endpoints: &[String],
+    endpoints: &[Endpoint],
     cfg: &Config,
     rec: &Recorder,
     seed: u64,
@@ -120,7 +120,7 @@ pub fn max_acked_revision(history: &History) -> i64 {
 
 struct Watcher {
     id: String,
-    endpoints: Vec<String>,
+    endpoints: Vec<Endpoint>,
     cfg: Config,
     rng: StdRng,
     /// The revision to reach before stopping, once the writers stopped.
@@ -211,16 +211,15 @@ impl Watcher {
 
     /// One stream on `endpoint` until `until`: creates the watcher from the
     /// next revision `w` needs and appends what arrives.
-    async fn stream(&mut self, endpoint: &str, w: &mut RecordedWatch, until: Instant) -> StreamEnd {
+    async fn stream(&mut self, endpoint: &Endpoint, w: &mut RecordedWatch, until: Instant) -> StreamEnd {
         let until = until.min(self.stop);
         let from = match w.last_revision() {
             Some(r) => r + 1,
             None => w.start_revision,
         };
-        let Ok(channel) = Channel::from_shared(endpoint.to_string()) else {
+        let Ok(channel) = endpoint.lazy() else {
             return StreamEnd::Again;
         };
-        let channel = channel.connect_timeout(Duration::from_millis(500)).connect_lazy();
         let mut client = WatchClient::new(channel);
         let (tx, rx) = mpsc::channel(1);
         let create = WatchRequest {

@@ -21,7 +21,7 @@ use timon_proto::etcdserverpb::{
 use timon_proto::timonpb::internal_raft_request::Request;
 
 use super::{header, lease, EtcdError, Response};
-use crate::auth::perms::{self, Access};
+use crate::auth::perms::{self, Access, Checker};
 use crate::auth::{ops, state, AuthInfo, Tokens};
 use crate::mvcc::{ReadView, WriteTxn};
 use crate::storage::KvRead;
@@ -60,60 +60,71 @@ pub enum AuthResponse {
 
 /// The checks etcd's auth applier makes before a KV or lease request.
 pub fn check(view: &dyn KvRead, who: &AuthInfo, req: &Request) -> Result<(), EtcdError> {
+    if !matches!(
+        req,
+        Request::Put(_) | Request::DeleteRange(_) | Request::Txn(_) | Request::LeaseRevoke(_)
+    ) {
+        return Ok(());
+    }
+    let c = Checker::new(view, who)?;
+    if c.disabled() {
+        return Ok(());
+    }
     match req {
-        Request::Put(p) => check_put(view, who, p),
-        Request::DeleteRange(d) => check_delete(view, who, d),
-        Request::Txn(t) => check_txn(view, who, t),
-        Request::LeaseRevoke(r) => check_lease_keys(view, who, r.id),
+        Request::Put(p) => check_put(view, &c, p),
+        Request::DeleteRange(d) => check_delete(&c, d),
+        Request::Txn(t) => check_txn_with(&c, t),
+        Request::LeaseRevoke(r) => check_lease_keys(view, &c, r.id),
         _ => Ok(()),
     }
 }
 
-fn permitted(view: &dyn KvRead, who: &AuthInfo, key: &[u8], end: &[u8], access: Access) -> Result<(), EtcdError> {
-    Ok(perms::check(view, who, key, end, access)?)
-}
-
-fn check_put(view: &dyn KvRead, who: &AuthInfo, p: &PutRequest) -> Result<(), EtcdError> {
-    permitted(view, who, &p.key, &[], Access::Write)?;
+fn check_put(view: &dyn KvRead, c: &Checker, p: &PutRequest) -> Result<(), EtcdError> {
+    c.check(&p.key, &[], Access::Write)?;
     // A lease already attached to keys this user cannot write: the user
     // could not revoke it, so may not attach it either.
-    check_lease_keys(view, who, p.lease)?;
+    check_lease_keys(view, c, p.lease)?;
     if p.prev_kv {
-        permitted(view, who, &p.key, &[], Access::Read)?;
+        c.check(&p.key, &[], Access::Read)?;
     }
     Ok(())
 }
 
-fn check_delete(view: &dyn KvRead, who: &AuthInfo, d: &DeleteRangeRequest) -> Result<(), EtcdError> {
-    permitted(view, who, &d.key, &d.range_end, Access::Write)?;
+fn check_delete(c: &Checker, d: &DeleteRangeRequest) -> Result<(), EtcdError> {
+    c.check(&d.key, &d.range_end, Access::Write)?;
     if d.prev_kv {
-        permitted(view, who, &d.key, &d.range_end, Access::Read)?;
+        c.check(&d.key, &d.range_end, Access::Read)?;
     }
     Ok(())
+}
+
+/// etcd's `checkTxnAuth` as `who` (for read-only txns at the edge).
+pub fn check_txn(view: &dyn KvRead, who: &AuthInfo, t: &TxnRequest) -> Result<(), EtcdError> {
+    check_txn_with(&Checker::new(view, who)?, t)
 }
 
 /// etcd's `checkTxnAuth`: read on every compare, then every op of both
 /// branches; nested txns are checked the same way (etcd 3.5).
-pub fn check_txn(view: &dyn KvRead, who: &AuthInfo, t: &TxnRequest) -> Result<(), EtcdError> {
-    for c in &t.compare {
-        permitted(view, who, &c.key, &c.range_end, Access::Read)?;
+fn check_txn_with(c: &Checker, t: &TxnRequest) -> Result<(), EtcdError> {
+    for cmp in &t.compare {
+        c.check(&cmp.key, &cmp.range_end, Access::Read)?;
     }
-    check_ops(view, who, &t.success)?;
-    check_ops(view, who, &t.failure)
+    check_ops(c, &t.success)?;
+    check_ops(c, &t.failure)
 }
 
-fn check_ops(view: &dyn KvRead, who: &AuthInfo, ops: &[RequestOp]) -> Result<(), EtcdError> {
+fn check_ops(c: &Checker, ops: &[RequestOp]) -> Result<(), EtcdError> {
     for op in ops {
         match &op.request {
-            Some(Op::RequestRange(r)) => permitted(view, who, &r.key, &r.range_end, Access::Read)?,
-            Some(Op::RequestPut(p)) => permitted(view, who, &p.key, &[], Access::Write)?,
+            Some(Op::RequestRange(r)) => c.check(&r.key, &r.range_end, Access::Read)?,
+            Some(Op::RequestPut(p)) => c.check(&p.key, &[], Access::Write)?,
             Some(Op::RequestDeleteRange(d)) => {
                 if d.prev_kv {
-                    permitted(view, who, &d.key, &d.range_end, Access::Read)?;
+                    c.check(&d.key, &d.range_end, Access::Read)?;
                 }
-                permitted(view, who, &d.key, &d.range_end, Access::Write)?;
+                c.check(&d.key, &d.range_end, Access::Write)?;
             }
-            Some(Op::RequestTxn(nested)) => check_txn(view, who, nested)?,
+            Some(Op::RequestTxn(nested)) => check_txn_with(c, nested)?,
             None => {}
         }
     }
@@ -122,12 +133,12 @@ fn check_ops(view: &dyn KvRead, who: &AuthInfo, ops: &[RequestOp]) -> Result<(),
 
 /// etcd's `checkLeasePuts`: write permission on every key attached to the
 /// lease (none for 0 or an unknown lease).
-fn check_lease_keys(view: &dyn KvRead, who: &AuthInfo, id: i64) -> Result<(), EtcdError> {
-    if id == 0 || !state::enabled(view)? {
+fn check_lease_keys(view: &dyn KvRead, c: &Checker, id: i64) -> Result<(), EtcdError> {
+    if id == 0 || c.disabled() {
         return Ok(());
     }
     for key in lease::keys(view, id)? {
-        permitted(view, who, &key, &[], Access::Write)?;
+        c.check(&key, &[], Access::Write)?;
     }
     Ok(())
 }
@@ -156,12 +167,12 @@ pub fn is_auth(req: &Request) -> bool {
     )
 }
 
-/// etcd's `needAdminPermission`.
+/// etcd's `needAdminPermission` (AuthStatus since etcd 3.5).
 fn needs_admin(req: &Request) -> bool {
     is_auth(req)
         && !matches!(
             req,
-            Request::AuthStatus(_) | Request::Authenticate(_) | Request::AuthUserGet(_) | Request::AuthRoleGet(_)
+            Request::Authenticate(_) | Request::AuthUserGet(_) | Request::AuthRoleGet(_)
         )
 }
 

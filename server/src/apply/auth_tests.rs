@@ -213,7 +213,10 @@ fn root_stays_while_enabled() {
         name: "root".into(),
         role: "root".into(),
     });
-    assert_eq!(as_user(&s, "root", revoke.clone()), auth_err(AuthError::InvalidAuthMgmt));
+    assert_eq!(
+        as_user(&s, "root", revoke.clone()),
+        auth_err(AuthError::InvalidAuthMgmt)
+    );
     let del_role = Request::AuthRoleDelete(AuthRoleDeleteRequest { role: "root".into() });
     assert_eq!(as_user(&s, "root", del_role), auth_err(AuthError::InvalidAuthMgmt));
     as_user(&s, "root", Request::AuthDisable(AuthDisableRequest {})).unwrap();
@@ -229,21 +232,42 @@ fn administration_needs_root_but_users_read_themselves() {
     as_user(&s, "root", grant_role("alice", "r")).unwrap();
     as_user(&s, "root", role_add("other")).unwrap();
     assert_eq!(anon(&s, role_add("x")), auth_err(AuthError::UserEmpty));
-    assert_eq!(as_user(&s, "alice", role_add("x")), auth_err(AuthError::PermissionDenied));
+    assert_eq!(
+        as_user(&s, "alice", role_add("x")),
+        auth_err(AuthError::PermissionDenied)
+    );
     assert_eq!(as_user(&s, "ghost", role_add("x")), auth_err(AuthError::UserNotFound));
     let get_alice = Request::AuthUserGet(AuthUserGetRequest { name: "alice".into() });
     as_user(&s, "alice", get_alice).unwrap();
     let get_root = Request::AuthUserGet(AuthUserGetRequest { name: "root".into() });
     assert_eq!(as_user(&s, "alice", get_root), auth_err(AuthError::PermissionDenied));
-    as_user(&s, "alice", Request::AuthRoleGet(AuthRoleGetRequest { role: "r".into() })).unwrap();
+    as_user(
+        &s,
+        "alice",
+        Request::AuthRoleGet(AuthRoleGetRequest { role: "r".into() }),
+    )
+    .unwrap();
     assert_eq!(
-        as_user(&s, "alice", Request::AuthRoleGet(AuthRoleGetRequest { role: "other".into() })),
+        as_user(
+            &s,
+            "alice",
+            Request::AuthRoleGet(AuthRoleGetRequest { role: "other".into() })
+        ),
         auth_err(AuthError::PermissionDenied)
     );
     assert_eq!(
         as_user(&s, "alice", Request::AuthUserList(AuthUserListRequest {})),
         auth_err(AuthError::PermissionDenied)
     );
+    // AuthStatus is for root too (etcd 3.5).
+    assert_eq!(
+        as_user(&s, "alice", Request::AuthStatus(AuthStatusRequest {})),
+        auth_err(AuthError::PermissionDenied)
+    );
+    match as_user(&s, "root", Request::AuthStatus(AuthStatusRequest {})).unwrap() {
+        Response::Auth(AuthResponse::Status(st)) => assert!(st.enabled && st.auth_revision == revision(&s)),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -291,7 +315,10 @@ fn kv_requests_are_checked_against_the_users_permissions() {
     // A token older than the store is refused.
     let old = revision(&s);
     as_user(&s, "root", role_add("bump")).unwrap();
-    assert_eq!(as_user_at(&s, "alice", old, put("foo3")), auth_err(AuthError::AuthOldRevision));
+    assert_eq!(
+        as_user_at(&s, "alice", old, put("foo3")),
+        auth_err(AuthError::AuthOldRevision)
+    );
 }
 
 #[test]
@@ -314,7 +341,10 @@ fn lease_revoke_needs_write_on_every_attached_key() {
     // Alice may not attach a lease that holds a key she cannot write.
     assert_eq!(as_user(&s, "alice", attach("a")), auth_err(AuthError::PermissionDenied));
     let revoke = Request::LeaseRevoke(LeaseRevokeRequest { id: 7 });
-    assert_eq!(as_user(&s, "alice", revoke.clone()), auth_err(AuthError::PermissionDenied));
+    assert_eq!(
+        as_user(&s, "alice", revoke.clone()),
+        auth_err(AuthError::PermissionDenied)
+    );
     as_user(&s, "root", revoke).unwrap();
 }
 

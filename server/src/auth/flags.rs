@@ -5,7 +5,12 @@
 pub struct AuthFlags {
     /// Specify auth token specific options: `simple`, or
     /// `jwt,pub-key=PATH,priv-key=PATH,sign-method=RS256,ttl=5m`.
-    #[arg(long = "auth-token", id = "auth_token", env = "ETCD_AUTH_TOKEN", default_value = "simple")]
+    #[arg(
+        long = "auth-token",
+        id = "auth_token",
+        env = "ETCD_AUTH_TOKEN",
+        default_value = "simple"
+    )]
     pub auth_token: String,
 
     /// The lifetime in seconds of a simple token since its last use.
@@ -19,7 +24,12 @@ pub struct AuthFlags {
 
     /// The bcrypt cost of password hashes (4 to 31; another value means 10,
     /// as in etcd).
-    #[arg(long = "bcrypt-cost", id = "bcrypt_cost", env = "ETCD_BCRYPT_COST", default_value_t = 10)]
+    #[arg(
+        long = "bcrypt-cost",
+        id = "bcrypt_cost",
+        env = "ETCD_BCRYPT_COST",
+        default_value_t = 10
+    )]
     pub bcrypt_cost: u32,
 }
 

@@ -45,9 +45,7 @@ pub struct AuthInfo {
 /// `req` made by root, whatever the auth revision: what the member itself
 /// proposes on behalf of no client (etcd's `WithRoot`: the leader revoking
 /// an expired lease).
-pub fn as_root(
-    req: timon_proto::timonpb::InternalRaftRequest,
-) -> timon_proto::timonpb::InternalRaftRequest {
+pub fn as_root(req: timon_proto::timonpb::InternalRaftRequest) -> timon_proto::timonpb::InternalRaftRequest {
     use timon_proto::timonpb::{internal_raft_request::Request, AsUser, InternalRaftRequest};
     InternalRaftRequest {
         request: Some(Request::AsUser(Box::new(AsUser {

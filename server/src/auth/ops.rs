@@ -10,8 +10,8 @@
 
 use timon_proto::authpb::{Permission, Role, User, UserAddOptions};
 use timon_proto::etcdserverpb::{
-    AuthRoleGrantPermissionRequest, AuthRoleRevokePermissionRequest, AuthUserAddRequest,
-    AuthUserChangePasswordRequest, AuthUserGrantRoleRequest, AuthUserRevokeRoleRequest,
+    AuthRoleGrantPermissionRequest, AuthRoleRevokePermissionRequest, AuthUserAddRequest, AuthUserChangePasswordRequest,
+    AuthUserGrantRoleRequest, AuthUserRevokeRoleRequest,
 };
 
 use super::perms::has_root_role;

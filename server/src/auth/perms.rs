@@ -146,29 +146,51 @@ pub fn has_root_role(user: &User) -> bool {
 /// etcd's `isOpPermitted`: nothing to check while auth is disabled; else
 /// the request needs a user (`user name is empty`), a token not older than
 /// the store (`revision of auth store is old`), and the user's permission.
-pub fn check(
-    view: &dyn KvRead,
-    who: &AuthInfo,
-    key: &[u8],
-    range_end: &[u8],
-    access: Access,
-) -> Result<(), AuthError> {
-    if !state::enabled(view)? {
-        return Ok(());
+pub fn check(view: &dyn KvRead, who: &AuthInfo, key: &[u8], range_end: &[u8], access: Access) -> Result<(), AuthError> {
+    Checker::new(view, who)?.check(key, range_end, access)
+}
+
+/// [`check`] for many keys of one request: the store is read once.
+pub enum Checker {
+    /// Auth is disabled: everything is permitted.
+    Disabled,
+    /// Every check fails with this (no user, an old token, an unknown user).
+    Refuse(AuthError),
+    /// The user has the root role.
+    Root,
+    Perms(Merged),
+}
+
+impl Checker {
+    pub fn new(view: &dyn KvRead, who: &AuthInfo) -> Result<Self, AuthError> {
+        if !state::enabled(view)? {
+            return Ok(Checker::Disabled);
+        }
+        if who.revision == 0 {
+            return Ok(Checker::Refuse(AuthError::UserEmpty));
+        }
+        if who.revision < state::revision(view)? {
+            return Ok(Checker::Refuse(AuthError::AuthOldRevision));
+        }
+        Ok(match state::user(view, &who.username)? {
+            None => Checker::Refuse(AuthError::PermissionDenied),
+            Some(u) if has_root_role(&u) => Checker::Root,
+            Some(u) => Checker::Perms(Merged::of(view, &u)?),
+        })
     }
-    if who.revision == 0 {
-        return Err(AuthError::UserEmpty);
+
+    pub fn check(&self, key: &[u8], range_end: &[u8], access: Access) -> Result<(), AuthError> {
+        match self {
+            Checker::Disabled | Checker::Root => Ok(()),
+            Checker::Refuse(e) => Err(e.clone()),
+            Checker::Perms(m) if m.permits(key, range_end, access) => Ok(()),
+            Checker::Perms(_) => Err(AuthError::PermissionDenied),
+        }
     }
-    if who.revision < state::revision(view)? {
-        return Err(AuthError::AuthOldRevision);
+
+    pub fn disabled(&self) -> bool {
+        matches!(self, Checker::Disabled)
     }
-    let Some(user) = state::user(view, &who.username)? else {
-        return Err(AuthError::PermissionDenied);
-    };
-    if has_root_role(&user) || Merged::of(view, &user)?.permits(key, range_end, access) {
-        return Ok(());
-    }
-    Err(AuthError::PermissionDenied)
 }
 
 /// etcd's `IsAdminPermitted`: with auth enabled, the user must exist and

@@ -60,7 +60,10 @@ pub fn bump_revision(view: &dyn KvRead, batch: &mut WriteBatch) -> Result<(), Au
 }
 
 pub fn user(view: &dyn KvRead, name: &str) -> Result<Option<User>, AuthError> {
-    match view.get(Cf::Meta, &key(meta::AUTH_USER, name.as_bytes())).map_err(storage)? {
+    match view
+        .get(Cf::Meta, &key(meta::AUTH_USER, name.as_bytes()))
+        .map_err(storage)?
+    {
         None => Ok(None),
         Some(v) => User::decode(v.as_slice())
             .map(Some)
@@ -77,7 +80,10 @@ pub fn delete_user(batch: &mut WriteBatch, name: &str) {
 }
 
 pub fn role(view: &dyn KvRead, name: &str) -> Result<Option<Role>, AuthError> {
-    match view.get(Cf::Meta, &key(meta::AUTH_ROLE, name.as_bytes())).map_err(storage)? {
+    match view
+        .get(Cf::Meta, &key(meta::AUTH_ROLE, name.as_bytes()))
+        .map_err(storage)?
+    {
         None => Ok(None),
         Some(v) => Role::decode(v.as_slice())
             .map(Some)
@@ -96,16 +102,21 @@ pub fn delete_role(batch: &mut WriteBatch, name: &str) {
 fn scan<T: Message + Default>(view: &dyn KvRead, prefix: &[u8]) -> Result<Vec<T>, AuthError> {
     let mut out = Vec::new();
     let mut bad = None;
-    view.scan(Cf::Meta, prefix, Some(&prefix_end(prefix)), &mut |k, v| match T::decode(v) {
-        Ok(t) => {
-            out.push(t);
-            Scan::Continue
-        }
-        Err(e) => {
-            bad = Some(format!("{}: {e}", String::from_utf8_lossy(k)));
-            Scan::Stop
-        }
-    })
+    view.scan(
+        Cf::Meta,
+        prefix,
+        Some(&prefix_end(prefix)),
+        &mut |k, v| match T::decode(v) {
+            Ok(t) => {
+                out.push(t);
+                Scan::Continue
+            }
+            Err(e) => {
+                bad = Some(format!("{}: {e}", String::from_utf8_lossy(k)));
+                Scan::Stop
+            }
+        },
+    )
     .map_err(storage)?;
     match bad {
         Some(e) => Err(AuthError::Internal(e)),

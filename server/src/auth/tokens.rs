@@ -15,9 +15,8 @@ pub enum Tokens {
 }
 
 impl Tokens {
-    /// The provider `--auth-token` names (etcd's `NewTokenProvider`);
-    /// `parse_duration` reads JWT's Go-duration `ttl`.
-    pub fn from_flags(flags: &AuthFlags, parse_duration: fn(&str) -> Option<Duration>) -> anyhow::Result<Self> {
+    /// The provider `--auth-token` names (etcd's `NewTokenProvider`).
+    pub fn from_flags(flags: &AuthFlags) -> anyhow::Result<Self> {
         let mut parts = flags.auth_token.split(',');
         let kind = parts.next().unwrap_or("");
         let mut opts = BTreeMap::new();
@@ -37,7 +36,7 @@ impl Tokens {
                 };
                 Ok(Tokens::Simple(SimpleTokens::new(Duration::from_secs(ttl))))
             }
-            "jwt" => Ok(Tokens::Jwt(JwtTokens::from_options(&opts, parse_duration)?)),
+            "jwt" => Ok(Tokens::Jwt(JwtTokens::from_options(&opts)?)),
             other => anyhow::bail!("auth: invalid auth options: unknown token type {other:?}"),
         }
     }
@@ -104,5 +103,46 @@ impl Tokens {
                 .ok_or(AuthError::InvalidAuthToken),
             Tokens::Jwt(j) => j.info(token).ok_or(AuthError::InvalidAuthToken),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(auth_token: &str) -> AuthFlags {
+        AuthFlags {
+            auth_token: auth_token.into(),
+            ..AuthFlags::default()
+        }
+    }
+
+    #[test]
+    fn the_token_type_and_its_options_are_checked_at_start_up() {
+        assert!(matches!(Tokens::from_flags(&flags("simple")), Ok(Tokens::Simple(_))));
+        for bad in [
+            "bogus",
+            "jwt",
+            "jwt,sign-method=RS256",
+            "jwt,sign-method=XX1,priv-key=/nonexistent",
+            "jwt,ttl=5m,ttl=6m",
+            "jwt,pub-key",
+            "jwt,sign-method=RS256,pub-key=/nonexistent/key.pub",
+        ] {
+            assert!(Tokens::from_flags(&flags(bad)).is_err(), "{bad} must be refused");
+        }
+    }
+
+    #[test]
+    fn bcrypt_cost_outside_bcrypts_bounds_falls_back_to_10() {
+        let cost = |c| {
+            AuthFlags {
+                bcrypt_cost: c,
+                ..AuthFlags::default()
+            }
+            .cost()
+        };
+        assert_eq!((cost(4), cost(12), cost(31)), (4, 12, 31));
+        assert_eq!((cost(3), cost(32), cost(0)), (10, 10, 10));
     }
 }

@@ -262,24 +262,43 @@ fn secs(ttl: i64) -> Duration {
 mod tests {
     use super::*;
 
+    /// Asserts lease `id`'s remaining seconds for a deadline set `ttl` from
+    /// a moment after `since`: truncated, below `ttl` and at least what is
+    /// left of `ttl` after the time since `since` (the real clock). On a
+    /// quiet machine that is the one value `ttl` - 1 s; a loaded one that
+    /// stalls the test for a second widens the range instead of failing it.
+    fn assert_remaining(d: &Deadlines, id: i64, ttl: Duration, since: Instant) {
+        let got = d.remaining_secs(id).expect("a deadline");
+        let least = ttl.saturating_sub(since.elapsed()).as_secs() as i64;
+        assert!(
+            (least..ttl.as_secs() as i64).contains(&got),
+            "lease {id}: {got} s left of {ttl:?} set at most {:?} ago",
+            since.elapsed()
+        );
+    }
+
     #[test]
     fn only_the_primary_keeps_deadlines() {
         let d = Deadlines::default();
         d.granted(1, 10);
         assert_eq!(d.remaining_secs(1), None);
         assert_eq!(d.renew(1, 10, false), Err(RenewError::NotPrimary));
+        let since = Instant::now();
         d.promote(&BTreeMap::from([(1, 10)]), Duration::from_secs(1));
-        assert_eq!(d.remaining_secs(1), Some(10));
+        // The TTL plus the 1 s extension.
+        assert_remaining(&d, 1, Duration::from_secs(11), since);
+        let since = Instant::now();
         assert_eq!(d.renew(1, 10, false), Ok(10));
-        assert_eq!(d.remaining_secs(1), Some(9));
+        assert_remaining(&d, 1, Duration::from_secs(10), since);
         d.granted(2, 0);
         assert_eq!(d.expired(), vec![2]);
         assert_eq!(d.renew(2, 0, false), Err(RenewError::NotFound));
         d.revoked(2);
         assert!(d.expired().is_empty());
+        let since = Instant::now();
         d.reconcile(&BTreeMap::from([(3, 5)]));
         assert_eq!(d.remaining_secs(1), None);
-        assert_eq!(d.remaining_secs(3), Some(4));
+        assert_remaining(&d, 3, Duration::from_secs(5), since);
         d.demote();
         assert!(!d.is_primary());
         assert_eq!(d.remaining_secs(3), None);

@@ -36,6 +36,8 @@ pub mod state_machine;
 pub mod types;
 
 #[cfg(test)]
+mod auth_apply_tests;
+#[cfg(test)]
 mod batch_apply_tests;
 #[cfg(test)]
 mod conformance_test;

@@ -275,6 +275,15 @@ impl RaftNode {
                 Err(ProposeError::NotLeader | ProposeError::LeaderChanged) => {
                     self.wait_leader_change(leader, deadline).await?
                 }
+                // The leader's confirmation round heard from no quorum within
+                // its per-peer deadline (one heartbeat interval; a loaded
+                // machine or a slow peer misses it). A later round is as
+                // good, so ask again until the request deadline, as etcd's
+                // read loop does, instead of failing the read at once.
+                Err(ProposeError::Timeout) if Instant::now() < deadline => {
+                    let pause = Duration::from_millis(self.heartbeat_ms);
+                    tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await
+                }
                 other => return other,
             }
         }

@@ -53,7 +53,9 @@ impl AuthService {
         if !state::enabled(view).map_err(fail)? {
             return Err(fail(AuthError::AuthNotEnabled));
         }
-        let user = state::user(view, name).map_err(fail)?.ok_or_else(|| fail(AuthError::AuthFailed))?;
+        let user = state::user(view, name)
+            .map_err(fail)?
+            .ok_or_else(|| fail(AuthError::AuthFailed))?;
         if user.options.as_ref().is_some_and(|o| o.no_password) {
             return Err(fail(AuthError::NoPasswordUser));
         }
@@ -86,7 +88,10 @@ macro_rules! answer {
 #[tonic::async_trait]
 impl Auth for AuthService {
     async fn auth_enable(&self, request: Request<AuthEnableRequest>) -> Result<Response<AuthEnableResponse>, Status> {
-        match self.run(&request, RaftRequest::AuthEnable(request.get_ref().clone())).await? {
+        match self
+            .run(&request, RaftRequest::AuthEnable(request.get_ref().clone()))
+            .await?
+        {
             AuthResponse::Enable(r) => answer!(self, r),
             other => Err(unexpected(other)),
         }
@@ -96,14 +101,20 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthDisableRequest>,
     ) -> Result<Response<AuthDisableResponse>, Status> {
-        match self.run(&request, RaftRequest::AuthDisable(request.get_ref().clone())).await? {
+        match self
+            .run(&request, RaftRequest::AuthDisable(request.get_ref().clone()))
+            .await?
+        {
             AuthResponse::Disable(r) => answer!(self, r),
             other => Err(unexpected(other)),
         }
     }
 
     async fn auth_status(&self, request: Request<AuthStatusRequest>) -> Result<Response<AuthStatusResponse>, Status> {
-        match self.run(&request, RaftRequest::AuthStatus(request.get_ref().clone())).await? {
+        match self
+            .run(&request, RaftRequest::AuthStatus(request.get_ref().clone()))
+            .await?
+        {
             AuthResponse::Status(r) => answer!(self, r),
             other => Err(unexpected(other)),
         }
@@ -152,14 +163,20 @@ impl Auth for AuthService {
     }
 
     async fn user_get(&self, request: Request<AuthUserGetRequest>) -> Result<Response<AuthUserGetResponse>, Status> {
-        match self.run(&request, RaftRequest::AuthUserGet(request.get_ref().clone())).await? {
+        match self
+            .run(&request, RaftRequest::AuthUserGet(request.get_ref().clone()))
+            .await?
+        {
             AuthResponse::UserGet(r) => answer!(self, r),
             other => Err(unexpected(other)),
         }
     }
 
     async fn user_list(&self, request: Request<AuthUserListRequest>) -> Result<Response<AuthUserListResponse>, Status> {
-        match self.run(&request, RaftRequest::AuthUserList(request.get_ref().clone())).await? {
+        match self
+            .run(&request, RaftRequest::AuthUserList(request.get_ref().clone()))
+            .await?
+        {
             AuthResponse::UserList(r) => answer!(self, r),
             other => Err(unexpected(other)),
         }
@@ -169,7 +186,10 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthUserDeleteRequest>,
     ) -> Result<Response<AuthUserDeleteResponse>, Status> {
-        match self.run(&request, RaftRequest::AuthUserDelete(request.get_ref().clone())).await? {
+        match self
+            .run(&request, RaftRequest::AuthUserDelete(request.get_ref().clone()))
+            .await?
+        {
             AuthResponse::UserDelete(r, _) => answer!(self, r),
             other => Err(unexpected(other)),
         }
@@ -194,7 +214,10 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthUserGrantRoleRequest>,
     ) -> Result<Response<AuthUserGrantRoleResponse>, Status> {
-        match self.run(&request, RaftRequest::AuthUserGrantRole(request.get_ref().clone())).await? {
+        match self
+            .run(&request, RaftRequest::AuthUserGrantRole(request.get_ref().clone()))
+            .await?
+        {
             AuthResponse::UserGrantRole(r) => answer!(self, r),
             other => Err(unexpected(other)),
         }
@@ -204,28 +227,40 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthUserRevokeRoleRequest>,
     ) -> Result<Response<AuthUserRevokeRoleResponse>, Status> {
-        match self.run(&request, RaftRequest::AuthUserRevokeRole(request.get_ref().clone())).await? {
+        match self
+            .run(&request, RaftRequest::AuthUserRevokeRole(request.get_ref().clone()))
+            .await?
+        {
             AuthResponse::UserRevokeRole(r) => answer!(self, r),
             other => Err(unexpected(other)),
         }
     }
 
     async fn role_add(&self, request: Request<AuthRoleAddRequest>) -> Result<Response<AuthRoleAddResponse>, Status> {
-        match self.run(&request, RaftRequest::AuthRoleAdd(request.get_ref().clone())).await? {
+        match self
+            .run(&request, RaftRequest::AuthRoleAdd(request.get_ref().clone()))
+            .await?
+        {
             AuthResponse::RoleAdd(r) => answer!(self, r),
             other => Err(unexpected(other)),
         }
     }
 
     async fn role_get(&self, request: Request<AuthRoleGetRequest>) -> Result<Response<AuthRoleGetResponse>, Status> {
-        match self.run(&request, RaftRequest::AuthRoleGet(request.get_ref().clone())).await? {
+        match self
+            .run(&request, RaftRequest::AuthRoleGet(request.get_ref().clone()))
+            .await?
+        {
             AuthResponse::RoleGet(r) => answer!(self, r),
             other => Err(unexpected(other)),
         }
     }
 
     async fn role_list(&self, request: Request<AuthRoleListRequest>) -> Result<Response<AuthRoleListResponse>, Status> {
-        match self.run(&request, RaftRequest::AuthRoleList(request.get_ref().clone())).await? {
+        match self
+            .run(&request, RaftRequest::AuthRoleList(request.get_ref().clone()))
+            .await?
+        {
             AuthResponse::RoleList(r) => answer!(self, r),
             other => Err(unexpected(other)),
         }
@@ -235,7 +270,10 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthRoleDeleteRequest>,
     ) -> Result<Response<AuthRoleDeleteResponse>, Status> {
-        match self.run(&request, RaftRequest::AuthRoleDelete(request.get_ref().clone())).await? {
+        match self
+            .run(&request, RaftRequest::AuthRoleDelete(request.get_ref().clone()))
+            .await?
+        {
             AuthResponse::RoleDelete(r) => answer!(self, r),
             other => Err(unexpected(other)),
         }
@@ -246,7 +284,10 @@ impl Auth for AuthService {
         request: Request<AuthRoleGrantPermissionRequest>,
     ) -> Result<Response<AuthRoleGrantPermissionResponse>, Status> {
         match self
-            .run(&request, RaftRequest::AuthRoleGrantPermission(request.get_ref().clone()))
+            .run(
+                &request,
+                RaftRequest::AuthRoleGrantPermission(request.get_ref().clone()),
+            )
             .await?
         {
             AuthResponse::RoleGrantPermission(r) => answer!(self, r),
@@ -259,7 +300,10 @@ impl Auth for AuthService {
         request: Request<AuthRoleRevokePermissionRequest>,
     ) -> Result<Response<AuthRoleRevokePermissionResponse>, Status> {
         match self
-            .run(&request, RaftRequest::AuthRoleRevokePermission(request.get_ref().clone()))
+            .run(
+                &request,
+                RaftRequest::AuthRoleRevokePermission(request.get_ref().clone()),
+            )
             .await?
         {
             AuthResponse::RoleRevokePermission(r) => answer!(self, r),

@@ -66,12 +66,18 @@ impl Credentials {
 }
 
 /// etcd's `AuthInfoFromCtx` then `AuthInfoFromTLS`: the token's user, else
-/// the certificate's common name at the store's revision `revision`.
-pub fn identify(creds: &Credentials, tokens: &Tokens, revision: u64) -> Result<Option<AuthInfo>, AuthError> {
+/// (with `--client-cert-auth`, `use_cn`) the certificate's common name at
+/// the store's revision `revision`.
+pub fn identify(
+    creds: &Credentials,
+    tokens: &Tokens,
+    revision: u64,
+    use_cn: bool,
+) -> Result<Option<AuthInfo>, AuthError> {
     if let Some(token) = &creds.token {
         return tokens.info(token, revision).map(Some);
     }
-    Ok(creds.common_name.as_ref().map(|cn| AuthInfo {
+    Ok(creds.common_name.as_ref().filter(|_| use_cn).map(|cn| AuthInfo {
         username: cn.clone(),
         revision,
     }))
@@ -90,7 +96,11 @@ impl Ctx {
     /// (or no longer) valid is `etcdserver: invalid auth token`, auth on
     /// or off, as in etcd.
     pub async fn who(&self, creds: &Credentials) -> Result<Option<AuthInfo>, Status> {
-        match identify(creds, &self.tokens, self.auth_revision()?) {
+        if creds.token.is_none() && !(self.client_cert_auth && creds.common_name.is_some()) {
+            // No credentials: nothing to read.
+            return Ok(None);
+        }
+        match identify(creds, &self.tokens, self.auth_revision()?, self.client_cert_auth) {
             Ok(who) => Ok(who),
             Err(e) => {
                 // A simple token made by an entry this member has not
@@ -98,8 +108,11 @@ impl Ctx {
                 let index = creds.token.as_deref().and_then(|t| self.tokens.index_of(t));
                 match index {
                     Some(index) if self.raft.status().applied_index < index => {
-                        self.raft.wait_applied_index(index).await.map_err(|e| propose_status(&e))?;
-                        identify(creds, &self.tokens, self.auth_revision()?).map_err(auth_status)
+                        self.raft
+                            .wait_applied_index(index)
+                            .await
+                            .map_err(|e| propose_status(&e))?;
+                        identify(creds, &self.tokens, self.auth_revision()?, self.client_cert_auth).map_err(auth_status)
                     }
                     _ => Err(auth_status(e)),
                 }
@@ -128,15 +141,17 @@ impl Ctx {
     /// etcd's `IsRangePermitted` for a local read or a watch.
     pub fn check_range(&self, who: Option<&AuthInfo>, key: &[u8], range_end: &[u8]) -> Result<(), AuthError> {
         let nobody = AuthInfo::default();
-        perms::check(self.engine.as_ref(), who.unwrap_or(&nobody), key, range_end, Access::Read)
+        perms::check(
+            self.engine.as_ref(),
+            who.unwrap_or(&nobody),
+            key,
+            range_end,
+            Access::Read,
+        )
     }
 
     /// A read-only txn's checks, at the edge.
-    pub fn check_txn(
-        &self,
-        who: Option<&AuthInfo>,
-        txn: &timon_proto::etcdserverpb::TxnRequest,
-    ) -> Result<(), Status> {
+    pub fn check_txn(&self, who: Option<&AuthInfo>, txn: &timon_proto::etcdserverpb::TxnRequest) -> Result<(), Status> {
         let nobody = AuthInfo::default();
         crate::apply::auth::check_txn(self.engine.as_ref(), who.unwrap_or(&nobody), txn).map_err(|e| etcd_status(&e))
     }
@@ -157,6 +172,24 @@ impl Ctx {
     pub async fn require_admin<T>(&self, request: &Request<T>) -> Result<(), Status> {
         let who = self.caller(request).await?;
         perms::check_admin(self.engine.as_ref(), who.as_ref()).map_err(auth_status)
+    }
+
+    /// [`Ctx::require_admin`] as etcd's Maintenance server answers it:
+    /// the auth package's error unmapped, with code Unknown
+    /// (`rpc error: code = Unknown desc = auth: permission denied`).
+    pub async fn require_admin_unmapped<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let creds = Credentials::of(request);
+        let unmapped = |e: AuthError| Status::unknown(e.auth_package_text());
+        let who = match identify(&creds, &self.tokens, self.auth_revision()?, self.client_cert_auth) {
+            Ok(who) => who,
+            // A simple token from an entry not applied here yet: wait as
+            // `who` does, then decide.
+            Err(_) => self.who(&creds).await.map_err(|s| match s.message() {
+                "etcdserver: invalid auth token" => unmapped(AuthError::InvalidAuthToken),
+                _ => s,
+            })?,
+        };
+        perms::check_admin(self.engine.as_ref(), who.as_ref()).map_err(unmapped)
     }
 }
 
@@ -182,7 +215,7 @@ mod tests {
     #[test]
     fn a_verified_certificate_names_the_user_when_no_token_is_given() {
         let tokens = Tokens::Simple(SimpleTokens::new(std::time::Duration::from_secs(300)));
-        let who = identify(&creds(None, Some("kube-apiserver-etcd-client")), &tokens, 7).unwrap();
+        let who = identify(&creds(None, Some("kube-apiserver-etcd-client")), &tokens, 7, true).unwrap();
         assert_eq!(
             who,
             Some(AuthInfo {
@@ -190,18 +223,23 @@ mod tests {
                 revision: 7
             })
         );
-        assert_eq!(identify(&creds(None, None), &tokens, 7).unwrap(), None);
+        assert_eq!(identify(&creds(None, None), &tokens, 7, true).unwrap(), None);
+        // Without --client-cert-auth the certificate names nobody.
+        let cn = creds(None, Some("kube-apiserver-etcd-client"));
+        assert_eq!(identify(&cn, &tokens, 7, false).unwrap(), None);
     }
 
     #[test]
     fn a_token_wins_over_the_certificate_and_a_bad_one_is_refused() {
         let tokens = Tokens::Simple(SimpleTokens::new(std::time::Duration::from_secs(300)));
         let token = tokens.applied_authenticate("alice", "abcdefghijklmnop", 3).unwrap();
-        let who = identify(&creds(Some(&token), Some("cn")), &tokens, 9).unwrap().unwrap();
+        let who = identify(&creds(Some(&token), Some("cn")), &tokens, 9, true)
+            .unwrap()
+            .unwrap();
         assert_eq!(who.username, "alice");
         assert_eq!(who.revision, 9);
         assert_eq!(
-            identify(&creds(Some("forged.3"), Some("cn")), &tokens, 9),
+            identify(&creds(Some("forged.3"), Some("cn")), &tokens, 9, true),
             Err(AuthError::InvalidAuthToken)
         );
     }

@@ -68,6 +68,9 @@ pub struct Ctx {
     pub tokens: Arc<crate::auth::Tokens>,
     /// --bcrypt-cost, within bcrypt's bounds.
     pub bcrypt_cost: u32,
+    /// --client-cert-auth: a verified client certificate's CN names the
+    /// user of a request without a token (etcd's `AuthInfoFromTLS`).
+    pub client_cert_auth: bool,
 }
 
 /// etcd's `hasleader` request metadata (clientv3's WithRequireLeader).

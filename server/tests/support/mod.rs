@@ -24,15 +24,34 @@ use timon_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use timon_proto::etcdserverpb::StatusRequest;
 use tonic::transport::Channel;
 
-/// How long a freshly spawned server may take to elect itself and answer.
+/// How long a freshly spawned server may take to elect itself and answer:
+/// 60 election timeouts (etcd's default `--election-timeout` is 1 s), so a
+/// first election on a loaded machine is never what fails a test.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How many times a start is tried on fresh ports. A port picked as free
+/// can be taken (by another test's server or an outgoing connection) before
+/// the server binds it; the server then exits with "address already in
+/// use" and the start is tried again.
+const START_ATTEMPTS: usize = 5;
+
+/// etcd's default `--election-timeout`, which every server the tests start
+/// runs with unless a test says otherwise. Waits on elections are multiples
+/// of it, never less than 5 (a loaded 2-core CI machine is that slow).
+pub const ELECTION_TIMEOUT: Duration = Duration::from_millis(ELECTION_TIMEOUT_MS);
+const ELECTION_TIMEOUT_MS: u64 = 1_000;
+
+/// etcd's request timeout, as timon computes it (`raft::node`): 5 s plus two
+/// election timeouts. A member without a leader holds a request that long.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(5_000 + 2 * ELECTION_TIMEOUT_MS);
 
 /// Large enough for the biggest responses the tests provoke (several values
 /// of about 1 MiB at old revisions), far above tonic's 4 MiB default.
 const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
-/// A port nobody listens on right now (the OS picks it; there is a small race
-/// until the server binds it, which is acceptable for tests).
+/// A port nobody listens on right now (the OS picks it). Another process may
+/// take it before the server binds it: the starts below then retry on fresh
+/// ports ([`START_ATTEMPTS`]).
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local addr of ephemeral port").port()
@@ -136,6 +155,14 @@ impl Member {
     /// Poll Status until the server answers and names a leader, or panic with
     /// its stderr after [`READY_TIMEOUT`]. Fails fast if the process exits.
     fn wait_ready(&mut self) {
+        if let Err(e) = self.try_wait_ready() {
+            panic!("{e}");
+        }
+    }
+
+    /// [`Member::wait_ready`] answering why the member is not ready (it
+    /// exited, or [`READY_TIMEOUT`] passed) instead of panicking.
+    fn try_wait_ready(&mut self) -> Result<(), String> {
         let endpoint = self.endpoint();
         let deadline = Instant::now() + READY_TIMEOUT;
         // The caller may itself run inside a tokio runtime, so the probe gets
@@ -159,32 +186,53 @@ impl Member {
             })
         });
         // Watch for an early exit while the probe runs.
-        loop {
-            if probe.is_finished() {
-                break;
-            }
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!(
-                        "{} exited with {status} before becoming ready; stderr:\n{}",
-                        self.program.display(),
-                        self.stderr_tail(8000)
-                    );
-                }
+        while !probe.is_finished() {
+            if let Some(status) = self.exit_status() {
+                return Err(self.exited_message(&status));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         match probe.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(last)) => panic!(
+            // An answer from a process that exited meanwhile came from
+            // another server on its port (it lost the port to that one).
+            Ok(Ok(())) => match self.exit_status() {
+                Some(status) => Err(self.exited_message(&status)),
+                None => Ok(()),
+            },
+            Ok(Err(last)) => Err(format!(
                 "{} on {} not ready within {READY_TIMEOUT:?} (last: {last}); stderr:\n{}",
                 self.program.display(),
                 self.endpoint(),
                 self.stderr_tail(8000)
-            ),
-            Err(_) => panic!("readiness probe thread panicked"),
+            )),
+            Err(_) => Err("readiness probe thread panicked".into()),
         }
     }
+
+    /// How the process ended, if it did.
+    fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    fn exited_message(&self, status: &std::process::ExitStatus) -> String {
+        format!(
+            "{} exited with {status} before becoming ready; stderr:\n{}",
+            self.program.display(),
+            self.stderr_tail(8000)
+        )
+    }
+
+    /// True if the process exited because a port it was given was taken
+    /// (timon: "cannot listen on ...: Address already in use"; etcd:
+    /// "bind: address already in use").
+    fn lost_a_port(&mut self) -> bool {
+        self.exit_status().is_some() && port_taken(&self.stderr_tail(1 << 16))
+    }
+}
+
+/// Whether a server's stderr says a port it was to listen on was taken.
+fn port_taken(stderr: &str) -> bool {
+    stderr.to_ascii_lowercase().contains("address already in use")
 }
 
 impl Drop for Member {
@@ -285,19 +333,39 @@ fn launch(
 }
 
 fn start(program: PathBuf, data_dir: Option<&Path>, extra_args: &[&str], env: &[(&str, &str)]) -> Member {
-    let client_port = free_port();
-    let mut peer_port = free_port();
-    while peer_port == client_port {
-        peer_port = free_port();
-    }
     let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let mut member = launch(program, data_dir, (client_port, peer_port), env, |data_dir| {
-        let mut args = cluster_args("m0", data_dir, client_port, peer_port);
-        args.extend(extra_args.iter().map(|a| a.to_string()));
-        args
-    });
-    member.wait_ready();
-    member
+    for attempt in 1..=START_ATTEMPTS {
+        let client_port = free_port();
+        let mut peer_port = free_port();
+        while peer_port == client_port {
+            peer_port = free_port();
+        }
+        let mut member = launch(
+            program.clone(),
+            data_dir,
+            (client_port, peer_port),
+            env.clone(),
+            |data_dir| {
+                let mut args = cluster_args("m0", data_dir, client_port, peer_port);
+                args.extend(extra_args.iter().map(|a| a.to_string()));
+                args
+            },
+        );
+        match member.try_wait_ready() {
+            Ok(()) => return member,
+            // Only in a fresh data dir: one the caller gave may hold what the
+            // failed try wrote, and its contents are the caller's.
+            Err(_) if attempt < START_ATTEMPTS && data_dir.is_none() && member.lost_a_port() => {
+                eprintln!(
+                    "{}: port {client_port} or {peer_port} was taken before it bound it; \
+                     starting again on fresh ports (attempt {attempt} of {START_ATTEMPTS})",
+                    program.display()
+                );
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    unreachable!("the last attempt returns or panics")
 }
 
 /// Start a single-member real etcd in a fresh temp data dir and wait until it
@@ -365,8 +433,42 @@ pub fn target_name() -> &'static str {
 /// Start an `n`-member cluster of `program` (timon or etcd) with etcd's
 /// bootstrap flags (`--initial-cluster` naming all, state `new`) plus
 /// `extra_args` on every member. All are spawned before any is awaited, as a
-/// member only becomes ready once a quorum is up.
+/// member only becomes ready once a quorum is up. A member that lost one of
+/// its ports before binding it makes the whole cluster start again on fresh
+/// ports (the others' data dirs already name the old peer URLs).
 pub fn start_cluster(program: PathBuf, n: usize, extra_args: &[&str]) -> Vec<Member> {
+    let started = Instant::now();
+    for attempt in 1..=START_ATTEMPTS {
+        let mut members = launch_cluster(&program, n, extra_args);
+        let mut failure = None;
+        for m in &mut members {
+            if let Err(e) = m.try_wait_ready() {
+                failure = Some(e);
+                break;
+            }
+        }
+        let Some(failure) = failure else {
+            eprintln!(
+                "{n}-member cluster of {} ready {:?} after the first spawn (attempt {attempt})",
+                program.display(),
+                started.elapsed()
+            );
+            return members;
+        };
+        if attempt == START_ATTEMPTS || !members.iter_mut().any(Member::lost_a_port) {
+            panic!("{failure}");
+        }
+        eprintln!(
+            "a member of the {n}-member cluster lost a port before binding it; starting the \
+             cluster again on fresh ports (attempt {attempt} of {START_ATTEMPTS})"
+        );
+        // Dropping `members` kills them and deletes their data dirs.
+    }
+    unreachable!("the last attempt returns or panics")
+}
+
+/// Spawns the members of a new `n`-member cluster on fresh ports; does not wait.
+fn launch_cluster(program: &Path, n: usize, extra_args: &[&str]) -> Vec<Member> {
     let mut ports = Vec::new();
     while ports.len() < 2 * n {
         let p = free_port();
@@ -381,7 +483,7 @@ pub fn start_cluster(program: PathBuf, n: usize, extra_args: &[&str]) -> Vec<Mem
     for i in 0..n {
         let (client_port, peer_port) = (ports[2 * i], ports[2 * i + 1]);
         members.push(launch(
-            program.clone(),
+            program.to_path_buf(),
             None,
             (client_port, peer_port),
             Vec::new(),
@@ -394,9 +496,6 @@ pub fn start_cluster(program: PathBuf, n: usize, extra_args: &[&str]) -> Vec<Mem
                 args
             },
         ));
-    }
-    for m in &mut members {
-        m.wait_ready();
     }
     members
 }
