@@ -44,7 +44,11 @@ pub async fn dial(url: &str, tls: Option<&timon_tls::TlsConnector>, timeout: Dur
 
 impl Pool {
     /// Opens `conns` channels over `endpoints`, failing if one cannot connect.
-    pub async fn connect(endpoints: &[String], conns: usize, tls: Option<&timon_tls::ClientTls>) -> anyhow::Result<Pool> {
+    pub async fn connect(
+        endpoints: &[String],
+        conns: usize,
+        tls: Option<&timon_tls::ClientTls>,
+    ) -> anyhow::Result<Pool> {
         let connector = match tls {
             Some(t) => Some(timon_tls::TlsConnector::new(t.config()?)),
             None => None,

@@ -319,7 +319,11 @@ fn unix_connector(
        + 'static {
     tower::service_fn(move |_: tonic::codegen::http::Uri| {
         let path = path.clone();
-        async move { Ok(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(path).await?)) }
+        async move {
+            Ok(hyper_util::rt::TokioIo::new(
+                tokio::net::UnixStream::connect(path).await?,
+            ))
+        }
     })
 }
 
@@ -376,8 +380,14 @@ mod tests {
             normalise_endpoint("127.0.0.1:2379", true).ok(),
             Some("https://127.0.0.1:2379".to_owned())
         );
-        assert_eq!(normalise_endpoint("http://a:1", true).ok(), Some("http://a:1".to_owned()));
-        assert_eq!(normalise_endpoint("https://a:1", false).ok(), Some("https://a:1".to_owned()));
+        assert_eq!(
+            normalise_endpoint("http://a:1", true).ok(),
+            Some("http://a:1".to_owned())
+        );
+        assert_eq!(
+            normalise_endpoint("https://a:1", false).ok(),
+            Some("https://a:1".to_owned())
+        );
     }
 
     #[test]
@@ -386,7 +396,10 @@ mod tests {
             normalise_endpoint("ftp://a:1", false),
             Err(Error::InvalidEndpoint { .. })
         ));
-        assert!(matches!(normalise_endpoint(" ", false), Err(Error::InvalidEndpoint { .. })));
+        assert!(matches!(
+            normalise_endpoint(" ", false),
+            Err(Error::InvalidEndpoint { .. })
+        ));
         let options = ConnectOptions::default();
         assert!(matches!(
             Dialer::new("https://a:1", &options, None),

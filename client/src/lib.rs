@@ -58,9 +58,9 @@ pub use kv::{prefix_range_end, Delete, DeleteRequest, Get, GetRequest, Put, PutR
 pub use lease::{KeepAlive, Session, LEASE_NOT_FOUND};
 pub use maintenance::Compact;
 pub use timon_proto as proto;
-pub use timon_tls::ClientTls;
 pub use timon_proto::etcdserverpb::compare::CompareResult;
 pub use timon_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
+pub use timon_tls::ClientTls;
 pub use txn::{Compare, NumberCompare, Op, Txn, TxnRequest, ValueCompare};
 pub use watch::{is_progress_notify, Watch, WatchStream, Watcher};
 

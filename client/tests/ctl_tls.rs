@@ -67,23 +67,39 @@ fn timonctl_speaks_tls_as_etcdctl_does() {
     let pki = Pki::new();
     let (_server, endpoint) = start(&pki);
     let tls = tls_args(&pki);
-    let args = |extra: &[&str]| -> Vec<String> { tls.iter().cloned().chain(extra.iter().map(|s| s.to_string())).collect() };
+    let args =
+        |extra: &[&str]| -> Vec<String> { tls.iter().cloned().chain(extra.iter().map(|s| s.to_string())).collect() };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let out = run(TIMONCTL, &endpoint, &as_refs(&args(&["put", "ready", "1"])), None);
         if out.status.success() {
             break;
         }
-        assert!(Instant::now() < deadline, "server not ready: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            Instant::now() < deadline,
+            "server not ready: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // Commands that change nothing the next one prints, so both clients
     // run each on the same server.
-    for cmd in [&["put", "k", "v"][..], &["get", "k"], &["get", "", "--prefix", "-w", "json"]] {
+    for cmd in [
+        &["put", "k", "v"][..],
+        &["get", "k"],
+        &["get", "", "--prefix", "-w", "json"],
+    ] {
         let ours = run(TIMONCTL, &endpoint, &as_refs(&args(cmd)), None);
         let theirs = run(ETCDCTL, &endpoint, &as_refs(&args(cmd)), None);
-        assert!(ours.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&ours.stderr));
-        let (o, t) = (String::from_utf8_lossy(&ours.stdout), String::from_utf8_lossy(&theirs.stdout));
+        assert!(
+            ours.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
+        let (o, t) = (
+            String::from_utf8_lossy(&ours.stdout),
+            String::from_utf8_lossy(&theirs.stdout),
+        );
         if cmd.contains(&"json") {
             // Revisions and raft terms agree; the member and cluster IDs of two
             // processes may not be printed in the same key order: compare values.
@@ -108,10 +124,17 @@ fn timonctl_speaks_tls_as_etcdctl_does() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\n1\n");
     // No client certificate: refused by the server, for both clients.
-    let only_ca = [format!("--cacert={}", pki.path("ca.crt").display()), "get".into(), "ready".into()];
+    let only_ca = [
+        format!("--cacert={}", pki.path("ca.crt").display()),
+        "get".into(),
+        "ready".into(),
+    ];
     for bin in [TIMONCTL, ETCDCTL] {
         let out = run(bin, &endpoint, &as_refs(&only_ca), None);
-        assert!(!out.status.success(), "{bin} got an answer without a client certificate");
+        assert!(
+            !out.status.success(),
+            "{bin} got an answer without a client certificate"
+        );
     }
     // A missing CA file is named.
     let missing = ["--cacert=/no/such/ca.crt", "get", "ready"];
@@ -167,7 +190,12 @@ fn timonctl_dials_unix_sockets_as_etcdctl_does() {
         .current_dir(dir.path())
         .args(["--name", "m0", "--data-dir"])
         .arg(dir.path().join("data"))
-        .args(["--listen-client-urls", &format!("{tcp},{sock}"), "--advertise-client-urls", &tcp])
+        .args([
+            "--listen-client-urls",
+            &format!("{tcp},{sock}"),
+            "--advertise-client-urls",
+            &tcp,
+        ])
         .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
         .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
         .args(["--initial-cluster", &format!("m0=http://127.0.0.1:{peer}")])

@@ -11,13 +11,13 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use futures::{Stream, StreamExt};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use timon_proto::etcdserverpb::RangeRequest;
-use futures::{Stream, StreamExt};
 use tokio::sync::watch;
 
 use crate::rpc::{Ctx, ETCD_API_VERSION};

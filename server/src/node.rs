@@ -161,7 +161,13 @@ async fn bind(flag: &'static str, list: &str, tls: Option<&Arc<Acceptor>>) -> an
         let serve = match wanted.iter_mut().find(|(a, _)| *a == addr) {
             Some((_, serve)) => serve,
             None => {
-                wanted.push((addr, Serve { tls: None, plain: false }));
+                wanted.push((
+                    addr,
+                    Serve {
+                        tls: None,
+                        plain: false,
+                    },
+                ));
                 &mut wanted.last_mut().expect("just pushed").1
             }
         };
@@ -344,7 +350,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     });
 
     // Bind every listener before announcing anything, so a taken port fails start-up.
-    let listeners = bind("listen-client-urls", &cfg.member.listen_client_urls, tls.client.as_ref()).await?;
+    let listeners = bind(
+        "listen-client-urls",
+        &cfg.member.listen_client_urls,
+        tls.client.as_ref(),
+    )
+    .await?;
     publish(&raft, &cfg, &advertise_client, cluster_id).await;
     tracing::info!("enabled capabilities for version {}", &ETCD_API_VERSION[..3]);
 
@@ -360,7 +371,11 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     if let Some(urls) = &cfg.logging.listen_metrics_urls {
         for listener in bind("listen-metrics-urls", urls, tls.client.as_ref()).await? {
             tracing::info!("serving metrics on {}", listener.describe());
-            servers.push(tokio::spawn(metrics::serve(listener.incoming(), ctx.clone(), stop_rx.clone())));
+            servers.push(tokio::spawn(metrics::serve(
+                listener.incoming(),
+                ctx.clone(),
+                stop_rx.clone(),
+            )));
         }
     }
 
@@ -453,7 +468,10 @@ fn client_router(ctx: &Arc<Ctx>, cfg: &Config) -> anyhow::Result<tonic::transpor
         .add_service(ElectionServer::new(ElectionService::new(ctx.clone())).max_decoding_message_size(max_decode)))
 }
 
-type ClientLayers = tower::layer::util::Stack<GrpcLimitLayer, tower::layer::util::Stack<HttpEndpointsLayer, tower::layer::util::Identity>>;
+type ClientLayers = tower::layer::util::Stack<
+    GrpcLimitLayer,
+    tower::layer::util::Stack<HttpEndpointsLayer, tower::layer::util::Identity>,
+>;
 
 /// Runs one listener's server until `stop` turns true; `serve` gets the
 /// shutdown signal to pass to tonic.

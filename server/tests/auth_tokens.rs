@@ -347,18 +347,33 @@ async fn a_revoked_permission_holds_on_every_member_at_once() {
     etcdctl_ok(&endpoints[0], &["user", "grant-role", "alice", "r"]);
     enable_auth(&endpoints[0]);
     for round in 0..3 {
-        let token = authenticate(&endpoints[1], "alice", "alicepw").await.expect("alice authenticates");
-        for ep in &endpoints {
-            assert_eq!(range_with(ep, Some(&token)).await, Ok(()), "round {round} at {ep} before the revoke");
-        }
-        etcdctl_ok(&endpoints[round], &["--user=root:rootpw", "role", "revoke-permission", "r", "k"]);
+        let token = authenticate(&endpoints[1], "alice", "alicepw")
+            .await
+            .expect("alice authenticates");
         for ep in &endpoints {
             assert_eq!(
                 range_with(ep, Some(&token)).await,
-                Err((tonic::Code::PermissionDenied, "etcdserver: permission denied".to_string())),
+                Ok(()),
+                "round {round} at {ep} before the revoke"
+            );
+        }
+        etcdctl_ok(
+            &endpoints[round],
+            &["--user=root:rootpw", "role", "revoke-permission", "r", "k"],
+        );
+        for ep in &endpoints {
+            assert_eq!(
+                range_with(ep, Some(&token)).await,
+                Err((
+                    tonic::Code::PermissionDenied,
+                    "etcdserver: permission denied".to_string()
+                )),
                 "round {round} at {ep} after the revoke"
             );
         }
-        etcdctl_ok(&endpoints[round], &["--user=root:rootpw", "role", "grant-permission", "r", "read", "k"]);
+        etcdctl_ok(
+            &endpoints[round],
+            &["--user=root:rootpw", "role", "grant-permission", "r", "read", "k"],
+        );
     }
 }

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use timon_tls::test_pki::Pki;
 use support::{free_port, skip_without_etcd};
+use timon_tls::test_pki::Pki;
 
 /// How long a member (or a cluster) may take to elect a leader and answer
 /// /health on a loaded CI machine: many times the 1 s election timeout.
@@ -77,7 +77,10 @@ fn ports(n: usize) -> Vec<Ports> {
 }
 
 fn spawn(args: Vec<String>, ports: &Ports) -> Proc {
-    let tmp = tempfile::Builder::new().prefix("timon-tls-").tempdir().expect("temp dir");
+    let tmp = tempfile::Builder::new()
+        .prefix("timon-tls-")
+        .tempdir()
+        .expect("temp dir");
     let log = tmp.path().join("stderr.log");
     let data_dir = tmp.path().join("data");
     let mut full = vec![format!("--data-dir={}", data_dir.display())];
@@ -104,9 +107,15 @@ fn spawn(args: Vec<String>, ports: &Ports) -> Proc {
 /// spelling or etcd 3.6's.
 fn kubeadm_args(pki: &Pki, name: &str, p: &Ports, initial_cluster: &str, spelling_36: bool) -> Vec<String> {
     let (corrupt, progress) = if spelling_36 {
-        ("--feature-gates=InitialCorruptCheck=true", "--watch-progress-notify-interval=5s")
+        (
+            "--feature-gates=InitialCorruptCheck=true",
+            "--watch-progress-notify-interval=5s",
+        )
     } else {
-        ("--experimental-initial-corrupt-check=true", "--experimental-watch-progress-notify-interval=5s")
+        (
+            "--experimental-initial-corrupt-check=true",
+            "--experimental-watch-progress-notify-interval=5s",
+        )
     };
     vec![
         format!("--advertise-client-urls=https://127.0.0.1:{}", p.client),
@@ -133,7 +142,8 @@ fn kubeadm_args(pki: &Pki, name: &str, p: &Ports, initial_cluster: &str, spellin
 /// A plain HTTP/1.0 GET: the status code and the body.
 fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").map_err(|e| e.to_string())?;
     let mut text = String::new();
     s.read_to_string(&mut text).map_err(|e| e.to_string())?;
@@ -213,13 +223,22 @@ fn kubeadm_cluster(spelling_36: bool) {
         .collect::<Vec<_>>()
         .join(",");
     let mut members: Vec<Proc> = (0..3)
-        .map(|i| spawn(kubeadm_args(&pki, &format!("m{i}"), &ps[i], &initial, spelling_36), &ps[i]))
+        .map(|i| {
+            spawn(
+                kubeadm_args(&pki, &format!("m{i}"), &ps[i], &initial, spelling_36),
+                &ps[i],
+            )
+        })
         .collect();
     wait_healthy(&mut members);
     let tls = client_tls(&pki, "client");
     for (i, m) in members.iter().enumerate() {
         let (ok, out, err) = etcdctl(&m.endpoint(), &tls, &["put", &format!("k{i}"), &format!("v{i}")]);
-        assert!(ok && out.trim() == "OK", "put on m{i}: {out} {err}\nlog:\n{}", m.log_text());
+        assert!(
+            ok && out.trim() == "OK",
+            "put on m{i}: {out} {err}\nlog:\n{}",
+            m.log_text()
+        );
     }
     for m in &members {
         for i in 0..3 {
@@ -246,7 +265,11 @@ fn kubeadm_cluster(spelling_36: bool) {
             .output()
             .expect("run curl");
         let body = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success() && body.contains(r#""health":"true""#), "curl {http}: {body} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success() && body.contains(r#""health":"true""#),
+            "curl {http}: {body} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     for m in &members {
         let (code, body) = http_get(m.metrics_port, "/health?exclude=NOSPACE&serializable=true").unwrap();
@@ -332,10 +355,7 @@ fn unreadable_or_mismatched_certificate_files_stop_start_up_naming_the_file() {
         (vec![format!("--cert-file={missing}")], missing.clone()),
         // The key of another certificate.
         (vec![format!("--key-file={}", pki.key("peer"))], pki.key("peer")),
-        (
-            vec![format!("--trusted-ca-file={}", pki.key("ca"))],
-            pki.key("ca"),
-        ),
+        (vec![format!("--trusted-ca-file={}", pki.key("ca"))], pki.key("ca")),
     ];
     for (override_args, named) in cases {
         let mut args = kubeadm_args(&pki, "m0", p, &format!("m0=https://127.0.0.1:{}", p.peer), false);
@@ -395,7 +415,10 @@ fn a_rotated_server_certificate_is_served_without_a_restart() {
     std::fs::copy(pki.path("server.key"), &key).unwrap();
     let m = single(
         &pki,
-        &[format!("--cert-file={}", cert.display()), format!("--key-file={}", key.display())],
+        &[
+            format!("--cert-file={}", cert.display()),
+            format!("--key-file={}", key.display()),
+        ],
     );
     assert_serves(&m, &pki, "before");
     // A new certificate from the other CA: clients that trust only the
@@ -414,7 +437,11 @@ fn a_rotated_server_certificate_is_served_without_a_restart() {
         if ok {
             break;
         }
-        assert!(Instant::now() < deadline, "rotated certificate not served: {err}\n{}", m.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "rotated certificate not served: {err}\n{}",
+            m.log_text()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let (ok, _, _) = etcdctl(&m.endpoint(), &client_tls(&pki, "client"), &["get", "after"]);
@@ -441,7 +468,10 @@ fn auto_tls_writes_a_self_signed_certificate_under_the_data_dir() {
     wait_healthy(std::slice::from_mut(&mut m));
     let fixtures: &Path = &m.data_dir.join("fixtures/client");
     assert!(fixtures.join("cert.pem").exists() && fixtures.join("key.pem").exists());
-    let insecure = vec!["--insecure-transport=false".to_string(), "--insecure-skip-tls-verify".into()];
+    let insecure = vec![
+        "--insecure-transport=false".to_string(),
+        "--insecure-skip-tls-verify".into(),
+    ];
     let (ok, out, err) = etcdctl(&m.endpoint(), &insecure, &["put", "k", "v"]);
     assert!(ok && out.trim() == "OK", "{out} {err}");
     // Verifying against a CA that did not sign it fails.
@@ -459,8 +489,14 @@ fn peers_outside_the_allowed_common_names_are_refused() {
     let start = |allowed: &str| kubeadm_members(&pki, &ps, 0..3, &[format!("--peer-cert-allowed-cn={allowed}")]);
     let refused = start("someone-else,another");
     let deadline = Instant::now() + READY_TIMEOUT;
-    while !refused.iter().any(|m| m.log_text().contains("client certificate authentication failed")) {
-        assert!(Instant::now() < deadline, "no member refused a peer outside the allowed CNs");
+    while !refused
+        .iter()
+        .any(|m| m.log_text().contains("client certificate authentication failed"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no member refused a peer outside the allowed CNs"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     for m in &refused {
@@ -484,7 +520,10 @@ fn http_and_https_urls_on_one_port_serve_both_and_unix_sockets_serve_etcdctl() {
     let unix = format!("unix://{}", sock.display());
     let args = vec![
         "--name=m0".to_string(),
-        format!("--listen-client-urls=http://127.0.0.1:{0},https://127.0.0.1:{0},{unix}", p.client),
+        format!(
+            "--listen-client-urls=http://127.0.0.1:{0},https://127.0.0.1:{0},{unix}",
+            p.client
+        ),
         format!("--advertise-client-urls=https://127.0.0.1:{}", p.client),
         format!("--listen-peer-urls=http://127.0.0.1:{}", p.peer),
         format!("--initial-advertise-peer-urls=http://127.0.0.1:{}", p.peer),
@@ -505,7 +544,10 @@ fn http_and_https_urls_on_one_port_serve_both_and_unix_sockets_serve_etcdctl() {
     let (ok, out, err) = etcdctl(&unix, &[], &["get", "plain"]);
     assert!(ok && out == "plain\n1\n", "unix socket: {out} {err}");
     // A clean stop (SIGTERM) removes the socket file, as etcd's does.
-    let status = Command::new("kill").args(["-TERM", &m.child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &m.child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + READY_TIMEOUT;
     while m.exited().is_none() {

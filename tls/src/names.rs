@@ -40,7 +40,10 @@ pub fn valid_for_host(der: &[u8], host: &str) -> bool {
 }
 
 fn dns_matches(pattern: &str, host: &str) -> bool {
-    let (pattern, host) = (pattern.to_ascii_lowercase(), host.trim_end_matches('.').to_ascii_lowercase());
+    let (pattern, host) = (
+        pattern.to_ascii_lowercase(),
+        host.trim_end_matches('.').to_ascii_lowercase(),
+    );
     match pattern.strip_prefix("*.") {
         Some(suffix) => host
             .split_once('.')

@@ -46,8 +46,7 @@ pub fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 
 /// The revocation lists in a PEM file.
 pub fn crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
-    let iter =
-        CertificateRevocationListDer::pem_file_iter(path).map_err(|e| file_error("CRL file", path, e))?;
+    let iter = CertificateRevocationListDer::pem_file_iter(path).map_err(|e| file_error("CRL file", path, e))?;
     iter.collect::<Result<Vec<_>, _>>()
         .map_err(|e| file_error("CRL file", path, e))
 }
@@ -56,9 +55,7 @@ pub fn crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, T
 pub fn roots(path: &Path) -> Result<RootCertStore, TlsError> {
     let mut store = RootCertStore::empty();
     for cert in certs(path)? {
-        store
-            .add(cert)
-            .map_err(|e| file_error("trusted CA file", path, e))?;
+        store.add(cert).map_err(|e| file_error("trusted CA file", path, e))?;
     }
     Ok(store)
 }

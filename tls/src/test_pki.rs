@@ -39,7 +39,10 @@ impl Pki {
     /// `other-ca` `foreign-client` and `foreign-peer`. Panics if openssl
     /// fails (a test setup error).
     pub fn new() -> Pki {
-        let tmp = tempfile::Builder::new().prefix("timon-pki-").tempdir().expect("temp dir");
+        let tmp = tempfile::Builder::new()
+            .prefix("timon-pki-")
+            .tempdir()
+            .expect("temp dir");
         let mut pki = Pki::make(tmp.path()).expect("make the test PKI");
         pki._tmp = Some(tmp);
         let extra = [
@@ -96,8 +99,19 @@ impl Pki {
     /// A self-signed CA `name.crt` / `name.key`.
     pub fn ca(&self, name: &str, cn: &str) -> Result<(), TlsError> {
         self.openssl(&[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &format!("{name}.key"), "-out",
-            &format!("{name}.crt"), "-days", "365", "-subj", &format!("/CN={cn}"),
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.crt"),
+            "-days",
+            "365",
+            "-subj",
+            &format!("/CN={cn}"),
         ])
     }
 
@@ -113,13 +127,33 @@ impl Pki {
         }
         std::fs::write(self.path(&ext), text).map_err(|e| TlsError::Config(format!("write {ext}: {e}")))?;
         self.openssl(&[
-            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &format!("{name}.key"), "-out",
-            &format!("{name}.csr"), "-subj", &format!("/CN={cn}"),
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={cn}"),
         ])?;
         self.openssl(&[
-            "x509", "-req", "-in", &format!("{name}.csr"), "-CA", &format!("{ca}.crt"), "-CAkey",
-            &format!("{ca}.key"), "-CAcreateserial", "-out", &format!("{name}.crt"), "-days", &days.to_string(),
-            "-extfile", &ext,
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.crt"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-out",
+            &format!("{name}.crt"),
+            "-days",
+            &days.to_string(),
+            "-extfile",
+            &ext,
         ])
     }
 
@@ -155,7 +189,10 @@ mod tests {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&text.stdout);
-        assert!(text.contains("IP Address:127.0.0.1") && text.contains("DNS:localhost"), "{text}");
+        assert!(
+            text.contains("IP Address:127.0.0.1") && text.contains("DNS:localhost"),
+            "{text}"
+        );
         assert!(pki.member_flags().iter().any(|f| f == "--peer-client-cert-auth=true"));
         pki.client_tls().config().expect("client config from the PKI's files");
     }

@@ -14,7 +14,9 @@ pub fn version(name: &str) -> Result<Option<&'static SupportedProtocolVersion>, 
         "" => Ok(None),
         "TLS1.2" => Ok(Some(&rustls::version::TLS12)),
         "TLS1.3" => Ok(Some(&rustls::version::TLS13)),
-        other => Err(format!("unexpected TLS version {other:?} (must be one of: TLS1.2, TLS1.3)")),
+        other => Err(format!(
+            "unexpected TLS version {other:?} (must be one of: TLS1.2, TLS1.3)"
+        )),
     }
 }
 

@@ -96,7 +96,11 @@ fn default_timon_bin() -> PathBuf {
 }
 
 /// Runs `step` on `cluster` and reads every member's peak RSS afterwards.
-async fn measure(step: &plan::Step, cluster: &Cluster, tls: Option<&cluster::Tls>) -> anyhow::Result<(Report, Vec<u64>)> {
+async fn measure(
+    step: &plan::Step,
+    cluster: &Cluster,
+    tls: Option<&cluster::Tls>,
+) -> anyhow::Result<(Report, Vec<u64>)> {
     let mut options = step.options.clone();
     options.endpoints = cluster.endpoints();
     if let Some(tls) = tls {
@@ -145,13 +149,36 @@ pub async fn run(args: &CompareArgs, base: &Common) -> anyhow::Result<Results> {
         quota_backend_bytes: args.quota_backend_bytes,
     };
     let dir = tempfile::Builder::new().prefix("timon-bench-").tempdir()?;
-    let tls = if args.tls { Some(cluster::Tls::new(dir.path())?) } else { None };
+    let tls = if args.tls {
+        Some(cluster::Tls::new(dir.path())?)
+    } else {
+        None
+    };
     let mut ports = Vec::new();
     let start = Duration::from_secs(60);
     let (clusters, date) = {
-        let timon = Cluster::start("timon", &timon_bin, 3, &settings, dir.path(), &mut ports, start, tls.as_ref()).await?;
-        let etcd =
-            Cluster::start("etcd", &args.etcd_bin, 3, &settings, dir.path(), &mut ports, start, tls.as_ref()).await?;
+        let timon = Cluster::start(
+            "timon",
+            &timon_bin,
+            3,
+            &settings,
+            dir.path(),
+            &mut ports,
+            start,
+            tls.as_ref(),
+        )
+        .await?;
+        let etcd = Cluster::start(
+            "etcd",
+            &args.etcd_bin,
+            3,
+            &settings,
+            dir.path(),
+            &mut ports,
+            start,
+            tls.as_ref(),
+        )
+        .await?;
         ([timon, etcd], date::stamp_now())
     };
     let mut runs: Vec<[Vec<Report>; 2]> = steps.iter().map(|_| [Vec::new(), Vec::new()]).collect();

@@ -57,9 +57,18 @@ pub fn settings() -> Settings {
 /// A one-member cluster of `binary` in `dir`, ready to serve.
 pub async fn single(label: &str, binary: &Path, dir: &Path) -> Cluster {
     let mut ports = Vec::new();
-    Cluster::start(label, binary, 1, &settings(), dir, &mut ports, Duration::from_secs(60), None)
-        .await
-        .unwrap_or_else(|e| panic!("start {label}: {e:#}"))
+    Cluster::start(
+        label,
+        binary,
+        1,
+        &settings(),
+        dir,
+        &mut ports,
+        Duration::from_secs(60),
+        None,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("start {label}: {e:#}"))
 }
 
 /// Runs `timon-bench args...` and parses its JSON output.

@@ -266,7 +266,10 @@ impl Context {
                 out("Password: ");
                 let mut line = String::new();
                 let _ = std::io::stdin().read_line(&mut line);
-                Ok(Some((user.to_string(), line.trim_end_matches(['\r', '\n']).to_string())))
+                Ok(Some((
+                    user.to_string(),
+                    line.trim_end_matches(['\r', '\n']).to_string(),
+                )))
             }
         }
     }

@@ -42,7 +42,13 @@ pub fn prepare(args: impl IntoIterator<Item = String>, known: &BTreeSet<String>)
                 Some(v) => v,
                 None => iter.next().ok_or("flag needs an argument: -feature-gates")?,
             };
-            gates.extend(value.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned));
+            gates.extend(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_owned),
+            );
             continue;
         }
         if known.contains(&name) || name == "help" || name == "version" {
@@ -69,7 +75,9 @@ pub fn prepare(args: impl IntoIterator<Item = String>, known: &BTreeSet<String>)
             None => return Err(format!("missing bool value for {gate}")),
         };
         if !matches!(on.as_str(), "true" | "false") {
-            return Err(format!("invalid value of {gate_name}={on}, err: strconv.ParseBool: parsing {on:?}: invalid syntax"));
+            return Err(format!(
+                "invalid value of {gate_name}={on}, err: strconv.ParseBool: parsing {on:?}: invalid syntax"
+            ));
         }
         if !FEATURE_GATES_36.iter().any(|(g, _)| *g == gate_name) {
             return Err(format!("unrecognized feature gate: {gate_name}"));

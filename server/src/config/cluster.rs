@@ -7,7 +7,11 @@ use clap::Args;
 #[command(next_help_heading = "Clustering")]
 pub struct ClusterFlags {
     /// List of this member's peer URLs to advertise to the rest of the cluster.
-    #[arg(long, env = "ETCD_INITIAL_ADVERTISE_PEER_URLS", default_value = "http://localhost:2380")]
+    #[arg(
+        long,
+        env = "ETCD_INITIAL_ADVERTISE_PEER_URLS",
+        default_value = "http://localhost:2380"
+    )]
     pub initial_advertise_peer_urls: String,
 
     /// Initial cluster configuration for bootstrapping (default: <name>=<initial-advertise-peer-urls>).

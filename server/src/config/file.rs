@@ -17,7 +17,11 @@ pub fn args_from_file(path: &Path) -> Result<Vec<String>, String> {
 pub fn args_from_yaml(text: &str) -> Result<Vec<String>, String> {
     let doc: Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
     let Value::Mapping(map) = doc else {
-        return if doc.is_null() { Ok(vec![]) } else { Err("not a YAML mapping".into()) };
+        return if doc.is_null() {
+            Ok(vec![])
+        } else {
+            Err("not a YAML mapping".into())
+        };
     };
     let mut args = Vec::new();
     for (key, value) in &map {
@@ -39,7 +43,11 @@ enum Side {
 
 fn security(args: &mut Vec<String>, value: &Value, side: Side) -> Result<(), String> {
     let Value::Mapping(map) = value else {
-        return if value.is_null() { Ok(()) } else { Err("transport security must be a mapping".into()) };
+        return if value.is_null() {
+            Ok(())
+        } else {
+            Err("transport security must be a mapping".into())
+        };
     };
     for (key, value) in map {
         let Some(key) = key.as_str() else { continue };

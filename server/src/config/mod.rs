@@ -145,7 +145,10 @@ impl Config {
             let mut from_file = vec![prepared.args[0].clone()];
             for arg in file::args_from_file(&path).map_err(fail)? {
                 let name = arg.trim_start_matches('-').split('=').next().unwrap_or("");
-                if known.contains(name) || etcd_flags::ETCD_FLAGS.iter().any(|f| f.name == name) || name == "feature-gates" {
+                if known.contains(name)
+                    || etcd_flags::ETCD_FLAGS.iter().any(|f| f.name == name)
+                    || name == "feature-gates"
+                {
                     from_file.push(arg);
                 }
             }
@@ -249,13 +252,17 @@ impl Config {
             || self.peer_tls.peer_auto_tls == Some(true);
         for url in parse_urls("listen-client-urls", &self.member.listen_client_urls)? {
             if urls::is_tls(&url) && !client_tls {
-                return Err(ConfigError::ClientTlsMissing(url.to_string().trim_end_matches('/').into()));
+                return Err(ConfigError::ClientTlsMissing(
+                    url.to_string().trim_end_matches('/').into(),
+                ));
             }
         }
         parse_urls("advertise-client-urls", &self.cluster.advertise_client_urls)?;
         for url in parse_urls("listen-peer-urls", &self.member.listen_peer_urls)? {
             if urls::is_tls(&url) && !peer_tls {
-                return Err(ConfigError::PeerTlsMissing(url.to_string().trim_end_matches('/').into()));
+                return Err(ConfigError::PeerTlsMissing(
+                    url.to_string().trim_end_matches('/').into(),
+                ));
             }
         }
         parse_urls("initial-advertise-peer-urls", &self.cluster.initial_advertise_peer_urls)?;

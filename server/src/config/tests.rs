@@ -85,7 +85,13 @@ fn https_urls_need_their_sides_certificates() {
         c.validate().unwrap_err().to_string(),
         "TLS key/cert (--cert-file, --key-file) must be provided for client url https://127.0.0.1:2379 with HTTPS scheme"
     );
-    let c = parse(&["--listen-client-urls", "https://127.0.0.1:2379", "--cert-file=a", "--key-file=b"]).unwrap();
+    let c = parse(&[
+        "--listen-client-urls",
+        "https://127.0.0.1:2379",
+        "--cert-file=a",
+        "--key-file=b",
+    ])
+    .unwrap();
     c.validate().unwrap();
     let c = parse(&["--listen-client-urls", "https://127.0.0.1:2379", "--auto-tls"]).unwrap();
     c.validate().unwrap();
@@ -103,7 +109,11 @@ fn etcd_flags_timon_does_not_act_on_are_accepted_and_reported() {
     .unwrap();
     assert_eq!(
         c.ignored_flags(),
-        ["--experimental-initial-corrupt-check", "--enable-v2", "--feature-gates=InitialCorruptCheck"]
+        [
+            "--experimental-initial-corrupt-check",
+            "--enable-v2",
+            "--feature-gates=InitialCorruptCheck"
+        ]
     );
     // LeaseCheckpoint is a gate for a flag timon acts on.
     assert_eq!(c.lease_checkpoint_interval(), Ok(None));
@@ -141,6 +151,10 @@ fn env_vars_are_read_and_flags_win() {
             continue;
         }
         let expected = format!("ETCD_{}", id.to_uppercase());
-        assert_eq!(arg.get_env().and_then(|e| e.to_str()), Some(expected.as_str()), "flag {id}");
+        assert_eq!(
+            arg.get_env().and_then(|e| e.to_str()),
+            Some(expected.as_str()),
+            "flag {id}"
+        );
     }
 }

@@ -30,7 +30,11 @@ pub fn parse_urls(flag: &'static str, list: &str) -> Result<Vec<Url>, ConfigErro
                     }
                 }
                 "unix" | "unixs" => {
-                    if url.as_str().split_once("://").is_none_or(|(_, rest)| rest.trim_end_matches('/').is_empty()) {
+                    if url
+                        .as_str()
+                        .split_once("://")
+                        .is_none_or(|(_, rest)| rest.trim_end_matches('/').is_empty())
+                    {
                         return Err(bad("a unix URL must name its socket (unix://NAME)"));
                     }
                 }

@@ -83,7 +83,9 @@ impl PeerDialer {
     /// The TLS connector for an `https://` peer URL; `http://` ones are
     /// dialed in plain text, as etcd's peer transport does.
     fn tls_for(&self, endpoint: &Endpoint) -> Option<timon_tls::TlsConnector> {
-        (endpoint.uri().scheme_str() == Some("https")).then(|| self.tls.clone()).flatten()
+        (endpoint.uri().scheme_str() == Some("https"))
+            .then(|| self.tls.clone())
+            .flatten()
     }
 
     /// A channel that connects on first use (and again after a failure).

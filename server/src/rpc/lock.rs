@@ -142,7 +142,9 @@ impl LockService {
 impl Lock for LockService {
     async fn lock(&self, request: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
         let client = self.client.for_caller(&request);
-        LockService::lock(&client, request.into_inner()).await.map(Response::new)
+        LockService::lock(&client, request.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn unlock(&self, request: Request<UnlockRequest>) -> Result<Response<UnlockResponse>, Status> {

@@ -97,10 +97,7 @@ impl StreamState {
         let end: &[u8] = if req.range_end == [0] { &[] } else { &req.range_end };
         let checked = match self.ctx.who(&self.creds).await {
             Err(status) => Err(status.message().to_string()),
-            Ok(who) => self
-                .ctx
-                .check_range(who.as_ref(), key, end)
-                .map_err(|e| e.to_string()),
+            Ok(who) => self.ctx.check_range(who.as_ref(), key, end).map_err(|e| e.to_string()),
         };
         let reason = checked.err()?;
         // etcd sends the gRPC error's Go string (`rpctypes.ErrGRPC*.Error()`).

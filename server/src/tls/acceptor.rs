@@ -108,7 +108,13 @@ pub fn server_config(info: &TlsInfo) -> Result<Arc<ServerConfig>, TlsError> {
     let min = versions::version(&info.min_version).map_err(TlsError::Config)?;
     let max = versions::version(&info.max_version).map_err(TlsError::Config)?;
     let all = [&rustls::version::TLS12, &rustls::version::TLS13];
-    let rank = |v: &rustls::SupportedProtocolVersion| if v.version == rustls::ProtocolVersion::TLSv1_2 { 0 } else { 1 };
+    let rank = |v: &rustls::SupportedProtocolVersion| {
+        if v.version == rustls::ProtocolVersion::TLSv1_2 {
+            0
+        } else {
+            1
+        }
+    };
     let (lo, hi) = (min.map_or(0, rank), max.map_or(1, rank));
     if lo > hi {
         return Err(TlsError::Config(format!(

@@ -170,7 +170,10 @@ async fn first_byte(stream: &Stream) -> io::Result<u8> {
         Stream::Unix(_) => return Ok(TLS_HANDSHAKE_RECORD),
     };
     if n == 0 {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before sending anything"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "closed before sending anything",
+        ));
     }
     Ok(byte[0])
 }

@@ -78,7 +78,9 @@ impl ClientCertVerifier for AllowedNames {
         if self.allowed(end_entity) {
             Ok(verified)
         } else {
-            Err(rustls::Error::General("client certificate authentication failed".into()))
+            Err(rustls::Error::General(
+                "client certificate authentication failed".into(),
+            ))
         }
     }
 
