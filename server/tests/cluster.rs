@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::{connect, start_cluster, timon_bin, Member, ELECTION_TIMEOUT, REQUEST_TIMEOUT};
-use timon_proto::etcdserverpb::{PutRequest, RangeRequest, StatusRequest, StatusResponse};
+use timon_proto::etcdserverpb::{CompactionRequest, PutRequest, RangeRequest, StatusRequest, StatusResponse};
 
 async fn status(m: &Member) -> Option<StatusResponse> {
     let (_, mut maint) = connect(&m.endpoint()).await;
@@ -262,10 +262,23 @@ async fn paused_follower_catches_up_from_a_snapshot() {
     }
     let (follower, leader_m) = (follower.unwrap(), leader_m.unwrap());
     follower.signal("STOP");
+    let mut compacted = -1;
     for i in 0..400 {
-        put(leader_m, &format!("s/{i:04}"), &"v".repeat(100))
+        let rev = put(leader_m, &format!("s/{i:04}"), &"v".repeat(100))
             .await
             .expect("put while a follower is paused");
+        if i % 150 == 149 {
+            // Compactions the follower learns only from the snapshot.
+            let (mut kv, _) = connect(&leader_m.endpoint()).await;
+            compacted = rev - 20;
+            kv.compact(CompactionRequest {
+                revision: compacted,
+                physical: true,
+            })
+            .await
+            .expect("compact");
+            put(leader_m, &format!("s/{i:04}"), "rewritten").await.expect("put");
+        }
     }
     follower.signal("CONT");
     // The follower applies everything the leader has.
@@ -292,6 +305,31 @@ async fn paused_follower_catches_up_from_a_snapshot() {
         assert_eq!(rev, rev0);
         assert!(all == all0, "members differ after catch-up");
     }
+    // etcd's own check: equal HashKV on every member, at the same revision
+    // and compaction revision (DESIGN invariant 2), as etcdctl shows it.
+    let (ok, out, err) = support::etcdctl(
+        &members[0].endpoint(),
+        &["endpoint", "hashkv", "--cluster", "-w", "json"],
+    );
+    assert!(ok, "etcdctl endpoint hashkv --cluster: {err}");
+    let answers: Vec<serde_json::Value> = serde_json::from_str(&out).expect("etcdctl's JSON");
+    assert_eq!(answers.len(), 3, "one answer per member: {out}");
+    let of = |a: &serde_json::Value, field: &str| a["HashKV"][field].clone();
+    for a in &answers[1..] {
+        for field in ["hash", "compact_revision"] {
+            assert_eq!(
+                of(a, field),
+                of(&answers[0], field),
+                "{field} differs between members: {out}"
+            );
+        }
+        assert_eq!(
+            a["HashKV"]["header"]["revision"],
+            answers[0]["HashKV"]["header"]["revision"]
+        );
+    }
+    assert_eq!(of(&answers[0], "compact_revision").as_i64(), Some(compacted), "{out}");
+    println!("hashkv --cluster: {out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -106,6 +106,12 @@ fn script() -> Vec<Cmd> {
         cmd(&["get", "k", "--rev=4"]),
         cmd(&["get", "k", "--rev=5", "-w", "json"]),
         cmd(&["get", "k", "--rev=6"]),
+        cmd(&["endpoint", "hashkv"]),
+        cmd(&["endpoint", "hashkv", "-w", "json"]),
+        cmd(&["endpoint", "hashkv", "--rev=6", "-w", "table"]),
+        cmd(&["endpoint", "hashkv", "--rev=4", "-w", "json"]),
+        cmd(&["endpoint", "hashkv", "--rev=2"]),
+        cmd(&["endpoint", "hashkv", "--rev=99"]),
         cmd(&["endpoint", "status"]),
         cmd(&["endpoint", "status", "-w", "json"]),
         cmd(&["endpoint", "status", "-w", "table"]),
@@ -208,7 +214,8 @@ fn normalise_header(header: &mut Value) {
 }
 
 /// JSON output: the outer response header's ids and term; for endpoint
-/// status also the Status fields; for endpoint health the timing.
+/// status also the Status fields; for endpoint health the timing; for
+/// endpoint hashkv its header's ids and term (the hash itself must match).
 fn normalise_json(text: &str) -> String {
     let Ok(mut doc) = serde_json::from_str::<Value>(text.trim()) else {
         return text.to_string();
@@ -243,6 +250,9 @@ fn normalise_json(text: &str) -> String {
                         }
                     }
                 }
+            }
+            if let Some(header) = item.pointer_mut("/HashKV/header") {
+                normalise_header(header);
             }
             if let Some(took) = item.get_mut("took") {
                 *took = placeholder("took", took);

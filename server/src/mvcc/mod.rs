@@ -3,7 +3,8 @@
 //! Owns the revision history of every key: the on-disk layout of revisions
 //! in [`Cf::Kv`](crate::storage::Cf::Kv) ([`revision`]), each key's history
 //! ([`key_index`]), the ordered in-memory index over all keys ([`index`]), and
-//! the store that reads and writes them ([`store`], [`write`], [`compact`]).
+//! the store that reads and writes them ([`store`], [`write`], [`compact`]),
+//! and the hashes members compare ([`hash`]).
 //! It calls only [`crate::storage`]; it knows nothing of raft, requests or
 //! leases (`apply/` turns requests into calls here).
 //!
@@ -18,6 +19,7 @@
 
 pub mod changes;
 pub mod compact;
+pub mod hash;
 pub mod index;
 pub mod key_index;
 pub mod revision;

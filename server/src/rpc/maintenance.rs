@@ -1,7 +1,7 @@
 //! The Maintenance service. Status (what `etcdctl endpoint status` shows),
-//! Alarm (no alarms are raised yet: lists none) and Defragment (RocksDB
-//! compacts on its own: a no-op that succeeds). The rest answers
-//! `Unimplemented` until its issue lands.
+//! Hash and HashKV (`mvcc::hash`), Alarm (no alarms are raised yet: lists
+//! none) and Defragment (RocksDB compacts on its own: a no-op that
+//! succeeds). The rest answers `Unimplemented` until its issue lands.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use timon_proto::etcdserverpb::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{Ctx, ETCD_API_VERSION};
+use super::{error, Ctx, ETCD_API_VERSION};
 
 /// etcd's backend quota when --quota-backend-bytes is 0.
 const DEFAULT_QUOTA_BYTES: i64 = 2 * 1024 * 1024 * 1024;
@@ -80,12 +80,34 @@ impl Maintenance for MaintenanceService {
 
     async fn hash(&self, request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
         self.ctx.require_admin_unmapped(&request).await?;
-        Err(Status::unimplemented("Hash is not implemented yet"))
+        let store = self.ctx.raft.store();
+        let h = tokio::task::spawn_blocking(move || store.hash_all())
+            .await
+            .map_err(error::internal)?
+            .map_err(|e| error::etcd_status(&e.into()))?;
+        Ok(Response::new(HashResponse {
+            header: self.ctx.header(h.current_rev),
+            hash: h.hash,
+        }))
     }
 
+    /// etcd's HashKV: the MVCC hash at a revision (0: the current one),
+    /// the compaction revision it was taken at, and (etcd 3.6's field) the
+    /// revision it covers.
     async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
         self.ctx.require_admin_unmapped(&request).await?;
-        Err(Status::unimplemented("HashKV is not implemented yet"))
+        let rev = request.get_ref().revision;
+        let store = self.ctx.raft.store();
+        let h = tokio::task::spawn_blocking(move || store.hash_kv(rev))
+            .await
+            .map_err(error::internal)?
+            .map_err(|e| error::etcd_status(&e.into()))?;
+        Ok(Response::new(HashKvResponse {
+            header: self.ctx.header(h.current_rev),
+            hash: h.hash,
+            compact_revision: h.compact_rev,
+            hash_revision: h.hash_rev,
+        }))
     }
 
     type SnapshotStream = SnapshotStream;
