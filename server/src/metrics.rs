@@ -170,7 +170,7 @@ fn metrics_text(ctx: &Ctx) -> String {
         "The revision of the last compaction in store.",
         store.compact_revision(),
     );
-    let size = ctx.engine.size_on_disk() as i64;
+    let size = ctx.db_size() as i64;
     gauge(
         "etcd_mvcc_db_total_size_in_bytes",
         "Total size of the underlying database physically allocated in bytes.",

@@ -21,7 +21,7 @@ use timon_proto::etcdserverpb::{
 
 use super::{header, EtcdError};
 use crate::mvcc::{ReadView, WriteTxn};
-use crate::storage::keys::meta;
+use crate::storage::keys::{meta, prefix_end};
 use crate::storage::{Cf, KvRead, Scan};
 
 /// etcd's largest TTL (`lease.MaxLeaseTTL`), in seconds.
@@ -41,18 +41,6 @@ fn attached_prefix(id: i64) -> Vec<u8> {
 
 fn attached_key(id: i64, key: &[u8]) -> Vec<u8> {
     [meta::LEASE_KEY, &id_bytes(id), key].concat()
-}
-
-/// The first key after every key starting with `prefix`.
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0xff; prefix.len() + 1]
 }
 
 fn storage(e: crate::storage::StorageError) -> EtcdError {

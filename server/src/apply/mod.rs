@@ -18,18 +18,24 @@
 //! - [`txn`]: Txn with compares, nested txns and up-front checks.
 //! - [`compact`]: Compaction requests, done in the txn's own batch.
 //! - [`lease`]: the lease table; LeaseGrant, LeaseRevoke and LeaseCheckpoint.
+//! - [`alarm`]: NOSPACE and CORRUPT alarms, and the requests they refuse;
+//!   [`quota`]: etcd's estimate of what a request adds to the store.
 //! - [`auth`]: etcd's auth applier: each request runs as its author and is
 //!   checked against that user's permissions; the auth requests.
 
+pub mod alarm;
 pub mod auth;
 pub mod compact;
 pub mod delete;
 pub mod error;
 pub mod lease;
 pub mod put;
+pub mod quota;
 pub mod range;
 pub mod txn;
 
+#[cfg(test)]
+mod alarm_tests;
 #[cfg(test)]
 mod auth_tests;
 #[cfg(test)]
@@ -38,8 +44,8 @@ mod tests;
 pub use error::{EtcdCode, EtcdError};
 
 use timon_proto::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse, ResponseHeader,
-    TxnResponse,
+    AlarmResponse, CompactionResponse, DeleteRangeResponse, LeaseGrantResponse, LeaseRevokeResponse, PutResponse,
+    ResponseHeader, TxnResponse,
 };
 use timon_proto::timonpb::internal_raft_request::Request;
 use timon_proto::timonpb::InternalRaftRequest;
@@ -57,6 +63,7 @@ pub enum Response {
     LeaseGrant(LeaseGrantResponse),
     LeaseRevoke(LeaseRevokeResponse),
     Auth(auth::AuthResponse),
+    Alarm(AlarmResponse),
     /// A `Batch` entry: each request's own result, in order.
     Batch(Vec<Result<Response, EtcdError>>),
     /// A command without a request (nothing to do).
@@ -85,6 +92,7 @@ fn execute_as(txn: &mut WriteTxn<'_>, who: &AuthInfo, req: InternalRaftRequest) 
     };
     if let Some(r) = &request {
         auth::check(txn.engine(), who, r)?;
+        alarm::gate(txn.engine(), r)?;
     }
     let result = match request {
         Some(Request::Put(p)) => put::put(txn, &p).map(Response::Put),
@@ -94,6 +102,7 @@ fn execute_as(txn: &mut WriteTxn<'_>, who: &AuthInfo, req: InternalRaftRequest) 
         Some(Request::LeaseGrant(g)) => lease::grant(txn, &g).map(Response::LeaseGrant),
         Some(Request::LeaseRevoke(r)) => lease::revoke(txn, &r).map(Response::LeaseRevoke),
         Some(Request::LeaseCheckpoint(c)) => lease::checkpoint(txn, &c).map(|()| Response::Empty),
+        Some(Request::Alarm(a)) => alarm::alarm(txn, &a).map(Response::Alarm),
         // Cluster bookkeeping: the state machine records it, the KV store
         // does not change.
         Some(Request::MemberAttributes(_)) | None => Ok(Response::Empty),

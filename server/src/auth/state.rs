@@ -12,7 +12,7 @@ use prost::Message;
 use timon_proto::authpb::{Role, User};
 
 use super::AuthError;
-use crate::storage::keys::meta;
+use crate::storage::keys::{meta, prefix_end};
 use crate::storage::{Cf, KvRead, Scan, WriteBatch};
 
 fn storage(e: crate::storage::StorageError) -> AuthError {
@@ -21,16 +21,6 @@ fn storage(e: crate::storage::StorageError) -> AuthError {
 
 fn key(prefix: &[u8], name: &[u8]) -> Vec<u8> {
     [prefix, name].concat()
-}
-
-/// The first key after every key starting with `prefix` (whose last byte
-/// is never 0xff here: the prefixes end in `/`).
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    if let Some(last) = end.last_mut() {
-        *last += 1;
-    }
-    end
 }
 
 pub fn enabled(view: &dyn KvRead) -> Result<bool, AuthError> {

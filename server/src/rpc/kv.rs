@@ -74,6 +74,7 @@ impl Kv for KvService {
         self.ctx.refuse_on_learner()?;
         let creds = Credentials::of(&request);
         let req = request.into_inner();
+        self.ctx.check_quota(apply::quota::put_cost(&req)).await?;
         validate::check_put(&req).map_err(|e| etcd_status(&e))?;
         let who = self.ctx.who(&creds).await?;
         match self.ctx.propose_as(who.as_ref(), RaftRequest::Put(req)).await? {
@@ -109,6 +110,7 @@ impl Kv for KvService {
         self.ctx.refuse_on_learner()?;
         let creds = Credentials::of(&request);
         let req = request.into_inner();
+        self.ctx.check_quota(apply::quota::txn_cost(&req)).await?;
         validate::check_txn(&req, self.ctx.limits.max_txn_ops).map_err(|e| etcd_status(&e))?;
         let who = self.ctx.who(&creds).await?;
         // Like etcd, a txn of ranges only is a read: served locally after the

@@ -62,6 +62,7 @@ impl Lease for LeaseService {
     async fn lease_grant(&self, request: Request<LeaseGrantRequest>) -> Result<Response<LeaseGrantResponse>, Status> {
         self.ctx.require_leader(&request)?;
         self.ctx.refuse_on_learner()?;
+        self.ctx.check_quota(apply::quota::LEASE_COST).await?;
         let who = self.ctx.caller(&request).await?;
         let mut req = request.into_inner();
         if req.id == 0 {

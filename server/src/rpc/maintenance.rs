@@ -1,7 +1,7 @@
 //! The Maintenance service. Status (what `etcdctl endpoint status` shows),
-//! Hash and HashKV (`mvcc::hash`), Alarm (no alarms are raised yet: lists
-//! none) and Defragment (RocksDB compacts on its own: a no-op that
-//! succeeds). The rest answers `Unimplemented` until its issue lands.
+//! Hash and HashKV (`mvcc::hash`), Alarm (through raft: `apply::alarm`)
+//! and Defragment (a RocksDB compaction of every column family). The rest
+//! answers `Unimplemented` until its issue lands.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,12 +13,11 @@ use timon_proto::etcdserverpb::{
     HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse, ResponseHeader,
     SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
+use timon_proto::timonpb::internal_raft_request::Request as RaftRequest;
 use tonic::{Request, Response, Status};
 
 use super::{error, Ctx, ETCD_API_VERSION};
-
-/// etcd's backend quota when --quota-backend-bytes is 0.
-const DEFAULT_QUOTA_BYTES: i64 = 2 * 1024 * 1024 * 1024;
+use crate::apply;
 
 pub struct MaintenanceService {
     ctx: Arc<Ctx>,
@@ -34,28 +33,48 @@ impl MaintenanceService {
     }
 }
 
+/// An alarm as etcd's Status lists it among its errors: gogoproto's
+/// compact text form, zero fields left out, each field followed by a space.
+fn alarm_text(m: &timon_proto::etcdserverpb::AlarmMember) -> String {
+    let mut text = String::new();
+    if m.member_id != 0 {
+        text.push_str(&format!("memberID:{} ", m.member_id));
+    }
+    if m.alarm != 0 {
+        text.push_str(&format!("alarm:{} ", apply::alarm::alarm_name(m.alarm)));
+    }
+    text
+}
+
 type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
-    async fn alarm(&self, _request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        Ok(Response::new(AlarmResponse {
-            header: self.header(),
-            alarms: vec![],
-        }))
+    /// etcd's Alarm: every action (GET too) goes through raft, so the
+    /// answer is the cluster's agreed state.
+    async fn alarm(&self, request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        match self.ctx.propose(RaftRequest::Alarm(request.into_inner())).await? {
+            apply::Response::Alarm(mut resp) => {
+                self.ctx.fill_header(&mut resp.header);
+                Ok(Response::new(resp))
+            }
+            other => Err(error::internal(format!("apply answered {other:?} to an alarm request"))),
+        }
     }
 
     async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         let raft = self.ctx.raft.status();
-        let db_size = self.ctx.engine.size_on_disk() as i64;
+        let db_size = self.ctx.db_size() as i64;
         let quota = match self.ctx.limits.quota_backend_bytes {
-            q if q <= 0 => DEFAULT_QUOTA_BYTES,
+            q if q <= 0 => super::DEFAULT_QUOTA_BYTES as i64,
             q => q,
         };
         let mut errors = vec![];
         if raft.leader.is_none() {
             errors.push("etcdserver: no leader".to_string());
         }
+        let alarms = apply::alarm::list(&*self.ctx.engine).map_err(error::internal)?;
+        errors.extend(alarms.iter().map(alarm_text));
         Ok(Response::new(StatusResponse {
             header: self.header(),
             version: ETCD_API_VERSION.to_string(),
@@ -73,8 +92,25 @@ impl Maintenance for MaintenanceService {
         }))
     }
 
+    /// etcd's defragment: RocksDB rewrites its files without the deleted
+    /// data, while reads and writes go on (etcd stops both meanwhile).
     async fn defragment(&self, request: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
         self.ctx.require_admin_unmapped(&request).await?;
+        let engine = self.ctx.engine.clone();
+        let before = self.ctx.db_size();
+        let started = std::time::Instant::now();
+        tracing::info!(current_db_size_bytes = before, "defragmenting");
+        tokio::task::spawn_blocking(move || engine.compact_all())
+            .await
+            .map_err(error::internal)?
+            .map_err(error::internal)?;
+        let after = self.ctx.db_size();
+        tracing::info!(
+            current_db_size_bytes_diff = after as i64 - before as i64,
+            current_db_size_bytes = after,
+            took = ?started.elapsed(),
+            "finished defragmenting directory"
+        );
         Ok(Response::new(DefragmentResponse { header: self.header() }))
     }
 

@@ -44,6 +44,9 @@ use crate::storage::SharedEngine;
 /// clients (Kubernetes among them) enable the features of that version.
 pub const ETCD_API_VERSION: &str = "3.6.0";
 
+/// etcd's backend quota when --quota-backend-bytes is 0.
+pub const DEFAULT_QUOTA_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
 /// Request limits from etcd's flags.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -132,6 +135,47 @@ impl Ctx {
             Ok(Err(e)) => Err(error::etcd_status(&e)),
             Err(e) => Err(error::propose_status(&e)),
         }
+    }
+
+    /// etcd's backend quota in bytes: `--quota-backend-bytes`, 0 meaning
+    /// etcd's default of 2 GiB; negative: no quota.
+    pub fn quota_bytes(&self) -> Option<u64> {
+        match self.limits.quota_backend_bytes {
+            q if q < 0 => None,
+            0 => Some(DEFAULT_QUOTA_BYTES),
+            q => Some(q as u64),
+        }
+    }
+
+    /// What the state machine takes (Status.dbSize, and what the quota
+    /// counts).
+    pub fn db_size(&self) -> u64 {
+        self.engine.size_of(&crate::storage::Cf::STATE)
+    }
+
+    /// etcd's `quotaAlarmer.check`: a request whose cost would take the
+    /// store past the quota is refused with `database space exceeded`, and
+    /// this member raises the NOSPACE alarm through raft (which then stops
+    /// such requests on every member, whatever their size).
+    pub async fn check_quota(&self, cost: u64) -> Result<(), tonic::Status> {
+        let Some(quota) = self.quota_bytes() else {
+            return Ok(());
+        };
+        if cost == 0 || self.db_size() + cost < quota {
+            return Ok(());
+        }
+        let raise = timon_proto::etcdserverpb::AlarmRequest {
+            action: timon_proto::etcdserverpb::alarm_request::AlarmAction::Activate as i32,
+            member_id: self.member_id,
+            alarm: timon_proto::etcdserverpb::AlarmType::Nospace as i32,
+        };
+        if let Err(e) = self
+            .propose(timon_proto::timonpb::internal_raft_request::Request::Alarm(raise))
+            .await
+        {
+            tracing::warn!(error = %e.message(), "failed to raise the NOSPACE alarm");
+        }
+        Err(error::etcd_status(&crate::apply::EtcdError::NoSpace))
     }
 
     /// Fills the fields of a response header that identify who answered;

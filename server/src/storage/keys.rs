@@ -16,6 +16,9 @@ pub enum Cf {
 
 impl Cf {
     pub const ALL: [Cf; 4] = [Cf::RaftLog, Cf::RaftMeta, Cf::Kv, Cf::Meta];
+    /// The state machine's column families: what etcd's backend file holds
+    /// (its raft log is a separate WAL), so what dbSize and the quota count.
+    pub const STATE: [Cf; 2] = [Cf::Kv, Cf::Meta];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -25,6 +28,19 @@ impl Cf {
             Cf::Meta => "meta",
         }
     }
+}
+
+/// The first key after every key starting with `prefix`: the end of a scan
+/// over one of the prefixes below.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0xff; prefix.len() + 1]
 }
 
 /// Keys in [`Cf::RaftMeta`].
@@ -84,4 +100,7 @@ pub mod meta {
     /// Prefix of the roles: the role name → its `authpb.Role`, protobuf
     /// encoded. Replicated.
     pub const AUTH_ROLE: &[u8] = b"auth_role/";
+    /// Prefix of the active alarms: the `AlarmMember`'s protobuf bytes
+    /// (etcd's alarm bucket key) → empty. Replicated.
+    pub const ALARM: &[u8] = b"alarm/";
 }

@@ -125,8 +125,16 @@ pub trait Engine: KvRead + Send + Sync + 'static {
     /// A consistent point-in-time view, unaffected by later writes.
     fn snapshot(&self) -> Box<dyn KvRead + Send + '_>;
 
-    /// Approximate bytes on disk, reported as Status.dbSize.
+    /// Approximate bytes on disk of every column family.
     fn size_on_disk(&self) -> u64;
+
+    /// Approximate bytes of `cfs` (on disk and in memory): what the state
+    /// machine holds, for Status.dbSize and the backend quota.
+    fn size_of(&self, cfs: &[Cf]) -> u64;
+
+    /// Rewrites the files of every column family so deleted data stops
+    /// taking space (etcd's defragment). Reads and writes go on meanwhile.
+    fn compact_all(&self) -> Result<()>;
 }
 
 pub type SharedEngine = Arc<dyn Engine>;

@@ -159,21 +159,31 @@ impl Engine for RocksEngine {
         })
     }
     fn size_on_disk(&self) -> u64 {
-        Cf::ALL
-            .iter()
-            .filter_map(|cf| {
-                self.db
-                    .property_int_value_cf(self.cf(*cf), "rocksdb.total-sst-files-size")
-                    .ok()
-                    .flatten()
-            })
-            .sum::<u64>()
-            + self
-                .db
-                .property_int_value("rocksdb.cur-size-all-mem-tables")
+        self.size_of(&Cf::ALL)
+    }
+    fn size_of(&self, cfs: &[Cf]) -> u64 {
+        let prop = |cf: Cf, name: &str| {
+            self.db
+                .property_int_value_cf(self.cf(cf), name)
                 .ok()
                 .flatten()
                 .unwrap_or(0)
+        };
+        cfs.iter()
+            .map(|&cf| prop(cf, "rocksdb.total-sst-files-size") + prop(cf, "rocksdb.cur-size-all-mem-tables"))
+            .sum()
+    }
+    fn compact_all(&self) -> Result<()> {
+        let mut opts = rocksdb::CompactOptions::default();
+        // Rewrite the bottom level too, so tombstones and the values they
+        // shadow are dropped rather than moved down.
+        opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        for cf in Cf::ALL {
+            self.db.flush_cf(self.cf(cf)).map_err(err)?;
+            self.db
+                .compact_range_cf_opt(self.cf(cf), None::<&[u8]>, None::<&[u8]>, &opts);
+        }
+        Ok(())
     }
 }
 

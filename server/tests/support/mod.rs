@@ -332,7 +332,7 @@ fn launch(
     }
 }
 
-fn start(program: PathBuf, data_dir: Option<&Path>, extra_args: &[&str], env: &[(&str, &str)]) -> Member {
+pub fn start(program: PathBuf, data_dir: Option<&Path>, extra_args: &[&str], env: &[(&str, &str)]) -> Member {
     let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     for attempt in 1..=START_ATTEMPTS {
         let client_port = free_port();
