@@ -14,12 +14,14 @@
 //!   limits (the table itself is `apply::lease`).
 //! - `tls`: TLS on the listeners (reloaded certificates, client-certificate checks, auto-TLS).
 //! - `metrics`: /health, /version, /metrics on --listen-metrics-urls.
+//! - `corrupt`: the initial and periodic corruption checks (HashKV compared with peers).
 //! - `node`: start-up, wiring, shutdown.
 //! - `planted`: faults for harness tests, compiled in only with `planted-bugs`.
 
 pub mod apply;
 pub mod auth;
 pub mod config;
+pub mod corrupt;
 pub mod identity;
 pub mod ids;
 pub mod lease;

@@ -27,4 +27,16 @@ pub struct ExperimentalFlags {
     /// duration; etcd's default 5m; at least 1s).
     #[arg(long, env = "ETCD_EXPERIMENTAL_LEASE_CHECKPOINT_INTERVAL")]
     pub experimental_lease_checkpoint_interval: Option<String>,
+
+    /// Compare this member's HashKV with its peers' before serving clients,
+    /// and refuse to start on a mismatch (3.6:
+    /// --feature-gates=InitialCorruptCheck=true).
+    #[arg(long, env = "ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub experimental_initial_corrupt_check: Option<bool>,
+
+    /// How often the leader compares its HashKV with its peers' and raises
+    /// the CORRUPT alarm on a mismatch (a Go duration; 0s: never; 3.6:
+    /// --corrupt-check-time).
+    #[arg(long, env = "ETCD_EXPERIMENTAL_CORRUPT_CHECK_TIME")]
+    pub experimental_corrupt_check_time: Option<String>,
 }

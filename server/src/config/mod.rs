@@ -241,11 +241,24 @@ impl Config {
         Ok(Some(interval.max(MIN_LEASE_CHECKPOINT_INTERVAL)))
     }
 
+    /// --experimental-corrupt-check-time: None when 0 (etcd's default: no
+    /// periodic check).
+    pub fn corrupt_check_time(&self) -> Result<Option<Duration>, ConfigError> {
+        match &self.experimental.experimental_corrupt_check_time {
+            None => Ok(None),
+            Some(v) => {
+                let d = parse_go_duration(v).ok_or_else(|| ConfigError::BadDuration(v.clone()))?;
+                Ok((!d.is_zero()).then_some(d))
+            }
+        }
+    }
+
     /// Checks the values clap cannot: URLs, limits, the initial cluster, TLS
     /// files present for https URLs.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.progress_notify_interval()?;
         self.lease_checkpoint_interval()?;
+        self.corrupt_check_time()?;
         let client_tls = self.client_tls.cert_file.is_some() && self.client_tls.key_file.is_some()
             || self.client_tls.auto_tls == Some(true);
         let peer_tls = self.peer_tls.peer_cert_file.is_some() && self.peer_tls.peer_key_file.is_some()

@@ -102,21 +102,52 @@ fn https_urls_need_their_sides_certificates() {
 #[test]
 fn etcd_flags_timon_does_not_act_on_are_accepted_and_reported() {
     let c = parse(&[
-        "--experimental-initial-corrupt-check=true",
+        "--experimental-memory-mlock",
         "--enable-v2",
-        "--feature-gates=InitialCorruptCheck=true,LeaseCheckpoint=false",
+        "--feature-gates=StopGRPCServiceOnDefrag=true,LeaseCheckpoint=false",
     ])
     .unwrap();
     assert_eq!(
         c.ignored_flags(),
         [
-            "--experimental-initial-corrupt-check",
+            "--experimental-memory-mlock",
             "--enable-v2",
-            "--feature-gates=InitialCorruptCheck"
+            "--feature-gates=StopGRPCServiceOnDefrag"
         ]
     );
     // LeaseCheckpoint is a gate for a flag timon acts on.
     assert_eq!(c.lease_checkpoint_interval(), Ok(None));
+}
+
+#[test]
+fn corruption_check_flags_in_every_spelling() {
+    for args in [
+        &[
+            "--experimental-initial-corrupt-check=true",
+            "--experimental-corrupt-check-time=2m",
+        ][..],
+        &["--feature-gates=InitialCorruptCheck=true", "--corrupt-check-time", "2m"][..],
+    ] {
+        let c = parse(args).unwrap();
+        assert_eq!(
+            c.experimental.experimental_initial_corrupt_check,
+            Some(true),
+            "{args:?}"
+        );
+        assert_eq!(c.corrupt_check_time(), Ok(Some(Duration::from_secs(120))), "{args:?}");
+        assert!(c.ignored_flags().is_empty(), "{args:?}: {:?}", c.ignored_flags());
+    }
+    assert_eq!(parse(&[]).unwrap().corrupt_check_time(), Ok(None));
+    assert_eq!(
+        parse(&["--experimental-corrupt-check-time=0s"])
+            .unwrap()
+            .corrupt_check_time(),
+        Ok(None)
+    );
+    assert!(parse(&["--experimental-corrupt-check-time=soon"])
+        .unwrap()
+        .validate()
+        .is_err());
 }
 
 #[test]

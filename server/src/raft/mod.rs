@@ -17,10 +17,12 @@
 //! - `node`: [`RaftNode`], start-up, proposing, reads.
 //! - `membership`: the member list and membership changes with etcd's checks.
 //! - `lease`: lease deadlines on the leader, expiry revokes, renew/time-to-live forwarding.
+//! - `hash_peers`: the other members' HashKV, for the corruption checks.
 
 // openraft's storage traits return its large `StorageError` by value.
 #![allow(clippy::result_large_err)]
 
+pub mod hash_peers;
 pub mod lease;
 pub mod log_store;
 pub mod membership;

@@ -55,9 +55,9 @@ pub type Indexed = (Result<Response, EtcdError>, u64);
 
 pub struct RaftNode {
     raft: types::Raft,
-    id: u64,
+    pub(super) id: u64,
     store: Arc<StoreHandle>,
-    peers: Arc<Peers>,
+    pub(super) peers: Arc<Peers>,
     reads: ReadBatcher,
     proposals: ProposeBatcher,
     watch: Arc<WatchHub>,

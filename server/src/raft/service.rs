@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::Serialize;
-use timon_proto::etcdserverpb::{LeaseKeepAliveRequest, LeaseTimeToLiveRequest};
+use timon_proto::etcdserverpb::{HashKvRequest, HashKvResponse, LeaseKeepAliveRequest, LeaseTimeToLiveRequest};
 use timon_proto::timonpb::peer_server::Peer;
 use timon_proto::timonpb::{
     ClusterInfoRequest, ClusterInfoResponse, InternalRaftRequest, PeerMember, RaftMessage, ReadIndexRequest,
@@ -135,6 +135,11 @@ impl Peer for PeerService {
 
     async fn lease_renew(&self, request: Request<LeaseKeepAliveRequest>) -> Result<Response<RaftMessage>, Status> {
         answer(&self.node.local_lease_renew(request.get_ref().id).await)
+    }
+
+    async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+        let rev = request.get_ref().revision;
+        self.node.local_hash_kv(rev, self.cluster_id).await.map(Response::new)
     }
 
     async fn lease_time_to_live(
