@@ -13,7 +13,8 @@
 //! - `lease`: the leader's in-memory lease deadlines, checkpoint schedule and revoke rate
 //!   limits (the table itself is `apply::lease`).
 //! - `tls`: TLS on the listeners (reloaded certificates, client-certificate checks, auto-TLS).
-//! - `metrics`: /health, /version, /metrics on --listen-metrics-urls.
+//! - `metrics`: /version, /metrics on --listen-metrics-urls (and the client URLs); `health`: the probes
+//!   /health, /livez, /readyz.
 //! - `corrupt`: the initial and periodic corruption checks (HashKV compared with peers).
 //! - `node`: start-up, wiring, shutdown.
 //! - `planted`: faults for harness tests, compiled in only with `planted-bugs`.
@@ -22,6 +23,7 @@ pub mod apply;
 pub mod auth;
 pub mod config;
 pub mod corrupt;
+pub mod health;
 pub mod identity;
 pub mod ids;
 pub mod lease;

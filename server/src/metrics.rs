@@ -1,12 +1,7 @@
 //! The HTTP endpoints etcd serves on `--listen-metrics-urls`, which
-//! operators' probes and dashboards use: `/health` (kubeadm's liveness and
-//! startup probes), `/version`, and `/metrics` (Prometheus text, etcd's
-//! metric names).
-//!
-//! `/health` answers as etcd 3.5+: `{"health":"true","reason":""}` with 200,
-//! or `"false"` and a reason with 503 — `RAFT NO LEADER` when the member
-//! knows no leader, `QGET ERROR` when a linearizable read (serializable with
-//! `?serializable=true`) fails.
+//! operators' probes and dashboards use: the probes (`/health`, `/livez`,
+//! `/readyz`: `crate::health`), `/version`, and `/metrics` (Prometheus text,
+//! etcd's metric names).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,7 +12,6 @@ use hyper::body::Bytes;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use prometheus::{Encoder, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
-use timon_proto::etcdserverpb::RangeRequest;
 use tokio::sync::watch;
 
 use crate::rpc::{Ctx, ETCD_API_VERSION};
@@ -59,13 +53,13 @@ pub async fn serve(
 /// Whether `path` is one of these endpoints (also served on the client
 /// URLs, next to gRPC, as etcd does).
 pub fn is_endpoint(path: &str) -> bool {
-    matches!(path, "/health" | "/livez" | "/readyz" | "/version" | "/metrics")
+    matches!(path, "/version" | "/metrics") || crate::health::is_probe(path)
 }
 
 pub async fn handle<B>(ctx: &Ctx, req: Request<B>) -> Response<Full<Bytes>> {
     let query = req.uri().query().unwrap_or("");
     match req.uri().path() {
-        "/health" | "/livez" | "/readyz" => health(ctx, query.contains("serializable=true")).await,
+        path if crate::health::is_probe(path) => crate::health::answer(ctx, req.method(), path, query).await,
         "/version" => {
             let minor = &ETCD_API_VERSION[..ETCD_API_VERSION.rfind('.').unwrap_or(ETCD_API_VERSION.len())];
             let body = format!(r#"{{"etcdserver":"{ETCD_API_VERSION}","etcdcluster":"{minor}.0"}}"#);
@@ -83,45 +77,6 @@ fn reply(status: StatusCode, content_type: &str, body: String) -> Response<Full<
         r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
     }
     r
-}
-
-/// etcd's health check: a leader, then a read through the normal path.
-async fn health(ctx: &Ctx, serializable: bool) -> Response<Full<Bytes>> {
-    let reason = if ctx.raft.status().leader.is_none() {
-        Some("RAFT NO LEADER")
-    } else if !read_ok(ctx, serializable).await {
-        Some("QGET ERROR")
-    } else {
-        None
-    };
-    match reason {
-        None => reply(
-            StatusCode::OK,
-            "application/json",
-            r#"{"health":"true","reason":""}"#.into(),
-        ),
-        Some(r) => reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "application/json",
-            format!(r#"{{"health":"false","reason":"{r}"}}"#),
-        ),
-    }
-}
-
-async fn read_ok(ctx: &Ctx, serializable: bool) -> bool {
-    if !serializable && ctx.raft.read_index().await.is_err() {
-        return false;
-    }
-    let store = ctx.raft.store();
-    let req = RangeRequest {
-        key: b"health".to_vec(),
-        keys_only: true,
-        limit: 1,
-        serializable,
-        ..Default::default()
-    };
-    let ok = crate::apply::range::range(&store.read(), &req).is_ok();
-    ok
 }
 
 /// The metrics, read afresh at each scrape.

@@ -9,9 +9,17 @@ use std::time::{Duration, Instant};
 
 /// A plain HTTP/1.1 GET; answers (status code, body).
 fn get(port: u16, path: &str) -> (u16, String) {
+    request(port, "GET", path)
+}
+
+fn request(port: u16, method: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut raw = String::new();
     s.read_to_string(&mut raw).unwrap();
     let status = raw.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
@@ -66,13 +74,14 @@ fn health_fails_without_a_leader() {
     members[0].respawn();
     members[0].await_ready();
     assert_eq!(get(port, "/health").0, 200);
+    assert_eq!(get(port, "/readyz?verbose"), (200, READY.to_string()));
     members[1].kill9();
     members[2].kill9();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let (code, body) = get(port, "/health?serializable=true");
-        if code == 503 {
-            assert_eq!(body, r#"{"health":"false","reason":"RAFT NO LEADER"}"#);
+        // First the read fails (RANGE ERROR), then the leader is lost.
+        let (code, body) = get(port, "/health");
+        if code == 503 && body == "{\"health\":\"false\",\"reason\":\"RAFT NO LEADER\"}\n" {
             break;
         }
         assert!(
@@ -81,4 +90,53 @@ fn health_fails_without_a_leader() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Cut off from its quorum, the member is still live (etcd 3.5.13+ and
+    // 3.6: kubeadm's liveness probe must not restart it) but not ready.
+    assert_eq!(get(port, "/health?exclude=NOSPACE&serializable=true").0, 200);
+    assert_eq!(get(port, "/livez"), (200, "ok\n".to_string()));
+    let (code, body) = get(port, "/readyz");
+    assert_eq!(code, 503, "{body}");
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(
+        lines[..2],
+        ["[+]data_corruption ok", "[+]serializable_read ok"],
+        "{body}"
+    );
+    assert!(
+        lines[2].starts_with("[-]linearizable_read failed: etcdserver: "),
+        "{body}"
+    );
+    assert_eq!(lines[3..], ["[+]non_learner ok", ""], "{body}");
+    assert_eq!(
+        get(port, "/readyz?exclude=linearizable_read"),
+        (200, "ok\n".to_string())
+    );
+    assert_eq!(
+        get(port, "/readyz/non_learner?verbose"),
+        (200, "[+]non_learner ok\nok\n".to_string())
+    );
+    assert_eq!(get(port, "/readyz/linearizable_read").0, 503);
+}
+
+const READY: &str = "[+]data_corruption ok\n[+]serializable_read ok\n[+]linearizable_read ok\n[+]non_learner ok\nok\n";
+
+#[test]
+fn livez_and_readyz_answer_as_etcd_3_6() {
+    let port = support::free_port();
+    let _member = support::start_timon(None, &["--listen-metrics-urls", &format!("http://127.0.0.1:{port}")]);
+    assert_eq!(get(port, "/livez"), (200, "ok\n".to_string()));
+    assert_eq!(
+        get(port, "/livez?verbose"),
+        (200, "[+]serializable_read ok\nok\n".to_string())
+    );
+    assert_eq!(get(port, "/readyz"), (200, "ok\n".to_string()));
+    assert_eq!(get(port, "/readyz?verbose"), (200, READY.to_string()));
+    assert_eq!(
+        get(port, "/readyz?verbose&exclude=non_learner&exclude=no_such_check"),
+        (200, READY.replace("[+]non_learner ok\n", ""))
+    );
+    assert_eq!(get(port, "/livez/serializable_read"), (200, "ok\n".to_string()));
+    assert_eq!(get(port, "/livez/linearizable_read").0, 404);
+    let (code, body) = request(port, "POST", "/readyz");
+    assert_eq!((code, body.as_str()), (405, "Method Not Allowed\n"));
 }

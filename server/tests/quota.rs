@@ -82,6 +82,18 @@ fn fill(side: &Side) -> (usize, String) {
     panic!("{}: 200 puts of {VALUE_BYTES} bytes did not reach the quota", side.name);
 }
 
+/// A plain HTTP/1.1 GET on the client port: (status, body).
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string())
+}
+
 fn revision(side: &Side) -> i64 {
     let (ok, out, err) = etcdctl(&side.member.endpoint(), &["get", "none", "-w", "json"]);
     assert!(ok, "{err}");
@@ -126,6 +138,14 @@ fn nospace_alarm_sequence_matches_etcd_and_ends_with_writes_accepted() {
             .replace(&side.id, "<id>")
     };
     assert_eq!(status(&etcd), status(&timon), "Status.errors");
+    // The probes (etcd 3.5+/3.6; etcd 3.4's /health has no reason).
+    let port = timon.member.client_port();
+    assert_eq!(
+        http_get(port, "/health"),
+        (503, "{\"health\":\"false\",\"reason\":\"ALARM NOSPACE\"}\n".into())
+    );
+    assert_eq!(http_get(port, "/health?exclude=NOSPACE").0, 200);
+    assert_eq!(http_get(port, "/readyz").0, 200, "NOSPACE is no reason to stop reading");
 
     // Make room: delete, compact, defragment, disarm.
     let (ok, _) = etcd.ctl(&["del", "fill/", "--prefix"]);
