@@ -347,6 +347,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         tokens,
         bcrypt_cost: cfg.auth.cost(),
         client_cert_auth: cfg.client_tls.client_cert_auth == Some(true),
+        snapshot_tmp_dir: data_dir.path.join("member"),
     });
 
     // Bind every listener before announcing anything, so a taken port fails start-up.

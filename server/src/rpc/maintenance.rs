@@ -1,17 +1,16 @@
 //! The Maintenance service. Status (what `etcdctl endpoint status` shows),
-//! Alarm (no alarms are raised yet: lists none) and Defragment (RocksDB
-//! compacts on its own: a no-op that succeeds). The rest answers
+//! Alarm (no alarms are raised yet: lists none), Defragment (RocksDB
+//! compacts on its own: a no-op that succeeds) and Snapshot (etcd's
+//! backend format, `super::snapshot`). The rest answers
 //! `Unimplemented` until its issue lands.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::Stream;
 use timon_proto::etcdserverpb::maintenance_server::Maintenance;
 use timon_proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest, DowngradeResponse,
     HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse, ResponseHeader,
-    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+    SnapshotRequest, StatusRequest, StatusResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -34,7 +33,7 @@ impl MaintenanceService {
     }
 }
 
-type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
+type SnapshotStream = super::snapshot::SnapshotStream;
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
@@ -92,7 +91,8 @@ impl Maintenance for MaintenanceService {
 
     async fn snapshot(&self, request: Request<SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
         self.ctx.require_admin_unmapped(&request).await?;
-        Err(Status::unimplemented("Snapshot is not implemented yet"))
+        let stream = super::snapshot::stream(self.ctx.engine.clone(), &self.ctx.snapshot_tmp_dir).await?;
+        Ok(Response::new(stream))
     }
 
     async fn move_leader(&self, _request: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
