@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use support::*;
-use timon_proto::etcdserverpb::{PutRequest, SnapshotRequest};
+use timon_proto::etcdserverpb::{PutRequest, RangeRequest, SnapshotRequest};
 
 fn timonctl(args: &[&str]) -> Output {
     Command::new(timonctl_bin())
@@ -135,11 +135,36 @@ async fn bad_snapshots_are_refused_and_write_nothing() {
     assert_eq!(std::fs::read(full.join("precious")).unwrap(), b"keep me");
     assert_eq!(std::fs::read_dir(&full).unwrap().count(), 1);
 
-    // The good file restores into an empty data dir.
+    // The good file restores into an empty data dir, and a member starts
+    // from it with every key at its revisions.
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let out = restore(&good, &empty, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (mut kv, _) = connect(&member.endpoint()).await;
+    let want = kv
+        .range(RangeRequest {
+            key: b"key".to_vec(),
+            range_end: b"kez".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let restored = start_timon(Some(&empty), &[]);
+    let (mut kv2, _) = connect(&restored.endpoint()).await;
+    let got = kv2
+        .range(RangeRequest {
+            key: b"key".to_vec(),
+            range_end: b"kez".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.kvs, want.kvs);
+    assert_eq!(got.kvs.len(), 200);
+    assert_eq!(got.header.unwrap().revision, want.header.unwrap().revision);
 }
 
 fn snapshot_files(data_dir: &Path) -> Vec<PathBuf> {
@@ -154,6 +179,17 @@ fn snapshot_files(data_dir: &Path) -> Vec<PathBuf> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[test]
+fn a_snapshot_file_left_by_a_crash_is_removed_at_start() {
+    let mut member = start_timon(None, &[]);
+    member.kill9();
+    let stale = member.data_dir().join("member").join("snapshot-crashed.tmp");
+    std::fs::write(&stale, b"half a snapshot").unwrap();
+    member.respawn();
+    member.await_ready();
+    assert!(!stale.exists(), "{} survived a restart", stale.display());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -24,3 +24,6 @@ pub mod status;
 pub use export::{write_etcd_db, ExportError, Exported};
 pub use restore::{restore, RestoreConfig, Restored};
 pub use status::{status, Status};
+
+#[cfg(test)]
+mod tests;

@@ -30,6 +30,24 @@ const PROGRESS_BYTES: u64 = 4 << 20;
 
 pub type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
 
+/// Deletes the temporary files of snapshots that a crash interrupted
+/// (a clean stream deletes its own).
+pub fn remove_stale_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snapshot-") && name.ends_with(".tmp") {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => tracing::info!(path = %entry.path().display(), "removed an interrupted snapshot's file"),
+                Err(e) => {
+                    tracing::warn!(path = %entry.path().display(), error = %e, "cannot remove an interrupted snapshot's file")
+                }
+            }
+        }
+    }
+}
+
 /// Starts a snapshot of `engine`, building the file under `dir`.
 pub async fn stream(engine: SharedEngine, dir: &Path) -> Result<SnapshotStream, Status> {
     let tmp = tempfile::Builder::new()
