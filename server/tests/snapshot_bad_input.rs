@@ -141,30 +141,23 @@ async fn bad_snapshots_are_refused_and_write_nothing() {
     std::fs::create_dir_all(&empty).unwrap();
     let out = restore(&good, &empty, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let (mut kv, _) = connect(&member.endpoint()).await;
-    let want = kv
-        .range(RangeRequest {
-            key: b"key".to_vec(),
-            range_end: b"kez".to_vec(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let want = all_keys(&member.endpoint()).await;
     let restored = start_timon(Some(&empty), &[]);
-    let (mut kv2, _) = connect(&restored.endpoint()).await;
-    let got = kv2
-        .range(RangeRequest {
-            key: b"key".to_vec(),
-            range_end: b"kez".to_vec(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let got = all_keys(&restored.endpoint()).await;
     assert_eq!(got.kvs, want.kvs);
     assert_eq!(got.kvs.len(), 200);
     assert_eq!(got.header.unwrap().revision, want.header.unwrap().revision);
+}
+
+/// Every key `saved_snapshot` wrote, as `endpoint` serves them.
+async fn all_keys(endpoint: &str) -> timon_proto::etcdserverpb::RangeResponse {
+    let (mut kv, _) = connect(endpoint).await;
+    let range = RangeRequest {
+        key: b"key".to_vec(),
+        range_end: b"kez".to_vec(),
+        ..Default::default()
+    };
+    kv.range(range).await.unwrap().into_inner()
 }
 
 fn snapshot_files(data_dir: &Path) -> Vec<PathBuf> {

@@ -19,7 +19,7 @@ use super::bolt_write::{BoltWriter, BucketWriter};
 use super::etcd_schema::{self as etcd, Lease};
 use crate::mvcc::Revision;
 use crate::storage::keys::meta;
-use crate::storage::{Cf, KvRead, Scan, StorageError};
+use crate::storage::{try_scan, Cf, KvRead, Scan, StorageError};
 
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,27 +55,15 @@ fn copy_prefix(
     bucket: &mut BucketWriter<'_>,
     f: &dyn Fn(&[u8], &[u8]) -> Option<(Vec<u8>, Vec<u8>)>,
 ) -> Result<u64, ExportError> {
-    let mut failure = None;
     let mut n = 0;
-    view.scan(Cf::Meta, prefix, Some(&prefix_end(prefix)), &mut |k, v| {
-        let Some((key, value)) = f(&k[prefix.len()..], v) else {
-            return Scan::Continue;
-        };
-        match bucket.put(&key, &value) {
-            Ok(()) => {
-                n += 1;
-                Scan::Continue
-            }
-            Err(e) => {
-                failure = Some(e);
-                Scan::Stop
-            }
+    try_scan(view, Cf::Meta, prefix, Some(&prefix_end(prefix)), &mut |k, v| {
+        if let Some((key, value)) = f(&k[prefix.len()..], v) {
+            bucket.put(&key, &value)?;
+            n += 1;
         }
+        Ok::<_, ExportError>(())
     })?;
-    match failure {
-        Some(e) => Err(e.into()),
-        None => Ok(n),
-    }
+    Ok(n)
 }
 
 fn i64_of(v: &[u8]) -> i64 {
@@ -110,23 +98,14 @@ pub fn write_etcd_db(
     let mut revisions = 0u64;
     {
         let mut bucket = db.bucket(etcd::KEY);
-        let mut failure = None;
-        view.scan(Cf::Kv, &[], None, &mut |k, v| match bucket.put(k, v) {
-            Ok(()) => {
-                revisions += 1;
-                if every > 0 && revisions.is_multiple_of(every) {
-                    progress(revisions);
-                }
-                Scan::Continue
+        try_scan(view, Cf::Kv, &[], None, &mut |k, v| {
+            bucket.put(k, v)?;
+            revisions += 1;
+            if every > 0 && revisions.is_multiple_of(every) {
+                progress(revisions);
             }
-            Err(e) => {
-                failure = Some(e);
-                Scan::Stop
-            }
+            Ok::<_, ExportError>(())
         })?;
-        if let Some(e) = failure {
-            return Err(e.into());
-        }
         bucket.finish()?;
     }
 
