@@ -65,10 +65,12 @@ fn granted_ttl(endpoint: &str, auth: &[&str], id: &str) -> (i64, Vec<String>) {
     let mut args = auth.to_vec();
     args.extend(["lease", "timetolive", id, "--keys", "-w", "json"]);
     let v: Value = serde_json::from_str(&ctl(endpoint, &args)).expect("json");
-    let keys = v["keys"]
+    let mut keys: Vec<String> = v["keys"]
         .as_array()
         .map(|ks| ks.iter().map(|k| k.as_str().unwrap_or_default().to_string()).collect())
         .unwrap_or_default();
+    // etcd lists a lease's keys in its map's (random) order.
+    keys.sort();
     (v["granted-ttl"].as_i64().unwrap_or(-1), keys)
 }
 

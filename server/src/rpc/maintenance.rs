@@ -91,7 +91,7 @@ impl Maintenance for MaintenanceService {
 
     async fn snapshot(&self, request: Request<SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
         self.ctx.require_admin_unmapped(&request).await?;
-        let stream = super::snapshot::stream(self.ctx.engine.clone(), &self.ctx.snapshot_tmp_dir).await?;
+        let stream = super::snapshot::stream(self.ctx.engine.clone(), &self.ctx.snapshot_tmp_dir)?;
         Ok(Response::new(stream))
     }
 

@@ -48,33 +48,38 @@ pub fn remove_stale_files(dir: &Path) {
     }
 }
 
-/// Starts a snapshot of `engine`, building the file under `dir`.
-pub async fn stream(engine: SharedEngine, dir: &Path) -> Result<SnapshotStream, Status> {
+/// Starts a snapshot of `engine`, building the file under `dir`. Answers
+/// at once: the copy is made by the stream's task (the engine snapshot is
+/// taken as it starts), so a client's deadline for the response does not
+/// have to cover the copy of a large store.
+pub fn stream(engine: SharedEngine, dir: &Path) -> Result<SnapshotStream, Status> {
     let tmp = tempfile::Builder::new()
         .prefix("snapshot-")
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(|e| Status::internal(format!("cannot create a snapshot file in {}: {e}", dir.display())))?;
-    let build = tokio::task::spawn_blocking(move || {
-        let file = tmp.reopen()?;
-        let view = engine.snapshot();
-        let (_, exported) = backup::write_etcd_db(&*view, file, 0, &mut |_| {})?;
-        Ok::<_, backup::ExportError>((tmp, exported))
-    });
-    let (tmp, exported) = build
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|e| Status::internal(e.to_string()))?;
-    let total = exported.size;
-    let size = timon_go::humanize_bytes(total);
-    tracing::info!(
-        total_bytes = total,
-        size = %size,
-        path = %tmp.path().display(),
-        "sending database snapshot to client"
-    );
     let (tx, rx) = mpsc::channel(4);
-    tokio::task::spawn_blocking(move || send_file(tmp, total, &tx));
+    tokio::task::spawn_blocking(move || {
+        let built = tmp.reopen().map_err(backup::ExportError::from).and_then(|file| {
+            let view = engine.snapshot();
+            backup::write_etcd_db(&*view, file, 0, &mut |_| {})
+        });
+        match built {
+            Ok((_, exported)) => {
+                tracing::info!(
+                    total_bytes = exported.size,
+                    size = %timon_go::humanize_bytes(exported.size),
+                    path = %tmp.path().display(),
+                    "sending database snapshot to client"
+                );
+                send_file(tmp, exported.size, &tx);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot write a database snapshot");
+                let _ = tx.blocking_send(Err(Status::internal(e.to_string())));
+            }
+        }
+    });
     Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
 }
 
