@@ -221,4 +221,13 @@ async fn a_client_that_goes_away_mid_snapshot_frees_it() {
     .await
     .expect("the member keeps serving");
     saved_snapshot(&member, 1, tmp.path()).await;
+    let log = member.stderr_tail(1 << 20);
+    for line in [
+        "snapshot client went away; dropping the snapshot",
+        "sending database snapshot to client",
+        "sending database sha256 checksum to client",
+        "successfully sent database snapshot to client",
+    ] {
+        assert!(log.contains(line), "{line:?} not logged");
+    }
 }
