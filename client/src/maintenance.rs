@@ -1,11 +1,13 @@
-//! Compaction and member status.
+//! Compaction, member status and snapshots.
 //!
 //! Compaction is a KV RPC on the wire but an operator's tool in spirit, so it
 //! lives here beside Status rather than with get/put/delete.
 
 use timon_proto::etcdserverpb::kv_client::KvClient;
 use timon_proto::etcdserverpb::maintenance_client::MaintenanceClient;
-use timon_proto::etcdserverpb::{CompactionRequest, CompactionResponse, StatusRequest, StatusResponse};
+use timon_proto::etcdserverpb::{
+    CompactionRequest, CompactionResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+};
 
 use crate::client::Client;
 use crate::error::Result;
@@ -50,6 +52,19 @@ impl Client {
                 physical: false,
             },
         }
+    }
+
+    /// Starts a snapshot of the backend (etcd's format, its sha256 as the
+    /// last message) from the member requests currently go to. Only the
+    /// start is retried: a stream that breaks must be started again.
+    pub async fn snapshot(&self) -> Result<tonic::Streaming<SnapshotResponse>> {
+        self.call(Kind::Read, |channel| async move {
+            MaintenanceClient::new(channel)
+                .max_decoding_message_size(usize::MAX)
+                .snapshot(retry::request(SnapshotRequest {}, false))
+                .await
+        })
+        .await
     }
 
     /// The status (version, db size, raft state) of the member requests

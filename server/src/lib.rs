@@ -5,6 +5,7 @@
 //! - `mvcc`: revisions, the key index, reads at a revision, compaction.
 //! - `apply`: one raft entry -> one atomic write batch; etcd's request semantics.
 //! - `auth`: users, roles, permissions, the auth revision (replicated), passwords, tokens.
+//! - `backup`: snapshots in etcd's backend format (bbolt): export, restore, status.
 //! - `raft`: the only openraft import: log store, state machine, node.
 //! - `rpc`: thin tonic services, validation, etcd's errors and headers.
 //! - `config`: etcd-compatible flags (every etcd 3.4-3.6 flag accepted), ETCD_* variables, --config-file.
@@ -21,6 +22,7 @@
 
 pub mod apply;
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod corrupt;
 pub mod health;

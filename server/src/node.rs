@@ -284,6 +284,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     let members = cfg.initial_members()?;
     let data_dir = DataDir::lock(&cfg.data_dir())?;
     let tls = Tls::load(&cfg, &data_dir.path)?;
+    crate::rpc::snapshot::remove_stale_files(&data_dir.path.join("member"));
     let fresh = !data_dir.db_path().exists();
     // A new member of an existing cluster waits for the leader to replicate
     // to it instead of initializing a cluster of its own.
@@ -347,6 +348,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         tokens,
         bcrypt_cost: cfg.auth.cost(),
         client_cert_auth: cfg.client_tls.client_cert_auth == Some(true),
+        snapshot_tmp_dir: data_dir.path.join("member"),
     });
 
     // etcd's request timeout: what a peer gets to answer a hash question.

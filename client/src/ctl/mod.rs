@@ -12,6 +12,7 @@
 //! - `auth.rs`: auth enable / disable / status, user and role commands.
 //! - `lock.rs`: lock and elect (sessions, held until a signal).
 //! - `watch.rs`: watch, its argument rules, output formats and exec mode.
+//! - `snapshot.rs`: snapshot save / status / restore (etcd's backend format).
 //! - `printer.rs`: the simple and json renderings of KV responses.
 //! - `json.rs`: Go `encoding/json`-compatible rendering of etcd messages.
 //! - `table.rs`: the ASCII tables of `-w table`.
@@ -26,6 +27,7 @@ mod lease;
 mod lock;
 mod member;
 mod printer;
+mod snapshot;
 mod table;
 mod txn;
 mod watch;
@@ -168,6 +170,9 @@ enum Command {
     /// Role related commands
     #[command(subcommand)]
     Role(auth::RoleCommand),
+    /// Manages etcd node snapshots
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCommand),
 }
 
 /// A command that failed: printed as `Error: {message}`, exits with `code`.
@@ -359,6 +364,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Auth(command) => auth::auth(&ctx, command).await,
         Command::User(command) => auth::user(&ctx, command).await,
         Command::Role(command) => auth::role(&ctx, command).await,
+        Command::Snapshot(command) => snapshot::run(&ctx, command).await,
     }
 }
 

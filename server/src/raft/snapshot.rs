@@ -16,7 +16,7 @@
 
 use std::io::{self, Read, Write};
 
-use crate::storage::{Cf, KvRead, Scan, StorageError};
+use crate::storage::{try_scan, Cf, KvRead, StorageError};
 
 const MAGIC: &[u8; 8] = b"TIMONSNP";
 const VERSION: u32 = 1;
@@ -105,25 +105,14 @@ pub fn encode<W: Write>(view: &dyn KvRead, skip_meta: &[&[u8]], out: W) -> Resul
     w.write_all(&VERSION.to_le_bytes())?;
     let mut records = 0u64;
     for cf in STATE_MACHINE_CFS {
-        let mut failure = None;
-        view.scan(cf, &[], None, &mut |k, v| {
+        try_scan(view, cf, &[], None, &mut |k, v| {
             if cf == Cf::Meta && skip_meta.contains(&k) {
-                return Scan::Continue;
+                return Ok(());
             }
-            match write_record(&mut w, cf, k, v) {
-                Ok(()) => {
-                    records += 1;
-                    Scan::Continue
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    Scan::Stop
-                }
-            }
+            write_record(&mut w, cf, k, v)?;
+            records += 1;
+            Ok::<_, EncodeError>(())
         })?;
-        if let Some(e) = failure {
-            return Err(e.into());
-        }
     }
     w.write_all(&[END_TAG])?;
     w.write_all(&records.to_le_bytes())?;

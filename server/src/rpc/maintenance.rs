@@ -1,17 +1,16 @@
 //! The Maintenance service. Status (what `etcdctl endpoint status` shows),
-//! Hash and HashKV (`mvcc::hash`), Alarm (through raft: `apply::alarm`)
-//! and Defragment (a RocksDB compaction of every column family). The rest
-//! answers `Unimplemented` until its issue lands.
+//! Hash and HashKV (`mvcc::hash`), Alarm (through raft: `apply::alarm`),
+//! Defragment (a RocksDB compaction of every column family) and Snapshot
+//! (etcd's backend format, `super::snapshot`). The rest answers
+//! `Unimplemented` until its issue lands.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::Stream;
 use timon_proto::etcdserverpb::maintenance_server::Maintenance;
 use timon_proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest, DowngradeResponse,
     HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse, ResponseHeader,
-    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+    SnapshotRequest, StatusRequest, StatusResponse,
 };
 use timon_proto::timonpb::internal_raft_request::Request as RaftRequest;
 use tonic::{Request, Response, Status};
@@ -46,7 +45,7 @@ fn alarm_text(m: &timon_proto::etcdserverpb::AlarmMember) -> String {
     text
 }
 
-type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
+type SnapshotStream = super::snapshot::SnapshotStream;
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
@@ -150,7 +149,8 @@ impl Maintenance for MaintenanceService {
 
     async fn snapshot(&self, request: Request<SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
         self.ctx.require_admin_unmapped(&request).await?;
-        Err(Status::unimplemented("Snapshot is not implemented yet"))
+        let stream = super::snapshot::stream(self.ctx.engine.clone(), &self.ctx.snapshot_tmp_dir)?;
+        Ok(Response::new(stream))
     }
 
     async fn move_leader(&self, _request: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {

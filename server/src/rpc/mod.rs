@@ -30,6 +30,7 @@ pub mod lease;
 pub mod limit;
 pub mod lock;
 pub mod maintenance;
+pub mod snapshot;
 pub mod validate;
 pub mod watch;
 
@@ -74,6 +75,9 @@ pub struct Ctx {
     /// --client-cert-auth: a verified client certificate's CN names the
     /// user of a request without a token (etcd's `AuthInfoFromTLS`).
     pub client_cert_auth: bool,
+    /// Where `Maintenance.Snapshot` writes its temporary file (the
+    /// member's `member` directory, beside the database).
+    pub snapshot_tmp_dir: std::path::PathBuf,
 }
 
 /// etcd's `hasleader` request metadata (clientv3's WithRequireLeader).

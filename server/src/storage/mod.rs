@@ -102,6 +102,26 @@ pub trait KvRead {
     fn last_in(&self, cf: Cf, start: &[u8], end: Option<&[u8]>) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
 }
 
+/// Visits keys as [`KvRead::scan`] does, with a callback that can fail:
+/// the first error stops the scan and is answered.
+pub fn try_scan<E: From<StorageError>>(
+    view: &dyn KvRead,
+    cf: Cf,
+    start: &[u8],
+    end: Option<&[u8]>,
+    f: &mut dyn FnMut(&[u8], &[u8]) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let mut failure = None;
+    view.scan(cf, start, end, &mut |k, v| match f(k, v) {
+        Ok(()) => Scan::Continue,
+        Err(e) => {
+            failure = Some(e);
+            Scan::Stop
+        }
+    })?;
+    failure.map_or(Ok(()), Err)
+}
+
 /// A storage engine shared by the raft log store, the state machine and the
 /// read path.
 pub trait Engine: KvRead + Send + Sync + 'static {

