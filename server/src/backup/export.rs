@@ -8,8 +8,9 @@
 //! `auth_revision` → `auth`; `auth_user/`, `auth_role/` → `authUsers`,
 //! `authRoles`; `removed/` → `members_removed`; the applied log id →
 //! `meta`'s `consistent_index` and `term`; `compact_rev` → `meta`'s
-//! `scheduledCompactRev` and `finishedCompactRev`. `members`, `cluster` and
-//! `alarm` are written empty: a restore builds a new cluster's membership.
+//! `scheduledCompactRev` and `finishedCompactRev`; `alarm/` → `alarm`.
+//! `members` and `cluster` are written empty: a restore builds a new
+//! cluster's membership.
 
 use std::fs::File;
 
@@ -91,7 +92,11 @@ pub fn write_etcd_db(
     progress: &mut dyn FnMut(u64),
 ) -> Result<(File, Exported), ExportError> {
     let mut db = BoltWriter::new(file)?;
-    for name in [etcd::ALARM, etcd::CLUSTER, etcd::MEMBERS] {
+    // Active alarms: etcd's key is the AlarmMember's bytes, as timon's.
+    let mut bucket = db.bucket(etcd::ALARM);
+    copy_prefix(view, meta::ALARM, &mut bucket, &|k, v| Some((k.to_vec(), v.to_vec())))?;
+    bucket.finish()?;
+    for name in [etcd::CLUSTER, etcd::MEMBERS] {
         db.bucket(name).finish()?;
     }
 

@@ -180,6 +180,7 @@ fn sample_state() -> MemEngine {
         ..Default::default()
     };
     b.put(Cf::Meta, [meta::AUTH_USER, b"root"].concat(), user.encode_to_vec());
+    b.put(Cf::Meta, [meta::ALARM, &NOSPACE_ALARM[..]].concat(), Vec::new());
     b.put(
         Cf::Meta,
         meta::APPLIED.to_vec(),
@@ -188,6 +189,9 @@ fn sample_state() -> MemEngine {
     e.write(b, true).unwrap();
     e
 }
+
+/// AlarmMember{memberID: 9, alarm: NOSPACE} as protobuf.
+const NOSPACE_ALARM: [u8; 4] = [0x08, 0x09, 0x10, 0x01];
 
 fn prefixed(view: &dyn KvRead, cf: Cf, prefix: &[u8]) -> Pairs {
     let mut out = Vec::new();
@@ -230,6 +234,8 @@ fn export_then_restore_keeps_revisions_leases_compaction_and_auth() {
             .encode_to_vec()
         )]
     );
+    let alarms = read_bucket(&db, &db.bucket(etcd::ALARM).unwrap().unwrap());
+    assert_eq!(alarms, vec![(NOSPACE_ALARM.to_vec(), vec![])]);
     let s = status(&path).unwrap();
     assert_eq!((s.revision, s.total_size), (4, exported.size));
     for name in etcd::BUCKETS {
