@@ -13,6 +13,7 @@
 //! - `lease`: the leader's in-memory lease deadlines, checkpoint schedule and revoke rate
 //!   limits (the table itself is `apply::lease`).
 //! - `tls`: TLS on the listeners (reloaded certificates, client-certificate checks, auto-TLS).
+//! - `gateway`: etcd's HTTP/JSON gateway (`/v3/...`) on the client URLs, over the gRPC services in-process.
 //! - `metrics`: /health, /version, /metrics on --listen-metrics-urls.
 //! - `node`: start-up, wiring, shutdown.
 //! - `planted`: faults for harness tests, compiled in only with `planted-bugs`.
@@ -20,6 +21,7 @@
 pub mod apply;
 pub mod auth;
 pub mod config;
+pub mod gateway;
 pub mod identity;
 pub mod ids;
 pub mod lease;
