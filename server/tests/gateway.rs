@@ -9,7 +9,7 @@
 mod support;
 
 use serde_json::Value;
-use support::http::{normalized, post, request, send, Lines, Target};
+use support::http::{normalized, normalized_text, post, request, send, Lines, Target};
 
 struct Pair {
     etcd: Target,
@@ -46,15 +46,22 @@ impl Pair {
             (ts, &t),
             "{method} {path} {body}\n etcd:  {es} {eb}\n timon: {ts} {tb}"
         );
+        if masked.is_empty() {
+            assert_eq!(
+                normalized_text(&eb),
+                normalized_text(&tb),
+                "{method} {path} {body}: field order or escaping"
+            );
+        }
         e
     }
 
     /// Opens the same stream on both; returns the two line readers.
     async fn open_stream(&self, path: &str, body: &str) -> (Lines, Lines) {
-        let (es, eb) = send(&self.etcd, "POST", path, body, &[]).await;
-        let (ts, tb) = send(&self.timon, "POST", path, body, &[]).await;
-        assert_eq!(es, ts, "{path} {body}: status");
-        (Lines::new(eb), Lines::new(tb))
+        let e = send(&self.etcd, "POST", path, body, &[]).await;
+        let t = send(&self.timon, "POST", path, body, &[]).await;
+        assert_eq!(e.status, t.status, "{path} {body}: status");
+        (Lines::new(e), Lines::new(t))
     }
 }
 
@@ -79,6 +86,8 @@ async fn same_line(streams: &mut (Lines, Lines), what: &str) -> Value {
     let t = streams.1.next().await;
     let (ev, tv) = (e.as_deref().map(normalized), t.as_deref().map(normalized));
     assert_eq!(ev, tv, "{what}\n etcd:  {e:?}\n timon: {t:?}");
+    let text = |l: &Option<String>| l.as_deref().map(normalized_text);
+    assert_eq!(text(&e), text(&t), "{what}: field order or escaping");
     ev.unwrap_or(Value::Null)
 }
 
@@ -521,4 +530,161 @@ async fn token(p: &Pair, name: &str, password: &str) -> (String, String) {
         "authenticate {name}\n etcd:  {e:?}\n timon: {t:?}"
     );
     tokens
+}
+
+/// timon's `etcd_debugging_mvcc_watcher_total`, read from /metrics on the
+/// client port.
+async fn watchers(target: &Target) -> u64 {
+    let (status, text) = request(target, "GET", "/metrics", "", &[]).await;
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix("etcd_debugging_mvcc_watcher_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+        .unwrap_or_else(|| panic!("no watcher gauge in /metrics"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_drops_a_watch_stream_frees_its_watchers() {
+    let timon = support::start_timon(None, &[]);
+    let target = Target {
+        port: timon.client_port(),
+        tls: None,
+    };
+    let body = format!(
+        r#"{{"create_request":{{"key":"{}"}}}} {{"create_request":{{"key":"{}"}}}}"#,
+        b64("a"),
+        b64("b")
+    );
+    let mut stream = Lines::new(send(&target, "POST", "/v3/watch", &body, &[]).await);
+    for _ in 0..2 {
+        let line = stream.next().await.expect("a created response");
+        assert!(line.contains(r#""created":true"#), "{line}");
+    }
+    assert_eq!(watchers(&target).await, 2);
+    drop(stream);
+    // The server notices the closed connection; 5 s is far above the time
+    // it takes (one poll of the connection).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let n = watchers(&target).await;
+        if n == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} watchers left after the client went away"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A single member serving its client URL over mutual TLS (the test PKI's
+/// server certificate), killed on drop.
+struct TlsMember {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TlsMember {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_tls_member(program: &std::path::Path, pki: &timon_tls::test_pki::Pki) -> TlsMember {
+    let dir = tempfile::Builder::new()
+        .prefix("timon-gw-tls-")
+        .tempdir()
+        .expect("temp dir");
+    let (client, peer) = (support::free_port(), support::free_port());
+    let client_url = format!("https://127.0.0.1:{client}");
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let args = [
+        "--name=m0".to_string(),
+        format!("--data-dir={}", dir.path().join("data").display()),
+        format!("--listen-client-urls={client_url}"),
+        format!("--advertise-client-urls={client_url}"),
+        format!("--listen-peer-urls={peer_url}"),
+        format!("--initial-advertise-peer-urls={peer_url}"),
+        format!("--initial-cluster=m0={peer_url}"),
+        format!("--cert-file={}", pki.crt("server")),
+        format!("--key-file={}", pki.key("server")),
+        format!("--trusted-ca-file={}", pki.path("ca.crt").display()),
+        "--client-cert-auth=true".to_string(),
+    ];
+    let log = std::fs::File::create(dir.path().join("stderr.log")).expect("log file");
+    let child = std::process::Command::new(program)
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
+    TlsMember {
+        child,
+        port: client,
+        _dir: dir,
+    }
+}
+
+/// Waits until the member's gateway answers a Status that names a leader.
+async fn await_leader(target: &Target) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Ok(mut a) = support::http::try_send(target, "POST", "/v3/maintenance/status", "{}", &[]).await {
+            use http_body_util::BodyExt;
+            let body = (&mut a.body).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            if a.status == 200 && String::from_utf8_lossy(&body).contains(r#""leader":"#) {
+                return;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no leader over TLS on port {}",
+            target.port
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_over_tls_answers_as_etcd_does() {
+    if support::skip_without_etcd("gateway over TLS") {
+        return;
+    }
+    let pki = timon_tls::test_pki::Pki::new();
+    let etcd = start_tls_member(&support::etcd_bin(), &pki);
+    let timon = start_tls_member(std::path::Path::new(env!("CARGO_BIN_EXE_timon")), &pki);
+    // HTTP/1.1 over TLS, as curl --cacert --cert --key speaks it.
+    let mut config = (*pki.client_tls().config().expect("client TLS config")).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let config = std::sync::Arc::new(config);
+    let pair = Pair {
+        etcd: Target {
+            port: etcd.port,
+            tls: Some(config.clone()),
+        },
+        timon: Target {
+            port: timon.port,
+            tls: Some(config),
+        },
+    };
+    await_leader(&pair.etcd).await;
+    await_leader(&pair.timon).await;
+    let (k, v) = (b64("tls"), b64("yes"));
+    pair.same("/v3/kv/put", &format!(r#"{{"key":"{k}","value":"{v}"}}"#))
+        .await;
+    pair.same("/v3/kv/range", &format!(r#"{{"key":"{k}"}}"#)).await;
+    pair.same("/v3/kv/range", r#"{"key":"!"}"#).await;
+    let mut s = pair
+        .open_stream(
+            "/v3/watch",
+            &format!(r#"{{"create_request":{{"key":"{k}","start_revision":"1"}}}}"#),
+        )
+        .await;
+    same_line(&mut s, "created over TLS").await;
+    same_line(&mut s, "history over TLS").await;
 }

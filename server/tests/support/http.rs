@@ -21,10 +21,31 @@ pub struct Target {
 /// How long one answer may take (lease keep-alives and locks included).
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Sends `method path` with `body` and `headers`; the answer's status and
-/// its body stream.
-pub async fn send(target: &Target, method: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> (u16, Incoming) {
-    let tcp = TcpStream::connect(("127.0.0.1", target.port)).await.expect("connect");
+/// An answer: its status and its body stream; dropping it closes the
+/// connection (a client that goes away).
+pub struct Answer {
+    pub status: u16,
+    pub body: Incoming,
+    conn: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        self.conn.abort();
+    }
+}
+
+/// Sends `method path` with `body` and `headers` on a new connection.
+pub async fn try_send(
+    target: &Target,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> Result<Answer, String> {
+    let tcp = TcpStream::connect(("127.0.0.1", target.port))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
     let req = {
         let mut b = http::Request::builder()
             .method(method)
@@ -36,29 +57,44 @@ pub async fn send(target: &Target, method: &str, path: &str, body: &str, headers
         }
         b.body(Full::new(Bytes::from(body.to_string()))).unwrap()
     };
-    let resp = match &target.tls {
+    let (resp, conn) = match &target.tls {
         None => {
             let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
                 .await
-                .expect("handshake");
-            tokio::spawn(conn);
-            sender.send_request(req).await
+                .map_err(|e| format!("handshake: {e}"))?;
+            let conn = tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            (sender.send_request(req).await, conn)
         }
         Some(config) => {
             let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
             let tls = tokio_rustls::TlsConnector::from(config.clone())
                 .connect(name, tcp)
                 .await
-                .expect("TLS handshake");
+                .map_err(|e| format!("TLS handshake: {e}"))?;
             let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
                 .await
-                .expect("handshake");
-            tokio::spawn(conn);
-            sender.send_request(req).await
+                .map_err(|e| format!("handshake: {e}"))?;
+            let conn = tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            (sender.send_request(req).await, conn)
         }
     };
-    let resp = resp.expect("HTTP answer");
-    (resp.status().as_u16(), resp.into_body())
+    let resp = resp.map_err(|e| format!("HTTP answer: {e}"))?;
+    Ok(Answer {
+        status: resp.status().as_u16(),
+        body: resp.into_body(),
+        conn,
+    })
+}
+
+/// [`try_send`], panicking on a transport error.
+pub async fn send(target: &Target, method: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> Answer {
+    try_send(target, method, path, body, headers)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
 /// `curl -X POST -d body`: the status and the whole body.
@@ -68,9 +104,9 @@ pub async fn post(target: &Target, path: &str, body: &str, headers: &[(&str, &st
 
 pub async fn request(target: &Target, method: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let fut = async {
-        let (status, body) = send(target, method, path, body, headers).await;
-        let bytes = body.collect().await.expect("read the body").to_bytes();
-        (status, String::from_utf8_lossy(&bytes).into_owned())
+        let mut answer = send(target, method, path, body, headers).await;
+        let bytes = (&mut answer.body).collect().await.expect("read the body").to_bytes();
+        (answer.status, String::from_utf8_lossy(&bytes).into_owned())
     };
     tokio::time::timeout(ANSWER_TIMEOUT, fut)
         .await
@@ -79,13 +115,16 @@ pub async fn request(target: &Target, method: &str, path: &str, body: &str, head
 
 /// The lines of a streaming answer, read as they come.
 pub struct Lines {
-    body: Incoming,
+    answer: Answer,
     buf: Vec<u8>,
 }
 
 impl Lines {
-    pub fn new(body: Incoming) -> Self {
-        Lines { body, buf: Vec::new() }
+    pub fn new(answer: Answer) -> Self {
+        Lines {
+            answer,
+            buf: Vec::new(),
+        }
     }
 
     /// The next line (without its newline); None at the end of the body.
@@ -96,7 +135,7 @@ impl Lines {
                     let line: Vec<u8> = self.buf.drain(..=p).collect();
                     return Some(String::from_utf8_lossy(&line[..p]).into_owned());
                 }
-                match self.body.frame().await {
+                match self.answer.body.frame().await {
                     Some(Ok(f)) => {
                         if let Ok(d) = f.into_data() {
                             self.buf.extend_from_slice(&d);
@@ -142,4 +181,21 @@ pub fn normalized(body: &str) -> serde_json::Value {
         }
         Err(_) => serde_json::Value::String(body.to_string()),
     }
+}
+
+/// `body` as text with the values of `cluster_id`, `member_id` and
+/// `raft_term` blanked: equal texts mean the same fields in the same order
+/// with the same escaping.
+pub fn normalized_text(body: &str) -> String {
+    let mut out = body.to_string();
+    for key in ["\"cluster_id\":\"", "\"member_id\":\"", "\"raft_term\":\""] {
+        let mut from = 0;
+        while let Some(p) = out[from..].find(key) {
+            let start = from + p + key.len();
+            let end = start + out[start..].find('"').unwrap_or(0);
+            out.replace_range(start..end, "");
+            from = start;
+        }
+    }
+    out
 }
