@@ -69,12 +69,20 @@ where
             let fut = self.inner.call(req);
             return Box::pin(fut);
         }
+        // etcd's access controller: CORS headers on every plain HTTP
+        // answer, and OPTIONS (a CORS preflight) answered 200 at once.
+        if req.method() == http::Method::OPTIONS {
+            let mut resp = http::Response::new(Body::empty());
+            gateway::add_cors(&mut resp);
+            return Box::pin(async move { Ok(resp) });
+        }
         let path = req.uri().path();
         if metrics::is_endpoint(path) {
             let ctx = self.ctx.clone();
             return Box::pin(async move {
-                let resp = metrics::handle(&ctx, req).await;
-                Ok(resp.map(Body::new))
+                let mut resp = metrics::handle(&ctx, req).await.map(Body::new);
+                gateway::add_cors(&mut resp);
+                Ok(resp)
             });
         }
         if !gateway::is_gateway_path(path) {
