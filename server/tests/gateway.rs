@@ -700,3 +700,26 @@ async fn gateway_over_tls_answers_as_etcd_does() {
     same_line(&mut s, "created over TLS").await;
     same_line(&mut s, "history over TLS").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enable_grpc_gateway_false_turns_the_gateway_off() {
+    if support::skip_without_etcd("gateway off") {
+        return;
+    }
+    let flags = ["--enable-grpc-gateway=false"];
+    let etcd = support::start_member(support::etcd_bin(), &flags);
+    let timon = support::start_timon(None, &flags);
+    let pair = Pair {
+        etcd: Target {
+            port: etcd.client_port(),
+            tls: None,
+        },
+        timon: Target {
+            port: timon.client_port(),
+            tls: None,
+        },
+    };
+    let body = pair.same("/v3/kv/range", &format!(r#"{{"key":"{}"}}"#, b64("k"))).await;
+    assert_eq!(body, Value::String("404 page not found\n".into()));
+    pair.same("/v3beta/watch", "{}").await;
+}

@@ -19,11 +19,13 @@ use crate::{gateway, metrics};
 #[derive(Clone)]
 pub struct HttpEndpointsLayer {
     ctx: Arc<Ctx>,
+    /// --enable-grpc-gateway.
+    gateway: bool,
 }
 
 impl HttpEndpointsLayer {
-    pub fn new(ctx: Arc<Ctx>) -> Self {
-        Self { ctx }
+    pub fn new(ctx: Arc<Ctx>, gateway: bool) -> Self {
+        Self { ctx, gateway }
     }
 }
 
@@ -34,6 +36,7 @@ impl<S> Layer<S> for HttpEndpointsLayer {
         HttpEndpoints {
             inner,
             ctx: self.ctx.clone(),
+            gateway: self.gateway,
         }
     }
 }
@@ -42,6 +45,7 @@ impl<S> Layer<S> for HttpEndpointsLayer {
 pub struct HttpEndpoints<S> {
     inner: S,
     ctx: Arc<Ctx>,
+    gateway: bool,
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -85,7 +89,7 @@ where
                 Ok(resp)
             });
         }
-        if !gateway::is_gateway_path(path) {
+        if !self.gateway || !gateway::is_gateway_path(path) {
             let mut resp = gateway::not_found();
             gateway::add_cors(&mut resp);
             return Box::pin(async move { Ok(resp) });

@@ -375,6 +375,12 @@ pub fn start_etcd() -> Member {
     start(etcd_bin(), None, &[], &[])
 }
 
+/// Start a single-member `program` (etcd or timon) with `extra_args`, in a
+/// fresh temp dir, and wait until it has a leader.
+pub fn start_member(program: PathBuf, extra_args: &[&str]) -> Member {
+    start(program, None, extra_args, &[])
+}
+
 /// Start a single-member timon with etcd's flags plus `extra_args`, in
 /// `data_dir` (or a fresh temp dir), and wait until it has a leader.
 pub fn start_timon(data_dir: Option<&Path>, extra_args: &[&str]) -> Member {
