@@ -17,6 +17,20 @@ struct Pair {
 }
 
 impl Pair {
+    /// Plain HTTP to both.
+    fn plain(etcd: &support::Member, timon: &support::Member) -> Pair {
+        Pair {
+            etcd: Target {
+                port: etcd.client_port(),
+                tls: None,
+            },
+            timon: Target {
+                port: timon.client_port(),
+                tls: None,
+            },
+        }
+    }
+
     /// Posts to both; asserts equal answers; returns etcd's (normalized).
     async fn same(&self, path: &str, body: &str) -> Value {
         self.same_with(path, body, &[], &[]).await
@@ -103,16 +117,7 @@ async fn gateway_answers_as_etcd_does() {
     }
     let etcd = support::start_etcd();
     let timon = support::start_target();
-    let pair = Pair {
-        etcd: Target {
-            port: etcd.client_port(),
-            tls: None,
-        },
-        timon: Target {
-            port: timon.client_port(),
-            tls: None,
-        },
-    };
+    let pair = Pair::plain(&etcd, &timon);
     kv(&pair).await;
     txn(&pair).await;
     bad_input(&pair).await;
@@ -247,6 +252,19 @@ async fn bad_input(p: &Pair) {
             &format!(r#"{{"key":"{foo}","value":"YQ==","lease":"77"}}"#),
         ),
         ("/v3/kv/range", &format!(r#"{{"key":"{foo}","sort_order":"BAD"}}"#)),
+        (
+            "/v3/kv/range",
+            &format!(r#"{{"key":"{foo}","sort_order":1,"limit":1.5}}"#),
+        ),
+        (
+            "/v3/kv/range",
+            &format!(r#"{{"key":"{foo}","limit":"99999999999999999999"}}"#),
+        ),
+        (
+            "/v3/kv/range",
+            &format!(r#"{{"key":"{foo}","limit":"2","revision":-1}}"#),
+        ),
+        ("/v3/watch", r#"{"create_request":{"key":"YQ==","watch_id":"x"}}"#),
         (
             "/v3/kv/range",
             &format!(r#"{{"key":"{foo}","unknown_field":1,"limit":null}}"#),
@@ -709,16 +727,7 @@ async fn enable_grpc_gateway_false_turns_the_gateway_off() {
     let flags = ["--enable-grpc-gateway=false"];
     let etcd = support::start_member(support::etcd_bin(), &flags);
     let timon = support::start_timon(None, &flags);
-    let pair = Pair {
-        etcd: Target {
-            port: etcd.client_port(),
-            tls: None,
-        },
-        timon: Target {
-            port: timon.client_port(),
-            tls: None,
-        },
-    };
+    let pair = Pair::plain(&etcd, &timon);
     let body = pair.same("/v3/kv/range", &format!(r#"{{"key":"{}"}}"#, b64("k"))).await;
     assert_eq!(body, Value::String("404 page not found\n".into()));
     pair.same("/v3beta/watch", "{}").await;

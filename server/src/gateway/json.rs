@@ -175,31 +175,33 @@ fn unquoted(v: &Json) -> Result<Json, String> {
 }
 
 fn integer(v: &Json, go_type: &str) -> Result<i64, String> {
-    let v = unquoted(v)?;
-    let Json::Number(n) = &v else {
-        return Err(cannot_unmarshal(&v, go_type));
-    };
-    let bits = if go_type == "int32" { 32 } else { 64 };
-    match n.as_i64() {
-        Some(i) if bits == 64 || i32::try_from(i).is_ok() => Ok(i),
-        _ => Err(format!(
-            "json: cannot unmarshal number {n} into Go value of type {go_type}"
-        )),
-    }
+    let narrow = go_type == "int32";
+    whole(v, go_type, |n| {
+        n.as_i64().filter(|i| !narrow || i32::try_from(*i).is_ok())
+    })
 }
 
 fn unsigned(v: &Json, go_type: &str) -> Result<u64, String> {
-    let v = unquoted(v)?;
-    let Json::Number(n) = &v else {
-        return Err(cannot_unmarshal(&v, go_type));
+    let narrow = go_type == "uint32";
+    whole(v, go_type, |n| {
+        n.as_u64().filter(|u| !narrow || u32::try_from(*u).is_ok())
+    })
+}
+
+/// An integer of Go type `go_type`, quoted or not; `fits` reads it from
+/// the number, None when it is out of range or not whole.
+fn whole<T>(v: &Json, go_type: &str, fits: impl Fn(&serde_json::Number) -> Option<T>) -> Result<T, String> {
+    let inner = unquoted(v)?;
+    let Json::Number(n) = &inner else {
+        return Err(cannot_unmarshal(&inner, go_type));
     };
-    let bits = if go_type == "uint32" { 32 } else { 64 };
-    match n.as_u64() {
-        Some(u) if bits == 64 || u32::try_from(u).is_ok() => Ok(u),
-        _ => Err(format!(
-            "json: cannot unmarshal number {n} into Go value of type {go_type}"
-        )),
-    }
+    // Go quotes the number as written; a quoted one still is (a bare one
+    // is as serde_json prints it back, which differs for exponents).
+    let literal = match v {
+        Json::String(s) => s.trim().to_string(),
+        _ => n.to_string(),
+    };
+    fits(n).ok_or_else(|| format!("json: cannot unmarshal number {literal} into Go value of type {go_type}"))
 }
 
 fn number(v: &Json, go_type: &str) -> Result<f64, String> {
@@ -338,6 +340,32 @@ mod tests {
         );
         assert_eq!(next_value(b"{\"a\":", false), Err(Incomplete::NeedMore));
         assert_eq!(next_value(b"  ", true), Ok(None));
+    }
+
+    #[test]
+    fn integers_are_read_as_jsonpb_reads_them() {
+        assert_eq!(integer(&serde_json::json!(5), "int64"), Ok(5));
+        assert_eq!(integer(&serde_json::json!("-5"), "int64"), Ok(-5));
+        assert_eq!(
+            unsigned(&serde_json::json!("18446744073709551615"), "uint64"),
+            Ok(u64::MAX)
+        );
+        assert_eq!(
+            integer(&serde_json::json!(1.5), "int64").unwrap_err(),
+            "json: cannot unmarshal number 1.5 into Go value of type int64"
+        );
+        assert_eq!(
+            integer(&serde_json::json!(3_000_000_000u64), "int32").unwrap_err(),
+            "json: cannot unmarshal number 3000000000 into Go value of type int32"
+        );
+        assert_eq!(
+            integer(&serde_json::json!(true), "int64").unwrap_err(),
+            "json: cannot unmarshal bool into Go value of type int64"
+        );
+        assert_eq!(
+            integer(&serde_json::json!("abc"), "int64").unwrap_err(),
+            "invalid character 'a' looking for beginning of value"
+        );
     }
 
     #[test]

@@ -58,28 +58,14 @@ pub async fn try_send(
         b.body(Full::new(Bytes::from(body.to_string()))).unwrap()
     };
     let (resp, conn) = match &target.tls {
-        None => {
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-                .await
-                .map_err(|e| format!("handshake: {e}"))?;
-            let conn = tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            (sender.send_request(req).await, conn)
-        }
+        None => exchange(TokioIo::new(tcp), req).await?,
         Some(config) => {
             let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
             let tls = tokio_rustls::TlsConnector::from(config.clone())
                 .connect(name, tcp)
                 .await
                 .map_err(|e| format!("TLS handshake: {e}"))?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-                .await
-                .map_err(|e| format!("handshake: {e}"))?;
-            let conn = tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            (sender.send_request(req).await, conn)
+            exchange(TokioIo::new(tls), req).await?
         }
     };
     let resp = resp.map_err(|e| format!("HTTP answer: {e}"))?;
@@ -88,6 +74,26 @@ pub async fn try_send(
         body: resp.into_body(),
         conn,
     })
+}
+
+type Exchanged = (
+    Result<http::Response<Incoming>, hyper::Error>,
+    tokio::task::JoinHandle<()>,
+);
+
+/// An HTTP/1.1 handshake over `io` and one request; the connection runs in
+/// a task until the answer is dropped.
+async fn exchange<I>(io: I, req: http::Request<Full<Bytes>>) -> Result<Exchanged, String>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let conn = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok((sender.send_request(req).await, conn))
 }
 
 /// [`try_send`], panicking on a transport error.
