@@ -39,6 +39,15 @@ pub fn not_found() -> Response<Body> {
     reply::text(StatusCode::NOT_FOUND, "404 page not found")
 }
 
+/// etcd's answer to a gateway request from a client certificate with a
+/// common name while --client-cert-auth and auth are on.
+pub fn common_name_refused() -> Response<Body> {
+    reply::text(
+        StatusCode::BAD_REQUEST,
+        "CommonName of client sending a request against gateway will be ignored and not used as expected",
+    )
+}
+
 fn pool() -> &'static DescriptorPool {
     static POOL: OnceLock<DescriptorPool> = OnceLock::new();
     POOL.get_or_init(|| {

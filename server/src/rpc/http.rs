@@ -48,6 +48,20 @@ pub struct HttpEndpoints<S> {
     gateway: bool,
 }
 
+impl<S> HttpEndpoints<S> {
+    /// etcd's access controller refuses a gateway request whose verified
+    /// client certificate names a user (a CN) while --client-cert-auth and
+    /// auth are on: the gateway's own gRPC connection would not carry it.
+    fn refuses_common_name(&self, req: &http::Request<Body>) -> bool {
+        let has_cn = req
+            .extensions()
+            .get::<crate::tls::ConnInfo>()
+            .and_then(|c| c.common_name.as_deref())
+            .is_some_and(|cn| !cn.is_empty());
+        has_cn && self.ctx.client_cert_auth && crate::auth::state::enabled(self.ctx.engine.as_ref()).unwrap_or(false)
+    }
+}
+
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
 impl<S> Service<http::Request<Body>> for HttpEndpoints<S>
@@ -72,6 +86,10 @@ where
         if is_grpc {
             let fut = self.inner.call(req);
             return Box::pin(fut);
+        }
+        if self.gateway && gateway::is_gateway_path(req.uri().path()) && self.refuses_common_name(&req) {
+            let resp = gateway::common_name_refused();
+            return Box::pin(async move { Ok(resp) });
         }
         // etcd's access controller: CORS headers on every plain HTTP
         // answer, and OPTIONS (a CORS preflight) answered 200 at once.
