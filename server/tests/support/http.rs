@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use serde_json::Value;
 use tokio::net::TcpStream;
 
 /// Where the gateway is: a port, and the TLS client config if it is https.
@@ -204,4 +205,104 @@ pub fn normalized_text(body: &str) -> String {
         }
     }
     out
+}
+
+/// The same requests to etcd and to timon.
+pub struct Pair {
+    pub etcd: Target,
+    pub timon: Target,
+}
+
+impl Pair {
+    /// Plain HTTP to both.
+    pub fn plain(etcd: &super::Member, timon: &super::Member) -> Pair {
+        Pair {
+            etcd: Target {
+                port: etcd.client_port(),
+                tls: None,
+            },
+            timon: Target {
+                port: timon.client_port(),
+                tls: None,
+            },
+        }
+    }
+
+    /// Posts to both; asserts equal answers; returns etcd's (normalized).
+    pub async fn same(&self, path: &str, body: &str) -> Value {
+        self.same_with(path, body, &[], &[]).await
+    }
+
+    /// [`Pair::same`] with headers, and with the top-level fields `masked`
+    /// left out.
+    pub async fn same_with(&self, path: &str, body: &str, headers: &[(&str, &str)], masked: &[&str]) -> Value {
+        self.same_request("POST", path, body, headers, masked).await
+    }
+
+    pub async fn same_request(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+        masked: &[&str],
+    ) -> Value {
+        let (es, eb) = request(&self.etcd, method, path, body, headers).await;
+        let (ts, tb) = request(&self.timon, method, path, body, headers).await;
+        let (mut e, mut t) = (normalized(&eb), normalized(&tb));
+        mask(&mut e, masked);
+        mask(&mut t, masked);
+        assert_eq!(
+            (es, &e),
+            (ts, &t),
+            "{method} {path} {body}\n etcd:  {es} {eb}\n timon: {ts} {tb}"
+        );
+        if masked.is_empty() {
+            assert_eq!(
+                normalized_text(&eb),
+                normalized_text(&tb),
+                "{method} {path} {body}: field order or escaping"
+            );
+        }
+        e
+    }
+
+    /// Opens the same stream on both; returns the two line readers.
+    pub async fn open_stream(&self, path: &str, body: &str) -> (Lines, Lines) {
+        let e = send(&self.etcd, "POST", path, body, &[]).await;
+        let t = send(&self.timon, "POST", path, body, &[]).await;
+        assert_eq!(e.status, t.status, "{path} {body}: status");
+        (Lines::new(e), Lines::new(t))
+    }
+}
+
+/// Drops each `masked` field of an object, in it and in every object
+/// below it.
+pub fn mask(v: &mut Value, masked: &[&str]) {
+    if let Value::Object(map) = v {
+        map.retain(|k, _| !masked.contains(&k.as_str()));
+        for field in map.values_mut() {
+            if let Value::Array(items) = field {
+                items.iter_mut().for_each(|i| mask(i, masked));
+            } else if let Value::Object(_) = field {
+                mask(field, masked);
+            }
+        }
+    }
+}
+
+/// The next line of both streams, equal.
+pub async fn same_line(streams: &mut (Lines, Lines), what: &str) -> Value {
+    let e = streams.0.next().await;
+    let t = streams.1.next().await;
+    let (ev, tv) = (e.as_deref().map(normalized), t.as_deref().map(normalized));
+    assert_eq!(ev, tv, "{what}\n etcd:  {e:?}\n timon: {t:?}");
+    let text = |l: &Option<String>| l.as_deref().map(normalized_text);
+    assert_eq!(text(&e), text(&t), "{what}: field order or escaping");
+    ev.unwrap_or(Value::Null)
+}
+
+pub fn b64(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
 }
