@@ -95,6 +95,9 @@ fn go_quote_char(c: u8) -> String {
 
 /// Decodes one request message from its JSON value, with jsonpb's rules.
 pub fn from_json(desc: &MessageDescriptor, value: &Json) -> Result<DynamicMessage, String> {
+    if value.is_null() {
+        return Ok(DynamicMessage::new(desc.clone()));
+    }
     let Json::Object(fields) = value else {
         return Err(cannot_unmarshal(value, "map[string]json.RawMessage"));
     };
@@ -141,6 +144,16 @@ fn scalar(field: &FieldDescriptor, v: &Json) -> Result<Value, String> {
         },
         Kind::Bytes => match v {
             Json::String(s) => go_base64(s.as_bytes()).map(|b| Value::Bytes(Bytes::from(b))),
+            // encoding/json also reads a []byte from an array of numbers
+            // (and, being encoding/json, not from quoted ones).
+            Json::Array(items) => items
+                .iter()
+                .map(|i| match i {
+                    Json::Number(_) => unsigned(i, "uint8").map(|b| b as u8),
+                    other => Err(cannot_unmarshal(other, "uint8")),
+                })
+                .collect::<Result<Vec<u8>, String>>()
+                .map(|b| Value::Bytes(Bytes::from(b))),
             _ => Err(cannot_unmarshal(v, "[]uint8")),
         },
         Kind::String => match v {
@@ -182,10 +195,12 @@ fn integer(v: &Json, go_type: &str) -> Result<i64, String> {
 }
 
 fn unsigned(v: &Json, go_type: &str) -> Result<u64, String> {
-    let narrow = go_type == "uint32";
-    whole(v, go_type, |n| {
-        n.as_u64().filter(|u| !narrow || u32::try_from(*u).is_ok())
-    })
+    let max = match go_type {
+        "uint8" => u8::MAX as u64,
+        "uint32" => u32::MAX as u64,
+        _ => u64::MAX,
+    };
+    whole(v, go_type, |n| n.as_u64().filter(|u| *u <= max))
 }
 
 /// An integer of Go type `go_type`, quoted or not; `fits` reads it from
