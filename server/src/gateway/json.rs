@@ -64,6 +64,8 @@ fn go_syntax_error(buf: &[u8], e: &serde_json::Error) -> String {
         "after object key:value pair"
     } else if text.starts_with("expected `,` or `]`") {
         "after array element"
+    } else if text.starts_with("trailing characters") {
+        "after top-level value"
     } else if text.starts_with("key must be a string") {
         "looking for beginning of object key string"
     } else {
@@ -173,16 +175,17 @@ fn scalar(field: &FieldDescriptor, v: &Json) -> Result<Value, String> {
     }
 }
 
-/// jsonpb drops the quotes around a number and lets encoding/json parse
-/// what is inside.
+/// jsonpb drops the quotes around a number and lets encoding/json's
+/// `Unmarshal` parse what is inside (one value, nothing after it).
 fn unquoted(v: &Json) -> Result<Json, String> {
     match v {
-        Json::String(s) => match next_value(s.as_bytes(), true) {
-            Ok(Some((inner, _))) => Ok(inner),
-            Ok(None) => Err("unexpected end of JSON input".into()),
-            Err(Incomplete::Invalid(e)) => Err(e),
-            Err(Incomplete::NeedMore) => Err("unexpected EOF".into()),
-        },
+        Json::String(s) => serde_json::from_str(s).map_err(|e| {
+            if e.is_eof() {
+                "unexpected end of JSON input".into()
+            } else {
+                go_syntax_error(s.as_bytes(), &e)
+            }
+        }),
         other => Ok(other.clone()),
     }
 }
@@ -380,6 +383,15 @@ mod tests {
         assert_eq!(
             integer(&serde_json::json!("abc"), "int64").unwrap_err(),
             "invalid character 'a' looking for beginning of value"
+        );
+        assert_eq!(integer(&serde_json::json!(" 5 "), "int64"), Ok(5));
+        assert_eq!(
+            integer(&serde_json::json!("0x10"), "int64").unwrap_err(),
+            "invalid character 'x' after top-level value"
+        );
+        assert_eq!(
+            integer(&serde_json::json!(""), "int64").unwrap_err(),
+            "unexpected end of JSON input"
         );
     }
 
