@@ -27,7 +27,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
 
+    // The descriptors of every message, for the JSON gateway (prost-reflect).
+    let descriptors = PathBuf::from(std::env::var("OUT_DIR")?).join("timon_descriptor.bin");
     let mut builder = tonic_prost_build::configure()
+        .file_descriptor_set_path(descriptors)
         .build_server(true)
         .build_client(true)
         // The raft log and snapshots serialise these types with serde, so

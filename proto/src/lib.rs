@@ -14,6 +14,10 @@
 //! on the wire are exactly what etcd clients send and expect. Every generated
 //! type also derives `serde::Serialize` and `serde::Deserialize`.
 
+/// The encoded `FileDescriptorSet` of every .proto file: the JSON gateway
+/// reads message and field names from it.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/timon_descriptor.bin"));
+
 /// Multi-version key-value records and watch events (etcd's `mvccpb`).
 pub mod mvccpb {
     tonic::include_proto!("mvccpb");

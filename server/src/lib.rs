@@ -14,6 +14,7 @@
 //! - `lease`: the leader's in-memory lease deadlines, checkpoint schedule and revoke rate
 //!   limits (the table itself is `apply::lease`).
 //! - `tls`: TLS on the listeners (reloaded certificates, client-certificate checks, auto-TLS).
+//! - `gateway`: etcd's HTTP/JSON gateway (`/v3/...`) on the client URLs, over the gRPC services in-process.
 //! - `metrics`: /version, /metrics on --listen-metrics-urls (and the client URLs); `health`: the probes
 //!   /health, /livez, /readyz.
 //! - `corrupt`: the initial and periodic corruption checks (HashKV compared with peers).
@@ -25,6 +26,7 @@ pub mod auth;
 pub mod backup;
 pub mod config;
 pub mod corrupt;
+pub mod gateway;
 pub mod health;
 pub mod identity;
 pub mod ids;

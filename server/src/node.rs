@@ -470,7 +470,7 @@ fn client_router(ctx: &Arc<Ctx>, cfg: &Config) -> anyhow::Result<tonic::transpor
     let progress_interval = cfg.progress_notify_interval()?;
     Ok(tonic::transport::Server::builder()
         .accept_http1(true)
-        .layer(HttpEndpointsLayer::new(ctx.clone()))
+        .layer(HttpEndpointsLayer::new(ctx.clone(), cfg.member.enable_grpc_gateway))
         .layer(GrpcLimitLayer)
         .add_service(KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(max_decode))
         .add_service(LeaseServer::new(LeaseService::new(ctx.clone())).max_decoding_message_size(max_decode))

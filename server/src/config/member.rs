@@ -49,4 +49,15 @@ pub struct MemberFlags {
     /// Maximum number of operations permitted in a transaction.
     #[arg(long, env = "ETCD_MAX_TXN_OPS", default_value_t = 128)]
     pub max_txn_ops: u64,
+
+    /// Enable GRPC gateway.
+    #[arg(
+        long,
+        env = "ETCD_ENABLE_GRPC_GATEWAY",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "true",
+        default_missing_value = "true"
+    )]
+    pub enable_grpc_gateway: bool,
 }

@@ -16,7 +16,8 @@
 //!   the watch hub (sessions, waitDeletes).
 //! - `watch`: the Watch service (streams of watchers over `crate::watch`).
 //! - `limit`: etcd's status for a message over the gRPC receive limit.
-//! - `http`: /health, /version, /metrics over plain HTTP on the client URLs.
+//! - `http`: the plain HTTP side of the client URLs: /health, /version,
+//!   /metrics, and the JSON gateway (`crate::gateway`).
 
 pub mod auth;
 pub mod caller;

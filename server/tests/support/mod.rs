@@ -10,6 +10,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod http;
 pub mod watch;
 
 use std::fs::File;
@@ -372,6 +373,12 @@ pub fn start(program: PathBuf, data_dir: Option<&Path>, extra_args: &[&str], env
 /// has a leader.
 pub fn start_etcd() -> Member {
     start(etcd_bin(), None, &[], &[])
+}
+
+/// Start a single-member `program` (etcd or timon) with `extra_args`, in a
+/// fresh temp dir, and wait until it has a leader.
+pub fn start_member(program: PathBuf, extra_args: &[&str]) -> Member {
+    start(program, None, extra_args, &[])
 }
 
 /// Start a single-member timon with etcd's flags plus `extra_args`, in
