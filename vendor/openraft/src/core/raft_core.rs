@@ -1229,6 +1229,9 @@ where
                     ExternalCommand::PurgeLog { upto } => {
                         self.engine.trigger_purge_log(upto);
                     }
+                    ExternalCommand::TransferLeader { from, to, last_log_id } => {
+                        self.engine.handle_transfer_leader(&from, &to, last_log_id.as_ref());
+                    }
                 }
             }
         };

@@ -92,6 +92,12 @@ where C: RaftTypeConfig
 
     /// Output entry for the runtime.
     pub(crate) output: EngineOutput<C>,
+
+    /// timon patch (leadership transfer): the leader vote whose lease this node no longer
+    /// honours, because that leader hands its leadership over (see
+    /// [`Engine::handle_transfer_leader`]). A vote request is then granted on the log check
+    /// alone while the vote is still this one; any vote change ends it.
+    pub(crate) lease_disabled_for: Option<Vote<C::NodeId>>,
 }
 
 impl<C> Engine<C>
@@ -108,6 +114,7 @@ where C: RaftTypeConfig
             leader: None,
             candidate: None,
             output: EngineOutput::new(4096),
+            lease_disabled_for: None,
         }
     }
 
@@ -302,7 +309,10 @@ where C: RaftTypeConfig
             vote_utime + lease - now
         );
 
-        if vote.is_committed() {
+        // timon patch (leadership transfer): the leader that holds this lease gave it up.
+        let lease_disabled = self.lease_disabled_for.as_ref() == Some(vote);
+
+        if vote.is_committed() && !lease_disabled {
             // Current leader lease has not yet expired, reject voting request
             if now <= vote_utime + lease {
                 tracing::info!(
@@ -348,6 +358,46 @@ where C: RaftTypeConfig
         // Return the updated vote, this way the candidate knows which vote is granted, in case
         // the candidate's vote is changed after sending the vote request.
         VoteResponse::new(self.state.vote_ref(), self.state.last_log_id().cloned(), res.is_ok())
+    }
+
+    /// timon patch (leadership transfer), raft's TimeoutNow: the leader of vote `from` hands
+    /// its leadership to `to`, whose log must hold at least `last_log_id`. Every node still
+    /// at vote `from` stops honouring that leader's lease (so it grants `to` its vote at
+    /// once), and `to` campaigns at once. Returns whether this node started an election.
+    pub(crate) fn handle_transfer_leader(
+        &mut self,
+        from: &Vote<C::NodeId>,
+        to: &C::NodeId,
+        last_log_id: Option<&LogId<C::NodeId>>,
+    ) -> bool {
+        if self.state.vote_ref() != from {
+            tracing::info!(
+                "ignore transfer leader: my vote {} is not the transferring leader's vote {}",
+                self.state.vote_ref(),
+                from
+            );
+            return false;
+        }
+        tracing::info!("transfer leader: from {} to {}", from, to);
+        self.lease_disabled_for = Some(from.clone());
+
+        if to != &self.config.id || self.leader.is_some() {
+            return false;
+        }
+        if !self.state.membership_state.effective().is_voter(to) {
+            tracing::info!("ignore transfer leader: {} is not a voter", to);
+            return false;
+        }
+        if last_log_id > self.state.last_log_id() {
+            tracing::info!(
+                "ignore transfer leader: my log {} is behind the leader's {}",
+                self.state.last_log_id().display(),
+                last_log_id.display()
+            );
+            return false;
+        }
+        self.elect();
+        true
     }
 
     #[tracing::instrument(level = "debug", skip(self, resp))]

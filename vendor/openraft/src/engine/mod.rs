@@ -48,6 +48,7 @@ mod tests {
     mod log_id_list_test;
     mod startup_test;
     mod trigger_purge_log_test;
+    mod transfer_leader_test;
 }
 #[cfg(test)]
 pub(crate) mod testing;

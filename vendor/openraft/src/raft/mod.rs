@@ -369,6 +369,28 @@ where C: RaftTypeConfig
         Trigger::new(self.inner.as_ref())
     }
 
+    /// timon patch (leadership transfer): raft's TimeoutNow, sent by the application to every
+    /// voter when the leader of vote `from` hands its leadership to `to`.
+    ///
+    /// A node still at vote `from` stops honouring that leader's lease, so it grants `to` its
+    /// vote without waiting for the lease to expire (the log check still applies). If this node
+    /// is `to`, a voter, not a leader, and its log holds at least `last_log_id`, it starts an
+    /// election at once. A node at another vote ignores the message. Send it to the other nodes
+    /// before `to`, so they give up the lease before `to`'s vote request reaches them.
+    ///
+    /// The leader side is up to the application: stop proposing, wait until `to` has
+    /// replicated `last_log_id`, then send this (openraft 0.10 does it with
+    /// `Raft::trigger().transfer_leader()`).
+    pub async fn handle_transfer_leader(
+        &self,
+        from: Vote<C::NodeId>,
+        to: C::NodeId,
+        last_log_id: Option<LogId<C::NodeId>>,
+    ) -> Result<(), Fatal<C::NodeId>> {
+        let cmd = ExternalCommand::TransferLeader { from, to, last_log_id };
+        self.inner.send_external_command(cmd, "handle_transfer_leader").await
+    }
+
     /// Trigger election at once and return at once.
     #[deprecated(since = "0.8.4", note = "use `Raft::trigger().elect()` instead")]
     pub async fn trigger_elect(&self) -> Result<(), Fatal<C::NodeId>> {

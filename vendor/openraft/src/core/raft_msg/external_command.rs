@@ -3,8 +3,10 @@
 use std::fmt;
 
 use crate::core::raft_msg::ResultSender;
+use crate::LogId;
 use crate::RaftTypeConfig;
 use crate::Snapshot;
+use crate::Vote;
 
 /// Application-triggered Raft actions for testing and administration.
 ///
@@ -31,6 +33,13 @@ pub(crate) enum ExternalCommand<C: RaftTypeConfig> {
     ///
     /// [`max_in_snapshot_log_to_keep`]: `crate::Config::max_in_snapshot_log_to_keep`
     PurgeLog { upto: u64 },
+
+    /// timon patch (leadership transfer): see [`crate::Raft::handle_transfer_leader`].
+    TransferLeader {
+        from: Vote<C::NodeId>,
+        to: C::NodeId,
+        last_log_id: Option<LogId<C::NodeId>>,
+    },
 }
 
 impl<C> fmt::Debug for ExternalCommand<C>
@@ -60,6 +69,9 @@ where C: RaftTypeConfig
             }
             ExternalCommand::PurgeLog { upto } => {
                 write!(f, "PurgeLog[..={}]", upto)
+            }
+            ExternalCommand::TransferLeader { from, to, last_log_id } => {
+                write!(f, "TransferLeader: from {} to {}, last_log_id: {:?}", from, to, last_log_id)
             }
         }
     }

@@ -29,6 +29,8 @@ use crate::ServerState;
 mod append_membership_test;
 #[cfg(test)]
 mod update_matching_test;
+#[cfg(test)]
+mod update_progress_stale_error_test;
 
 /// Handle replication operations.
 ///
@@ -293,17 +295,23 @@ where C: RaftTypeConfig
                 if request_id == RequestId::HeartBeat {
                     tracing::warn!("heartbeat error: {}, no update to inflight data", err_str);
                 } else {
-                    // Reset inflight state and it will retry.
                     let p = self.leader.progress.get_mut(&target).unwrap();
 
-                    debug_assert!(
-                        p.inflight.is_my_id(request_id),
-                        "inflight({:?}) id should match: {}",
-                        p.inflight,
-                        request_id
-                    );
-
-                    p.inflight = Inflight::None;
+                    // timon patch (stale replication error): an error for a request that is
+                    // no longer the inflight one (it was superseded) says nothing about the
+                    // current request: ignore it, as upstream does since 0.10 (PRs #1526,
+                    // #1531, #2000), instead of resetting the current inflight (release) or
+                    // panicking on a debug assertion (debug).
+                    if p.inflight.is_my_id(request_id) {
+                        // Reset inflight state and it will retry.
+                        p.inflight = Inflight::None;
+                    } else {
+                        tracing::warn!(
+                            "ignore stale replication error: inflight({:?}) is not request {}",
+                            p.inflight,
+                            request_id
+                        );
+                    }
                 }
             }
         };
