@@ -9,13 +9,10 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{connect, start_cluster, timon_bin, Member, ELECTION_TIMEOUT, REQUEST_TIMEOUT};
-use timon_proto::etcdserverpb::{PutRequest, RangeRequest, StatusRequest, StatusResponse};
-
-async fn status(m: &Member) -> Option<StatusResponse> {
-    let (_, mut maint) = connect(&m.endpoint()).await;
-    maint.status(StatusRequest {}).await.ok().map(|r| r.into_inner())
-}
+use support::{
+    agreed_leader, connect, member_id, start_cluster, status, timon_bin, Member, ELECTION_TIMEOUT, REQUEST_TIMEOUT,
+};
+use timon_proto::etcdserverpb::{PutRequest, RangeRequest};
 
 async fn put(m: &Member, key: &str, value: &str) -> Result<i64, tonic::Status> {
     let (mut kv, _) = connect(&m.endpoint()).await;
@@ -45,29 +42,6 @@ async fn keys(m: &Member, prefix: &str, serializable: bool) -> Result<(i64, Vec<
         .into_inner();
     let rev = r.header.map_or(0, |h| h.revision);
     Ok((rev, r.kvs.into_iter().map(|kv| (kv.key, kv.value)).collect()))
-}
-
-/// The member all members name as leader, once they agree.
-async fn agreed_leader(members: &[Member], timeout: Duration) -> u64 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let mut leaders = BTreeSet::new();
-        for m in members {
-            leaders.insert(status(m).await.map_or(0, |s| s.leader));
-        }
-        if leaders.len() == 1 && !leaders.contains(&0) {
-            return *leaders.first().unwrap();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "members never agreed on a leader: {leaders:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn member_id(m: &Member) -> u64 {
-    status(m).await.and_then(|s| s.header).map_or(0, |h| h.member_id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,10 +1,12 @@
 //! The Maintenance service. Status (what `etcdctl endpoint status` shows),
-//! Alarm (no alarms are raised yet: lists none) and Defragment (RocksDB
-//! compacts on its own: a no-op that succeeds). The rest answers
+//! Alarm (no alarms are raised yet: lists none), Defragment (RocksDB
+//! compacts on its own: a no-op that succeeds) and MoveLeader (the raft
+//! module's leadership transfer). The rest answers
 //! `Unimplemented` until its issue lands.
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::Stream;
 use timon_proto::etcdserverpb::maintenance_server::Maintenance;
@@ -15,7 +17,7 @@ use timon_proto::etcdserverpb::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{Ctx, ETCD_API_VERSION};
+use super::{error, Ctx, ETCD_API_VERSION};
 
 /// etcd's backend quota when --quota-backend-bytes is 0.
 const DEFAULT_QUOTA_BYTES: i64 = 2 * 1024 * 1024 * 1024;
@@ -95,8 +97,17 @@ impl Maintenance for MaintenanceService {
         Err(Status::unimplemented("Snapshot is not implemented yet"))
     }
 
-    async fn move_leader(&self, _request: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
-        Err(Status::unimplemented("MoveLeader is not implemented yet"))
+    /// etcd's MoveLeader: only the leader moves its leadership, to a voter.
+    /// Like etcd 3.4/3.5, it needs no admin permission.
+    async fn move_leader(&self, request: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
+        let to = request.get_ref().target_id;
+        let deadline = Instant::now() + self.ctx.raft.request_timeout();
+        self.ctx
+            .raft
+            .move_leader(to, deadline)
+            .await
+            .map_err(|e| error::transfer_status(&e))?;
+        Ok(Response::new(MoveLeaderResponse { header: self.header() }))
     }
 
     async fn downgrade(&self, _request: Request<DowngradeRequest>) -> Result<Response<DowngradeResponse>, Status> {
