@@ -113,6 +113,49 @@ async fn move_leader_hands_leadership_to_the_target_at_the_next_term() {
     assert_eq!(got.len(), 23, "{got:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn move_leader_to_a_stopped_voter_times_out_and_writes_go_on() {
+    let members = start_cluster(timon_bin(), 3, &[]);
+    let leader = agreed_leader(&members, 20 * ELECTION_TIMEOUT).await;
+    let l = index_of(&members, leader).await;
+    let target = &members[(l + 1) % 3];
+    let target_id = member_id(target).await;
+    target.signal("STOP");
+    let started = Instant::now();
+    let moving = tokio::spawn({
+        let endpoint = members[l].endpoint();
+        async move {
+            let (_, mut maint) = connect(&endpoint).await;
+            maint.move_leader(MoveLeaderRequest { target_id }).await
+        }
+    });
+    // Proposals are held for at most an election timeout, not until
+    // MoveLeader gives up: a write sent now is answered before that.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (mut kv, _) = connect(&members[l].endpoint()).await;
+    put(&mut kv, "during").await.expect("write during a stuck transfer");
+    assert!(!moving.is_finished(), "MoveLeader answered before the write");
+    let answer = moving.await.unwrap().expect_err("MoveLeader to a stopped voter");
+    assert_eq!(
+        (answer.code(), answer.message()),
+        (
+            tonic::Code::Unknown,
+            "etcdserver: request timed out, leader transfer took too long"
+        )
+    );
+    // It waited for the request timeout (5 s + 2 election timeouts).
+    assert!(
+        started.elapsed() >= REQUEST_TIMEOUT - ELECTION_TIMEOUT,
+        "{:?}",
+        started.elapsed()
+    );
+    // Resumed, the target may still act on the TimeoutNow it was sent (as
+    // etcd's raft acts on a late MsgTimeoutNow); either way nothing is lost.
+    target.signal("CONT");
+    agreed_leader(&members, 20 * ELECTION_TIMEOUT).await;
+    assert_eq!(keys(&members[l], "during").await, vec!["during".to_string()]);
+}
+
 /// What MoveLeader answers for each bad input, on a 3-member cluster of
 /// `program` with one learner that was added and never started.
 async fn bad_input_answers(program: std::path::PathBuf) -> Vec<(&'static str, Result<(), (tonic::Code, String)>)> {

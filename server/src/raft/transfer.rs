@@ -1,8 +1,9 @@
 //! Leadership transfer: etcd's MoveLeader, and the hand-off a leader makes
 //! before it stops (etcd's `TransferLeadership` in `EtcdServer.Stop`).
 //!
-//! The leader holds new proposals, waits until the transferee has
-//! replicated its whole log, then sends raft's TimeoutNow to every voter
+//! The leader holds new proposals (for at most an election timeout, as
+//! etcd's raft does), waits until the transferee has replicated its whole
+//! log, then sends raft's TimeoutNow to every voter
 //! (`timonpb.Peer/TimeoutNow`, handled by the vendored openraft's
 //! `Raft::handle_transfer_leader`, see vendor/openraft/TIMON-PATCH.md): the
 //! others stop honouring its lease first, then the transferee campaigns at
@@ -129,12 +130,8 @@ impl RaftNode {
             self.id(),
             to
         );
-        let _held = self.transfer_gate().hold();
         let old_term = self.status().term;
-        let transfer = async {
-            self.transfer_gate().drained().await;
-            let msg = self.caught_up(to).await;
-            self.send_timeout_now(&msg).await;
+        let leads = || async {
             let mut rx = self.raft().metrics();
             let stopped = rx
                 .wait_for(|m| m.current_leader == Some(to) && m.current_term > old_term)
@@ -144,7 +141,20 @@ impl RaftNode {
                 std::future::pending::<()>().await;
             }
         };
-        if tokio::time::timeout_at(deadline.into(), transfer).await.is_err() {
+        let handover = async {
+            self.transfer_gate().drained().await;
+            let msg = self.caught_up(to).await;
+            self.send_timeout_now(&msg).await;
+            leads().await;
+        };
+        // Proposals are held for at most an election timeout: etcd's raft
+        // aborts a transfer after one and takes proposals again, while
+        // MoveLeader waits on for the new leader until its deadline.
+        let held = self.transfer_gate().hold();
+        let abort = (Instant::now() + self.election_timeout()).min(deadline);
+        let handed_over = tokio::time::timeout_at(abort.into(), handover).await.is_ok();
+        drop(held);
+        if !handed_over && tokio::time::timeout_at(deadline.into(), leads()).await.is_err() {
             return Err(TransferError::Timeout);
         }
         tracing::info!(
