@@ -10,11 +10,11 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::{
-    agreed_leader, connect, etcd_bin, etcdctl, member_id, skip_without_etcd, start_cluster, status, timon_bin, Member,
-    ELECTION_TIMEOUT, REQUEST_TIMEOUT,
+    agreed_leader, connect, etcd_bin, etcdctl, member_id, range_prefix, skip_without_etcd, start_cluster, status,
+    timon_bin, Member, ELECTION_TIMEOUT, REQUEST_TIMEOUT,
 };
 use timon_proto::etcdserverpb::cluster_client::ClusterClient;
-use timon_proto::etcdserverpb::{MemberAddRequest, MoveLeaderRequest, PutRequest, RangeRequest};
+use timon_proto::etcdserverpb::{MemberAddRequest, MoveLeaderRequest, PutRequest};
 use tonic::transport::Channel;
 
 /// The index in `members` of the member whose ID is `id`.
@@ -48,19 +48,8 @@ async fn put(kv: &mut timon_proto::etcdserverpb::kv_client::KvClient<Channel>, k
 
 /// Every key under `prefix`, read linearizably from `m`.
 async fn keys(m: &Member, prefix: &str) -> Vec<String> {
-    let (mut kv, _) = connect(&m.endpoint()).await;
-    let mut end = prefix.as_bytes().to_vec();
-    *end.last_mut().unwrap() += 1;
-    let r = kv
-        .range(RangeRequest {
-            key: prefix.into(),
-            range_end: end,
-            ..Default::default()
-        })
-        .await
-        .expect("range")
-        .into_inner();
-    r.kvs.into_iter().map(|kv| String::from_utf8(kv.key).unwrap()).collect()
+    let (_, kvs) = range_prefix(m, prefix, false).await.expect("range");
+    kvs.into_iter().map(|(k, _)| String::from_utf8(k).unwrap()).collect()
 }
 
 /// Every member's raft term, once all of them answer.

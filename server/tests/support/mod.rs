@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use timon_proto::etcdserverpb::kv_client::KvClient;
 use timon_proto::etcdserverpb::maintenance_client::MaintenanceClient;
-use timon_proto::etcdserverpb::{StatusRequest, StatusResponse};
+use timon_proto::etcdserverpb::{RangeRequest, StatusRequest, StatusResponse};
 use tonic::transport::Channel;
 
 /// How long a freshly spawned server may take to elect itself and answer:
@@ -619,4 +619,26 @@ pub async fn agreed_leader(members: &[Member], timeout: Duration) -> u64 {
 /// The member ID `m` answers in its headers (0 if it does not answer).
 pub async fn member_id(m: &Member) -> u64 {
     status(m).await.and_then(|s| s.header).map_or(0, |h| h.member_id)
+}
+
+/// Every key under `prefix` on `m`, read linearizably (or serializably).
+pub async fn range_prefix(
+    m: &Member,
+    prefix: &str,
+    serializable: bool,
+) -> Result<(i64, Vec<(Vec<u8>, Vec<u8>)>), tonic::Status> {
+    let (mut kv, _) = connect(&m.endpoint()).await;
+    let mut end = prefix.as_bytes().to_vec();
+    *end.last_mut().unwrap() += 1;
+    let r = kv
+        .range(RangeRequest {
+            key: prefix.into(),
+            range_end: end,
+            serializable,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let rev = r.header.map_or(0, |h| h.revision);
+    Ok((rev, r.kvs.into_iter().map(|kv| (kv.key, kv.value)).collect()))
 }
