@@ -17,6 +17,8 @@
 //!   k8s-update, k8s-list, watch, lease-keepalive).
 //! - [`compare`]: starts a timon and an etcd cluster, runs every workload
 //!   on both, A/B alternating, and writes the table, JSON and SVG chart.
+//! - [`stall`]: the longest write stall when a leader gets SIGTERM, on
+//!   timon and on etcd.
 
 pub mod compare;
 pub mod conns;
@@ -27,4 +29,5 @@ pub mod rate;
 pub mod recorder;
 pub mod report;
 pub mod runner;
+pub mod stall;
 pub mod workload;

@@ -6,6 +6,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use timon_bench::compare::{self, CompareArgs};
 use timon_bench::options::Common;
+use timon_bench::stall::{self, StallArgs};
 use timon_bench::workload::{self, Workload};
 
 #[derive(Parser)]
@@ -25,6 +26,9 @@ enum Cmd {
     /// on both and write benches/results/<date>.{json,svg}. Without
     /// --clients/--conns it uses 100 clients over 10 connections.
     Compare(CompareArgs),
+    /// The longest write stall when the leader of a 3-member cluster gets
+    /// SIGTERM, one client writing through the followers; timon and etcd.
+    Stall(StallArgs),
 }
 
 #[tokio::main]
@@ -50,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
             }
             compare::run(args, &cli.common).await?;
         }
+        Cmd::Stall(args) => stall::run(args).await?,
     }
     Ok(())
 }

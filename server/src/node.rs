@@ -397,7 +397,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
 
     let mut removed = raft.removed();
     tokio::select! {
-        _ = shutdown => tracing::info!("received shutdown signal; stopping"),
+        _ = shutdown => {
+            tracing::info!("received shutdown signal; stopping");
+            // As etcd's Stop: a leader hands its leadership over first,
+            // still serving, so the cluster waits no election timeout.
+            raft.transfer_leadership_on_stop().await;
+        }
         _ = removed.wait_for(|r| *r) => {
             // As etcd does, a removed member stops serving.
             tracing::warn!("{}; the data-dir used by this member must be removed", REMOVED_MESSAGE);

@@ -9,13 +9,11 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{connect, start_cluster, timon_bin, Member, ELECTION_TIMEOUT, REQUEST_TIMEOUT};
-use timon_proto::etcdserverpb::{CompactionRequest, PutRequest, RangeRequest, StatusRequest, StatusResponse};
-
-async fn status(m: &Member) -> Option<StatusResponse> {
-    let (_, mut maint) = connect(&m.endpoint()).await;
-    maint.status(StatusRequest {}).await.ok().map(|r| r.into_inner())
-}
+use support::{
+    agreed_leader, connect, member_id, range_prefix, start_cluster, status, timon_bin, Member, ELECTION_TIMEOUT,
+    REQUEST_TIMEOUT,
+};
+use timon_proto::etcdserverpb::{CompactionRequest, PutRequest, RangeRequest};
 
 async fn put(m: &Member, key: &str, value: &str) -> Result<i64, tonic::Status> {
     let (mut kv, _) = connect(&m.endpoint()).await;
@@ -27,47 +25,6 @@ async fn put(m: &Member, key: &str, value: &str) -> Result<i64, tonic::Status> {
         })
         .await?;
     Ok(r.into_inner().header.map_or(0, |h| h.revision))
-}
-
-/// Every key under `prefix` on `m`, read linearizably (or serializably).
-async fn keys(m: &Member, prefix: &str, serializable: bool) -> Result<(i64, Vec<(Vec<u8>, Vec<u8>)>), tonic::Status> {
-    let (mut kv, _) = connect(&m.endpoint()).await;
-    let mut end = prefix.as_bytes().to_vec();
-    *end.last_mut().unwrap() += 1;
-    let r = kv
-        .range(RangeRequest {
-            key: prefix.into(),
-            range_end: end,
-            serializable,
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
-    let rev = r.header.map_or(0, |h| h.revision);
-    Ok((rev, r.kvs.into_iter().map(|kv| (kv.key, kv.value)).collect()))
-}
-
-/// The member all members name as leader, once they agree.
-async fn agreed_leader(members: &[Member], timeout: Duration) -> u64 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let mut leaders = BTreeSet::new();
-        for m in members {
-            leaders.insert(status(m).await.map_or(0, |s| s.leader));
-        }
-        if leaders.len() == 1 && !leaders.contains(&0) {
-            return *leaders.first().unwrap();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "members never agreed on a leader: {leaders:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn member_id(m: &Member) -> u64 {
-    status(m).await.and_then(|s| s.header).map_or(0, |h| h.member_id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -90,7 +47,7 @@ async fn every_member_serves_writes_and_linearizable_reads() {
             let r = &members[(i + 1) % n];
             let key = format!("k/{i:03}");
             let rev = put(w, &key, &format!("v{i}")).await.expect("put");
-            let (read_rev, kvs) = keys(r, &key, false).await.expect("range");
+            let (read_rev, kvs) = range_prefix(r, &key, false).await.expect("range");
             assert!(
                 read_rev >= rev,
                 "member {} read revision {read_rev} < write {rev}",
@@ -98,9 +55,9 @@ async fn every_member_serves_writes_and_linearizable_reads() {
             );
             assert_eq!(kvs, vec![(key.into_bytes(), format!("v{i}").into_bytes())]);
         }
-        let (rev0, all0) = keys(&members[0], "k/", false).await.unwrap();
+        let (rev0, all0) = range_prefix(&members[0], "k/", false).await.unwrap();
         for m in &members[1..] {
-            let (rev, all) = keys(m, "k/", false).await.unwrap();
+            let (rev, all) = range_prefix(m, "k/", false).await.unwrap();
             assert_eq!((rev, &all), (rev0, &all0));
         }
         assert_eq!(all0.len(), 6 * n);
@@ -236,7 +193,7 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_write() {
     members[leader_idx].await_ready();
     let acked: BTreeSet<String> = acked.lock().unwrap().iter().cloned().collect();
     for (i, m) in members.iter().enumerate() {
-        let (_, kvs) = keys(m, "w/", false).await.expect("range on every member");
+        let (_, kvs) = range_prefix(m, "w/", false).await.expect("range on every member");
         let present: BTreeSet<String> = kvs.into_iter().map(|(k, _)| String::from_utf8(k).unwrap()).collect();
         let missing: Vec<&String> = acked.difference(&present).take(5).collect();
         assert!(
@@ -298,10 +255,10 @@ async fn paused_follower_catches_up_from_a_snapshot() {
         follower.stderr_tail(4000)
     );
     // Identical data at the same revision on every member.
-    let (rev0, all0) = keys(&members[0], "s/", false).await.unwrap();
+    let (rev0, all0) = range_prefix(&members[0], "s/", false).await.unwrap();
     assert_eq!(all0.len(), 400);
     for m in &members[1..] {
-        let (rev, all) = keys(m, "s/", false).await.unwrap();
+        let (rev, all) = range_prefix(m, "s/", false).await.unwrap();
         assert_eq!(rev, rev0);
         assert!(all == all0, "members differ after catch-up");
     }
@@ -481,7 +438,7 @@ async fn one_mebibyte_writes_replicate_and_the_cluster_keeps_its_leader() {
     let deadline = Instant::now() + 20 * ELECTION_TIMEOUT;
     for (i, m) in members.iter().enumerate() {
         loop {
-            let (_, kvs) = keys(m, "big/", true).await.expect("range");
+            let (_, kvs) = range_prefix(m, "big/", true).await.expect("range");
             if kvs.len() == 8 {
                 break;
             }
@@ -542,7 +499,7 @@ async fn concurrent_writes_share_raft_entries_and_keep_their_own_revisions() {
         "{n} concurrent writes took {entries} raft entries: no group commit"
     );
     for m in &members {
-        let (rev, kvs) = keys(m, "gc/", false).await.expect("range");
+        let (rev, kvs) = range_prefix(m, "gc/", false).await.expect("range");
         assert_eq!((rev, kvs.len()), (first + n - 1, n as usize));
     }
 }

@@ -209,7 +209,7 @@ impl Cluster {
     }
 
     /// Status of one member: (its ID, the leader it names).
-    async fn status(&self, endpoint: &str) -> anyhow::Result<(u64, u64)> {
+    pub async fn status(&self, endpoint: &str) -> anyhow::Result<(u64, u64)> {
         let probe = async {
             let channel = crate::conns::dial(endpoint, self.tls.as_ref(), Duration::from_millis(500)).await?;
             let s = MaintenanceClient::new(channel)

@@ -18,6 +18,7 @@
 //! - `membership`: the member list and membership changes with etcd's checks.
 //! - `lease`: lease deadlines on the leader, expiry revokes, renew/time-to-live forwarding.
 //! - `hash_peers`: the other members' HashKV, for the corruption checks.
+//! - `transfer`: leadership transfer (MoveLeader, and the hand-off when the leader stops).
 
 // openraft's storage traits return its large `StorageError` by value.
 #![allow(clippy::result_large_err)]
@@ -35,6 +36,7 @@ pub mod snapshot;
 pub mod snapshot_install;
 pub mod snapshot_store;
 pub mod state_machine;
+pub mod transfer;
 pub mod types;
 
 #[cfg(test)]
@@ -51,6 +53,7 @@ use std::path::PathBuf;
 pub use membership::{MemberError, MembershipChange};
 pub use node::{MemberInfo, RaftNode, RaftStatus};
 pub use state_machine::StoreHandle;
+pub use transfer::TransferError;
 pub use types::{Applied, Member};
 
 /// Timing and snapshot settings, from etcd's flags and the data dir.

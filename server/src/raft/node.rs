@@ -20,6 +20,7 @@ use super::network::{decode, NetworkFactory, Peers};
 use super::propose_batch::{self, ProposeBatcher};
 use super::read_index::ReadBatcher;
 use super::state_machine::{StateMachine, StoreHandle};
+use super::transfer::TransferGate;
 use super::types::{self, Member};
 use super::{log_store, ProposeError, RaftSettings};
 use crate::apply::{EtcdError, Response};
@@ -71,6 +72,8 @@ pub struct RaftNode {
     /// The commit index the log store last saved (see
     /// [`RaftNode::wait_applied_committed`]).
     committed: Arc<AtomicU64>,
+    /// Held while leadership is handed over (see `transfer`).
+    transfer_gate: TransferGate,
 }
 
 impl RaftNode {
@@ -141,6 +144,7 @@ impl RaftNode {
             heartbeat_ms: settings.heartbeat_ms,
             leases,
             committed,
+            transfer_gate: TransferGate::new(),
         })
     }
 
@@ -152,7 +156,7 @@ impl RaftNode {
         &self.raft
     }
 
-    pub(super) fn request_timeout(&self) -> Duration {
+    pub fn request_timeout(&self) -> Duration {
         self.request_timeout
     }
 
@@ -162,6 +166,10 @@ impl RaftNode {
 
     pub(super) fn heartbeat_ms(&self) -> u64 {
         self.heartbeat_ms
+    }
+
+    pub(super) fn transfer_gate(&self) -> &TransferGate {
+        &self.transfer_gate
     }
 
     pub fn lease_deadlines(&self) -> &Arc<Deadlines> {
@@ -208,7 +216,9 @@ impl RaftNode {
 
     /// Proposes `req` on this member, which must be the leader; answers the
     /// apply result and the entry's log index. `NotLeader`: not proposed.
+    /// While leadership is handed over, it waits until the transfer ended.
     pub async fn propose_local(&self, req: InternalRaftRequest) -> Result<Indexed, ProposeError> {
+        let _in_flight = self.transfer_gate.enter().await;
         if propose_batch::batchable(&req) {
             return self.proposals.propose(req).await;
         }

@@ -22,6 +22,7 @@ use super::membership::MembershipChange;
 use super::network::{decode, encode, REMOVED_MESSAGE};
 use super::node::RaftNode;
 use super::state_machine::is_removed;
+use super::transfer::TimeoutNow;
 use super::types::TypeConfig;
 use super::ProposeError;
 
@@ -96,6 +97,12 @@ impl Peer for PeerService {
     async fn install_snapshot(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         let req: InstallSnapshotRequest<TypeConfig> = decode(request.get_ref()).map_err(bad_message)?;
         answer(&self.node.raft().install_snapshot(req).await)
+    }
+
+    async fn timeout_now(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let msg: TimeoutNow = decode(request.get_ref()).map_err(bad_message)?;
+        self.node.handle_timeout_now(msg).await;
+        answer(&())
     }
 
     async fn propose(&self, request: Request<InternalRaftRequest>) -> Result<Response<RaftMessage>, Status> {

@@ -4,7 +4,7 @@
 use tonic::{Code, Status};
 
 use crate::apply::{EtcdCode, EtcdError};
-use crate::raft::ProposeError;
+use crate::raft::{ProposeError, TransferError};
 
 fn code(c: EtcdCode) -> Code {
     match c {
@@ -48,4 +48,15 @@ pub fn request_too_large() -> Status {
 /// A storage failure on the read path; the member is unhealthy.
 pub fn internal(e: impl std::fmt::Display) -> Status {
     Status::internal(format!("etcdserver: {e}"))
+}
+
+/// MoveLeader's errors, as etcd 3.4/3.5 answer them: `ErrGRPCNotLeader`,
+/// `ErrGRPCBadLeaderTransferee`, and `ErrTimeoutLeaderTransfer`, which has no
+/// rpctypes entry and so reaches the client as `Unknown`.
+pub fn transfer_status(e: &TransferError) -> Status {
+    match e {
+        TransferError::NotLeader => Status::failed_precondition("etcdserver: not leader"),
+        TransferError::BadTransferee => Status::failed_precondition("etcdserver: bad leader transferee"),
+        TransferError::Timeout => Status::unknown("etcdserver: request timed out, leader transfer took too long"),
+    }
 }

@@ -1,10 +1,12 @@
 //! The Maintenance service. Status (what `etcdctl endpoint status` shows),
 //! Hash and HashKV (`mvcc::hash`), Alarm (through raft: `apply::alarm`),
-//! Defragment (a RocksDB compaction of every column family) and Snapshot
-//! (etcd's backend format, `super::snapshot`). The rest answers
+//! Defragment (a RocksDB compaction of every column family), Snapshot
+//! (etcd's backend format, `super::snapshot`) and MoveLeader (the raft
+//! module's leadership transfer). The rest answers
 //! `Unimplemented` until its issue lands.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use timon_proto::etcdserverpb::maintenance_server::Maintenance;
 use timon_proto::etcdserverpb::{
@@ -153,8 +155,17 @@ impl Maintenance for MaintenanceService {
         Ok(Response::new(stream))
     }
 
-    async fn move_leader(&self, _request: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
-        Err(Status::unimplemented("MoveLeader is not implemented yet"))
+    /// etcd's MoveLeader: only the leader moves its leadership, to a voter.
+    /// Like etcd 3.4/3.5, it needs no admin permission.
+    async fn move_leader(&self, request: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
+        let to = request.get_ref().target_id;
+        let deadline = Instant::now() + self.ctx.raft.request_timeout();
+        self.ctx
+            .raft
+            .move_leader(to, deadline)
+            .await
+            .map_err(|e| error::transfer_status(&e))?;
+        Ok(Response::new(MoveLeaderResponse { header: self.header() }))
     }
 
     async fn downgrade(&self, _request: Request<DowngradeRequest>) -> Result<Response<DowngradeResponse>, Status> {

@@ -13,6 +13,7 @@
 pub mod http;
 pub mod watch;
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use timon_proto::etcdserverpb::kv_client::KvClient;
 use timon_proto::etcdserverpb::maintenance_client::MaintenanceClient;
-use timon_proto::etcdserverpb::StatusRequest;
+use timon_proto::etcdserverpb::{RangeRequest, StatusRequest, StatusResponse};
 use tonic::transport::Channel;
 
 /// How long a freshly spawned server may take to elect itself and answer:
@@ -680,4 +681,56 @@ pub fn start_cluster_in(program: PathBuf, dirs: &[PathBuf], ports: &[(u16, u16)]
         m.wait_ready();
     }
     members
+}
+
+/// Status of `m`, or None if it does not answer.
+pub async fn status(m: &Member) -> Option<StatusResponse> {
+    let (_, mut maint) = connect(&m.endpoint()).await;
+    maint.status(StatusRequest {}).await.ok().map(|r| r.into_inner())
+}
+
+/// The member all members name as leader, once they agree.
+pub async fn agreed_leader(members: &[Member], timeout: Duration) -> u64 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut leaders = BTreeSet::new();
+        for m in members {
+            leaders.insert(status(m).await.map_or(0, |s| s.leader));
+        }
+        if leaders.len() == 1 && !leaders.contains(&0) {
+            return *leaders.first().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "members never agreed on a leader: {leaders:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The member ID `m` answers in its headers (0 if it does not answer).
+pub async fn member_id(m: &Member) -> u64 {
+    status(m).await.and_then(|s| s.header).map_or(0, |h| h.member_id)
+}
+
+/// Every key under `prefix` on `m`, read linearizably (or serializably).
+pub async fn range_prefix(
+    m: &Member,
+    prefix: &str,
+    serializable: bool,
+) -> Result<(i64, Vec<(Vec<u8>, Vec<u8>)>), tonic::Status> {
+    let (mut kv, _) = connect(&m.endpoint()).await;
+    let mut end = prefix.as_bytes().to_vec();
+    *end.last_mut().unwrap() += 1;
+    let r = kv
+        .range(RangeRequest {
+            key: prefix.into(),
+            range_end: end,
+            serializable,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let rev = r.header.map_or(0, |h| h.revision);
+    Ok((rev, r.kvs.into_iter().map(|kv| (kv.key, kv.value)).collect()))
 }
