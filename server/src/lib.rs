@@ -18,12 +18,14 @@
 //! - `metrics`: /version, /metrics on --listen-metrics-urls (and the client URLs); `health`: the probes
 //!   /health, /livez, /readyz.
 //! - `corrupt`: the initial and periodic corruption checks (HashKV compared with peers).
+//! - `compactor`: auto-compaction on the leader (--auto-compaction-mode/-retention).
 //! - `node`: start-up, wiring, shutdown.
 //! - `planted`: faults for harness tests, compiled in only with `planted-bugs`.
 
 pub mod apply;
 pub mod auth;
 pub mod backup;
+pub mod compactor;
 pub mod config;
 pub mod corrupt;
 pub mod gateway;

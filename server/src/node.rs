@@ -356,6 +356,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     if cfg.experimental.experimental_initial_corrupt_check == Some(true) {
         crate::corrupt::initial_check(&raft, request_timeout).await?;
     }
+    if let Some(mode) = cfg.auto_compaction()? {
+        servers.push(crate::compactor::spawn(ctx.clone(), mode, stop_rx.clone()));
+    }
     if let Some(interval) = cfg.corrupt_check_time()? {
         servers.push(crate::corrupt::spawn_monitor(
             ctx.clone(),

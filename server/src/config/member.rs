@@ -38,6 +38,18 @@ pub struct MemberFlags {
     #[arg(long, env = "ETCD_ELECTION_TIMEOUT", default_value_t = 1000)]
     pub election_timeout: u64,
 
+    /// Interpret 'auto-compaction-retention' one of: periodic|revision.
+    /// 'periodic' for duration based retention, defaulting to hours if no
+    /// time unit is provided (e.g. '5m'). 'revision' for revision number
+    /// based retention.
+    #[arg(long, env = "ETCD_AUTO_COMPACTION_MODE", default_value = "periodic")]
+    pub auto_compaction_mode: String,
+
+    /// Auto compaction retention for mvcc key value store. 0 means disable
+    /// auto compaction.
+    #[arg(long, env = "ETCD_AUTO_COMPACTION_RETENTION", default_value = "0")]
+    pub auto_compaction_retention: String,
+
     /// Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).
     #[arg(long, env = "ETCD_QUOTA_BACKEND_BYTES", default_value_t = 0)]
     pub quota_backend_bytes: i64,

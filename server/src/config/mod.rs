@@ -88,6 +88,9 @@ pub enum ConfigError {
     BadDuration(String),
     #[error("invalid value {0:?} for flag -experimental-lease-checkpoint-interval: time: invalid duration")]
     BadCheckpointInterval(String),
+    /// etcd's own text.
+    #[error("{0}")]
+    AutoCompaction(String),
     #[error("invalid URL {url:?} in --{flag}: {reason}")]
     BadUrl {
         flag: &'static str,
@@ -241,6 +244,16 @@ impl Config {
         Ok(Some(interval.max(MIN_LEASE_CHECKPOINT_INTERVAL)))
     }
 
+    /// --auto-compaction-mode and --auto-compaction-retention, checked as
+    /// etcd does; None when the retention is 0.
+    pub fn auto_compaction(&self) -> Result<Option<crate::compactor::Mode>, ConfigError> {
+        crate::compactor::parse(
+            &self.member.auto_compaction_mode,
+            &self.member.auto_compaction_retention,
+        )
+        .map_err(ConfigError::AutoCompaction)
+    }
+
     /// --experimental-corrupt-check-time: None when 0 (etcd's default: no
     /// periodic check).
     pub fn corrupt_check_time(&self) -> Result<Option<Duration>, ConfigError> {
@@ -259,6 +272,7 @@ impl Config {
         self.progress_notify_interval()?;
         self.lease_checkpoint_interval()?;
         self.corrupt_check_time()?;
+        self.auto_compaction()?;
         let client_tls = self.client_tls.cert_file.is_some() && self.client_tls.key_file.is_some()
             || self.client_tls.auto_tls == Some(true);
         let peer_tls = self.peer_tls.peer_cert_file.is_some() && self.peer_tls.peer_key_file.is_some()

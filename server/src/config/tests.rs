@@ -189,3 +189,21 @@ fn env_vars_are_read_and_flags_win() {
         );
     }
 }
+
+#[test]
+fn auto_compaction_flags_as_etcd() {
+    use crate::compactor::Mode;
+    let c = parse(&["--auto-compaction-mode=revision", "--auto-compaction-retention=1000"]).unwrap();
+    assert_eq!(c.auto_compaction(), Ok(Some(Mode::Revision(1000))));
+    assert!(c.ignored_flags().is_empty(), "{:?}", c.ignored_flags());
+    let c = parse(&["--auto-compaction-retention", "1"]).unwrap();
+    assert_eq!(c.auto_compaction(), Ok(Some(Mode::Periodic(Duration::from_secs(3600)))));
+    assert_eq!(parse(&[]).unwrap().auto_compaction(), Ok(None));
+    let c = parse(&["--auto-compaction-mode=sometimes", "--auto-compaction-retention=1"]).unwrap();
+    assert_eq!(
+        c.validate(),
+        Err(ConfigError::AutoCompaction(
+            "unknown auto-compaction-mode \"sometimes\"".into()
+        ))
+    );
+}
