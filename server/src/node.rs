@@ -375,18 +375,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         tls.client.as_ref(),
     )
     .await?;
-    publish(&raft, &cfg, &advertise_client, cluster_id).await;
-    tracing::info!("enabled capabilities for version {}", &ETCD_API_VERSION[..3]);
-
-    for listener in listeners {
-        let name = listener.describe();
-        let router = client_router(&ctx, &cfg)?;
-        servers.push(spawn_server("client", name.clone(), stop_rx.clone(), move |signal| {
-            router.serve_with_incoming_shutdown(listener.incoming(), signal)
-        }));
-        tracing::info!("ready to serve client requests on {name}");
-    }
-    tracing::info!("ready to serve client requests");
+    // The probes answer from now on (unhealthy until there is a leader), as
+    // etcd serves --listen-metrics-urls before it is ready.
     if let Some(urls) = &cfg.logging.listen_metrics_urls {
         for listener in bind("listen-metrics-urls", urls, tls.client.as_ref()).await? {
             tracing::info!("serving metrics on {}", listener.describe());
@@ -397,19 +387,45 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
             )));
         }
     }
-
+    let mut shutdown = std::pin::pin!(shutdown);
     let mut removed = raft.removed();
-    tokio::select! {
-        _ = shutdown => {
-            tracing::info!("received shutdown signal; stopping");
-            // As etcd's Stop: a leader hands its leadership over first,
-            // still serving, so the cluster waits no election timeout.
-            raft.transfer_leadership_on_stop().await;
+    // As etcd: clients are served only once this member's attributes are
+    // published through raft, however long that takes (a member of a new
+    // cluster waits for its quorum), so a cluster that says it is ready
+    // counts every ready member as started.
+    let published = tokio::select! {
+        p = publish(&raft, &cfg.member.name, &advertise_client, cluster_id) => p,
+        _ = &mut shutdown => false,
+        _ = removed.wait_for(|r| *r) => false,
+    };
+    if published {
+        tracing::info!("enabled capabilities for version {}", &ETCD_API_VERSION[..3]);
+        for listener in listeners {
+            let name = listener.describe();
+            let router = client_router(&ctx, &cfg)?;
+            servers.push(spawn_server("client", name.clone(), stop_rx.clone(), move |signal| {
+                router.serve_with_incoming_shutdown(listener.incoming(), signal)
+            }));
+            tracing::info!("ready to serve client requests on {name}");
         }
-        _ = removed.wait_for(|r| *r) => {
-            // As etcd does, a removed member stops serving.
-            tracing::warn!("{}; the data-dir used by this member must be removed", REMOVED_MESSAGE);
+        tracing::info!("ready to serve client requests");
+    }
+
+    if published {
+        tokio::select! {
+            _ = &mut shutdown => {
+                tracing::info!("received shutdown signal; stopping");
+                // As etcd's Stop: a leader hands its leadership over first,
+                // still serving, so the cluster waits no election timeout.
+                raft.transfer_leadership_on_stop().await;
+            }
+            _ = removed.wait_for(|r| *r) => {
+                // As etcd does, a removed member stops serving.
+                tracing::warn!("{}; the data-dir used by this member must be removed", REMOVED_MESSAGE);
+            }
         }
+    } else {
+        tracing::info!("stopping before this member was published");
     }
     let _ = stop_tx.send(true);
     for s in servers {
@@ -442,33 +458,24 @@ fn initial_membership(cfg: &Config, members: &[InitialMember], advertise_client:
     initial
 }
 
-/// Like etcd, publish this member's name and client URLs through raft
-/// before serving; a member without quorum keeps trying in the background.
-async fn publish(raft: &Arc<RaftNode>, cfg: &Config, advertise_client: &[String], cluster_id: u64) {
-    let publish = {
-        let (raft, name, urls) = (raft.clone(), cfg.member.name.clone(), advertise_client.to_vec());
-        tokio::spawn(async move {
-            loop {
-                match raft.publish(&name, &urls).await {
-                    Ok(()) => {
-                        tracing::info!(
-                            "published {{Name:{name} ClientURLs:[{}]}} to cluster {cluster_id:x}",
-                            urls.join(" ")
-                        );
-                        return;
-                    }
-                    Err(ProposeError::Stopped) => return,
-                    Err(e) => {
-                        tracing::warn!("cannot publish member attributes yet: {e}; retrying");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                }
+/// Like etcd, publishes this member's name and client URLs through raft,
+/// trying again until it is done; false if the member stopped first.
+async fn publish(raft: &RaftNode, name: &str, urls: &[String], cluster_id: u64) -> bool {
+    loop {
+        match raft.publish(name, urls).await {
+            Ok(()) => {
+                tracing::info!(
+                    "published {{Name:{name} ClientURLs:[{}]}} to cluster {cluster_id:x}",
+                    urls.join(" ")
+                );
+                return true;
             }
-        })
-    };
-    let publish_wait = Duration::from_millis(cfg.member.election_timeout * 10);
-    if tokio::time::timeout(publish_wait, publish).await.is_err() {
-        tracing::warn!("not published within {publish_wait:?}: no quorum yet; serving anyway");
+            Err(ProposeError::Stopped) => return false,
+            Err(e) => {
+                tracing::warn!("cannot publish member attributes yet: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
     }
 }
 

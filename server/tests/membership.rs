@@ -303,3 +303,67 @@ fn etcdctl_shows_a_timon_cluster_as_an_etcd_cluster() {
         "{err}"
     );
 }
+
+/// etcd serves clients only once the member's attributes are published
+/// through raft, however long its quorum takes to come, so a voter added
+/// right after every member said it was ready finds every member started
+/// (otherwise: `etcdserver: re-configuration failed due to not enough
+/// started members`). The first member starts alone here, for longer than
+/// timon used to wait for its quorum (10 election timeouts) before serving
+/// anyway.
+#[test]
+fn a_member_serves_clients_only_once_published() {
+    let ports = support::free_port_pairs(3);
+    let metrics = free_port();
+    let fast = ["--election-timeout=100", "--heartbeat-interval=20"];
+    let mut first_args = fast.to_vec();
+    let metrics_url = format!("--listen-metrics-urls=http://127.0.0.1:{metrics}");
+    first_args.push(&metrics_url);
+    let mut first = support::launch_member(timon_bin(), 0, &ports, &first_args);
+    // Alone, it answers probes (unhealthy: no leader) but not clients,
+    // past 3 times the old 10 x 100 ms wait (a bound on how long this test
+    // waits for something that must not happen).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut probed = false;
+    while std::time::Instant::now() < deadline {
+        assert!(first.is_running(), "{}", first.stderr_tail(4000));
+        probed |= http_status(metrics, "/health") == Some(503);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(probed, "the metrics port never answered 503 while alone");
+    let log = first.stderr_tail(1 << 20);
+    assert!(!log.contains("ready to serve client requests"), "{log}");
+    let (ok, _, _) = etcdctl(&first.endpoint(), &["--command-timeout=1s", "endpoint", "status"]);
+    assert!(!ok, "a member alone answered clients");
+
+    let mut others: Vec<Member> = (1..3)
+        .map(|i| support::launch_member(timon_bin(), i, &ports, &fast))
+        .collect();
+    first.await_ready();
+    for m in &mut others {
+        m.await_ready();
+    }
+    let peer_url = format!("http://127.0.0.1:{}", free_port());
+    let (ok, out, err) = etcdctl(
+        &first.endpoint(),
+        &["member", "add", "m9", &format!("--peer-urls={peer_url}")],
+    );
+    assert!(ok, "member add right after the cluster was ready: {out}{err}");
+    let log = first.stderr_tail(1 << 20);
+    let (published, ready) = (
+        log.find("published {Name:m0"),
+        log.find("ready to serve client requests"),
+    );
+    assert!(published.is_some() && published < ready, "{log}");
+}
+
+/// The status code of a plain HTTP GET, None if nothing answers.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    raw.split(' ').nth(1)?.parse().ok()
+}

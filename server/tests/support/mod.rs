@@ -657,6 +657,21 @@ pub fn initial_cluster(ports: &[(u16, u16)]) -> String {
         .join(",")
 }
 
+/// Launches member `m<i>` of a new cluster of `ports.len()` members on
+/// `ports` (fresh data dir), without waiting for it: a member of a new
+/// cluster is ready only once a quorum of its peers runs.
+pub fn launch_member(program: PathBuf, i: usize, ports: &[(u16, u16)], extra: &[&str]) -> Member {
+    let initial = initial_cluster(ports);
+    let (client, peer) = ports[i];
+    launch(program, None, (client, peer), Vec::new(), |data_dir| {
+        let mut args = cluster_args(&format!("m{i}"), data_dir, client, peer);
+        let last = args.len() - 1;
+        args[last] = initial;
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    })
+}
+
 /// Starts members `m<i>` of `program` in the given (already prepared, e.g.
 /// restored) data dirs on the given ports, as one new cluster, and waits
 /// until every one is ready. No retry on other ports: the data dirs were
