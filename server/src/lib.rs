@@ -15,6 +15,7 @@
 //! - `tls`: TLS on the listeners (reloaded certificates, client-certificate checks, auto-TLS).
 //! - `metrics`: /health, /version, /metrics on --listen-metrics-urls.
 //! - `node`: start-up, wiring, shutdown.
+//! - `version`: what `timon --version` prints (timon, the etcd API level, commit, compiler).
 //! - `planted`: faults for harness tests, compiled in only with `planted-bugs`.
 
 pub mod apply;
@@ -31,4 +32,5 @@ pub mod raft;
 pub mod rpc;
 pub mod storage;
 pub mod tls;
+pub mod version;
 pub mod watch;

@@ -7,6 +7,10 @@ pub fn main() {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
+    if cfg.version == Some(true) {
+        print!("{}", timon_server::version::long_version());
+        return;
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

@@ -368,6 +368,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         tracing::info!("ready to serve client requests on {name}");
     }
     tracing::info!("ready to serve client requests");
+    notify_systemd();
     if let Some(urls) = &cfg.logging.listen_metrics_urls {
         for listener in bind("listen-metrics-urls", urls, tls.client.as_ref()).await? {
             tracing::info!("serving metrics on {}", listener.describe());
@@ -494,6 +495,19 @@ where
             tracing::error!("{what} listener {name}: {e}");
         }
     })
+}
+
+/// Tells systemd the member serves (a `Type=notify` unit, as Debian's
+/// etcd.service, waits for it), as etcd does; nothing without NOTIFY_SOCKET.
+fn notify_systemd() {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    tracing::info!("notifying init daemon");
+    match sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        Ok(()) => tracing::info!("successfully notified init daemon"),
+        Err(e) => tracing::error!(error = %e, "failed to notify systemd for readiness"),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -43,7 +43,6 @@ pub use urls::parse_urls;
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "timon",
-    version,
     about = "timon: an etcd replacement (etcd v3 API over Raft and RocksDB)",
     // Go's flag package lets a later flag override an earlier one.
     args_override_self = true
@@ -75,6 +74,11 @@ pub struct Config {
     pub not_acted_on: Vec<String>,
     #[command(flatten)]
     pub auth: crate::auth::AuthFlags,
+
+    /// Print the version and exit (`crate::version`). Not read from
+    /// ETCD_VERSION: container images set that variable to etcd's version.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub version: Option<bool>,
 }
 
 /// The shortest lease checkpoint interval: each checkpoint is a raft entry
