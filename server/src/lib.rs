@@ -14,6 +14,7 @@
 //!   limits (the table itself is `apply::lease`).
 //! - `tls`: TLS on the listeners (reloaded certificates, client-certificate checks, auto-TLS).
 //! - `metrics`: /health, /version, /metrics on --listen-metrics-urls.
+//! - `logs`: etcd's log lines (zap JSON or console) on `--log-outputs`.
 //! - `node`: start-up, wiring, shutdown.
 //! - `version`: what `timon --version` prints (timon, the etcd API level, commit, compiler).
 //! - `planted`: faults for harness tests, compiled in only with `planted-bugs`.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod identity;
 pub mod ids;
 pub mod lease;
+pub mod logs;
 pub mod metrics;
 pub mod mvcc;
 pub mod node;

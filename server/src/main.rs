@@ -19,7 +19,7 @@ pub fn main() {
         }
     };
     if let Err(e) = runtime.block_on(timon_server::node::run(cfg, timon_server::node::shutdown_signal())) {
-        eprintln!("timon: error: {e:#}");
+        timon_server::logs::fatal("failed to start timon", &format!("{e:#}"));
         std::process::exit(1);
     }
 }

@@ -27,4 +27,10 @@ pub struct ExperimentalFlags {
     /// duration; etcd's default 5m; at least 1s).
     #[arg(long, env = "ETCD_EXPERIMENTAL_LEASE_CHECKPOINT_INTERVAL")]
     pub experimental_lease_checkpoint_interval: Option<String>,
+
+    /// Time duration after which a warning is generated if applying a
+    /// request takes more time (a Go duration; etcd's default 100ms; 3.6's
+    /// `--warning-apply-duration`).
+    #[arg(long, env = "ETCD_EXPERIMENTAL_WARNING_APPLY_DURATION")]
+    pub experimental_warning_apply_duration: Option<String>,
 }

@@ -92,6 +92,8 @@ pub enum ConfigError {
     BadDuration(String),
     #[error("invalid value {0:?} for flag -experimental-lease-checkpoint-interval: time: invalid duration")]
     BadCheckpointInterval(String),
+    #[error("invalid value {0:?} for flag -experimental-warning-apply-duration: time: invalid duration")]
+    BadWarningApplyDuration(String),
     #[error("invalid URL {url:?} in --{flag}: {reason}")]
     BadUrl {
         flag: &'static str,
@@ -245,10 +247,20 @@ impl Config {
         Ok(Some(interval.max(MIN_LEASE_CHECKPOINT_INTERVAL)))
     }
 
+    /// --experimental-warning-apply-duration (3.6: --warning-apply-duration),
+    /// etcd's default 100ms: slower applies are logged.
+    pub fn warning_apply_duration(&self) -> Result<Duration, ConfigError> {
+        match &self.experimental.experimental_warning_apply_duration {
+            None => Ok(crate::raft::apply_log::DEFAULT_WARNING_APPLY_DURATION),
+            Some(v) => parse_go_duration(v).ok_or_else(|| ConfigError::BadWarningApplyDuration(v.clone())),
+        }
+    }
+
     /// Checks the values clap cannot: URLs, limits, the initial cluster, TLS
     /// files present for https URLs.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.progress_notify_interval()?;
+        self.warning_apply_duration()?;
         self.lease_checkpoint_interval()?;
         let client_tls = self.client_tls.cert_file.is_some() && self.client_tls.key_file.is_some()
             || self.client_tls.auto_tls == Some(true);
