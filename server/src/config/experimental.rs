@@ -3,7 +3,12 @@
 //! (`--feature-gates=LeaseCheckpoint=true`); `config::args` rewrites those
 //! spellings onto these flags before parsing.
 
+use std::time::Duration;
+
 use clap::Args;
+
+/// etcd's default `--experimental-warning-apply-duration`.
+pub const DEFAULT_WARNING_APPLY_DURATION: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Experimental")]

@@ -251,7 +251,7 @@ impl Config {
     /// etcd's default 100ms: slower applies are logged.
     pub fn warning_apply_duration(&self) -> Result<Duration, ConfigError> {
         match &self.experimental.experimental_warning_apply_duration {
-            None => Ok(crate::raft::apply_log::DEFAULT_WARNING_APPLY_DURATION),
+            None => Ok(experimental::DEFAULT_WARNING_APPLY_DURATION),
             Some(v) => parse_go_duration(v).ok_or_else(|| ConfigError::BadWarningApplyDuration(v.clone())),
         }
     }

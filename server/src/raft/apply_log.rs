@@ -15,9 +15,6 @@ use timon_proto::timonpb::InternalRaftRequest;
 
 use crate::apply::{EtcdError, Response};
 
-/// etcd's default `--warning-apply-duration`.
-pub const DEFAULT_WARNING_APPLY_DURATION: Duration = Duration::from_millis(100);
-
 /// One request being applied: started now.
 pub struct Applying {
     start: Instant,

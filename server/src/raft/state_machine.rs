@@ -16,7 +16,7 @@ use std::time::Duration;
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 
-use super::apply_log::{self, Applying};
+use super::apply_log::Applying;
 use super::snapshot;
 use super::snapshot_install;
 use super::snapshot_store::{SnapshotFile, SnapshotStore};
@@ -196,7 +196,8 @@ impl StateMachine {
             watch: None,
             leases: None,
             tokens: None,
-            warning_apply: apply_log::DEFAULT_WARNING_APPLY_DURATION,
+            // No warnings until the member's threshold is set.
+            warning_apply: Duration::MAX,
         })
     }
 
