@@ -166,10 +166,10 @@ pub fn spawn(ctx: Arc<Ctx>, mode: Mode, mut stop: watch::Receiver<bool>) -> toki
                         continue;
                     }
                     let Some(rev) = p.due(Instant::now()) else { continue };
-                    tracing::info!(revision = rev, compact_period = ?period, "starting auto periodic compaction");
+                    tracing::info!(revision = rev, "compact-period" = %timon_go::format_duration(period), "starting auto periodic compaction");
                     let started = Instant::now();
                     if compact(&ctx, rev).await {
-                        tracing::info!(revision = rev, compact_period = ?period, took = ?started.elapsed(), "completed auto periodic compaction");
+                        tracing::info!(revision = rev, "compact-period" = %timon_go::format_duration(period), took = %timon_go::format_duration(started.elapsed()), "completed auto periodic compaction");
                         p.succeeded(Instant::now());
                     }
                 }
@@ -189,12 +189,12 @@ pub fn spawn(ctx: Arc<Ctx>, mode: Mode, mut stop: watch::Receiver<bool>) -> toki
                     };
                     tracing::info!(
                         revision = rev,
-                        revision_compaction_retention = retention,
+                        "revision-compaction-retention" = retention,
                         "starting auto revision compaction"
                     );
                     let started = Instant::now();
                     if compact(&ctx, rev).await {
-                        tracing::info!(revision = rev, revision_compaction_retention = retention, took = ?started.elapsed(), "completed auto revision compaction");
+                        tracing::info!(revision = rev, "revision-compaction-retention" = retention, took = %timon_go::format_duration(started.elapsed()), "completed auto revision compaction");
                         r.succeeded(rev);
                     }
                 }

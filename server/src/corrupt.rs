@@ -34,7 +34,7 @@ fn id(n: u64) -> String {
 /// The initial check; an error stops the start-up.
 pub async fn initial_check(raft: &RaftNode, timeout: Duration) -> anyhow::Result<()> {
     let me = id(raft.id());
-    tracing::info!(local_member_id = %me, timeout = ?timeout, "starting initial corruption check");
+    tracing::info!("local-member-id" = %me, timeout = %timon_go::format_duration(timeout), "starting initial corruption check");
     let store = raft.store();
     let local = tokio::task::spawn_blocking(move || store.hash_kv(0))
         .await?
@@ -56,30 +56,30 @@ pub async fn initial_check(raft: &RaftNode, timeout: Duration) -> anyhow::Result
                     "found different compact revision values from remote peer"
                 };
                 tracing::warn!(
-                    local_member_id = %me,
-                    local_member_revision = local.current_rev,
-                    local_member_compact_revision = local.compact_rev,
-                    local_member_hash = local.hash,
-                    remote_peer_id = %peer,
-                    remote_peer_endpoints = ?p.peer_urls,
-                    remote_peer_revision = peer_rev,
-                    remote_peer_compact_revision = resp.compact_revision,
-                    remote_peer_hash = resp.hash,
+                    "local-member-id" = %me,
+                    "local-member-revision" = local.current_rev,
+                    "local-member-compact-revision" = local.compact_rev,
+                    "local-member-hash" = local.hash,
+                    "remote-peer-id" = %peer,
+                    "remote-peer-endpoints" = ?p.peer_urls,
+                    "remote-peer-revision" = peer_rev,
+                    "remote-peer-compact-revision" = resp.compact_revision,
+                    "remote-peer-hash" = resp.hash,
                     "{msg}"
                 );
             }
             Err(e) if p.future_rev() => tracing::warn!(
-                local_member_id = %me, local_member_revision = local.current_rev,
-                remote_peer_id = %peer, remote_peer_endpoints = ?p.peer_urls, error = %e.message(),
+                "local-member-id" = %me, "local-member-revision" = local.current_rev,
+                "remote-peer-id" = %peer, "remote-peer-endpoints" = ?p.peer_urls, error = %e.message(),
                 "cannot fetch hash from slow remote peer"
             ),
             Err(e) if p.compacted() => tracing::warn!(
-                local_member_id = %me, local_member_revision = local.current_rev,
-                remote_peer_id = %peer, remote_peer_endpoints = ?p.peer_urls, error = %e.message(),
+                "local-member-id" = %me, "local-member-revision" = local.current_rev,
+                "remote-peer-id" = %peer, "remote-peer-endpoints" = ?p.peer_urls, error = %e.message(),
                 "cannot fetch hash from remote peer; local member is behind"
             ),
             Err(e) => tracing::warn!(
-                remote_peer_id = %peer, remote_peer_endpoints = ?p.peer_urls, error = %e.message(),
+                "remote-peer-id" = %peer, "remote-peer-endpoints" = ?p.peer_urls, error = %e.message(),
                 "failed hash kv request"
             ),
         }
@@ -87,7 +87,7 @@ pub async fn initial_check(raft: &RaftNode, timeout: Duration) -> anyhow::Result
     if mismatch > 0 {
         anyhow::bail!("{me} found data inconsistency with peers");
     }
-    tracing::info!(local_member_id = %me, "initial corruption checking passed; no corruption");
+    tracing::info!("local-member-id" = %me, "initial corruption checking passed; no corruption");
     Ok(())
 }
 
@@ -99,7 +99,7 @@ pub fn spawn_monitor(
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        tracing::info!(local_member_id = %id(ctx.member_id), interval = ?interval, "enabled corruption checking");
+        tracing::info!("local-member-id" = %id(ctx.member_id), interval = %timon_go::format_duration(interval), "enabled corruption checking");
         loop {
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => return,
@@ -135,12 +135,12 @@ async fn check(ctx: &Ctx, timeout: Duration) -> anyhow::Result<()> {
     };
     if second.hash != first.hash && second.current_rev == first.current_rev && second.compact_rev == first.compact_rev {
         tracing::warn!(
-            revision_1 = first.current_rev,
-            compact_revision_1 = first.compact_rev,
-            hash_1 = first.hash,
-            revision_2 = second.current_rev,
-            compact_revision_2 = second.compact_rev,
-            hash_2 = second.hash,
+            "revision-1" = first.current_rev,
+            "compact-revision-1" = first.compact_rev,
+            "hash-1" = first.hash,
+            "revision-2" = second.current_rev,
+            "compact-revision-2" = second.compact_rev,
+            "hash-2" = second.hash,
             "found hash mismatch"
         );
         mismatch();
@@ -152,35 +152,35 @@ async fn check(ctx: &Ctx, timeout: Duration) -> anyhow::Result<()> {
         let peer_rev = resp.header.as_ref().map_or(0, |h| h.revision);
         if peer_rev > second.current_rev {
             tracing::warn!(
-                leader_revision = second.current_rev,
-                follower_revision = peer_rev,
-                follower_peer_id = %id(p.id),
+                "leader-revision" = second.current_rev,
+                "follower-revision" = peer_rev,
+                "follower-peer-id" = %id(p.id),
                 "revision from follower must be less than or equal to leader's"
             );
             mismatch();
         }
         if resp.compact_revision > second.compact_rev {
             tracing::warn!(
-                leader_compact_revision = second.compact_rev,
-                follower_compact_revision = resp.compact_revision,
-                follower_peer_id = %id(p.id),
+                "leader-compact-revision" = second.compact_rev,
+                "follower-compact-revision" = resp.compact_revision,
+                "follower-peer-id" = %id(p.id),
                 "compact revision from follower must be less than or equal to leader's"
             );
             mismatch();
         }
         if resp.compact_revision == first.compact_rev && resp.hash != first.hash {
             tracing::warn!(
-                leader_compact_revision = second.compact_rev,
-                leader_hash = first.hash,
-                follower_compact_revision = resp.compact_revision,
-                follower_hash = resp.hash,
-                follower_peer_id = %id(p.id),
+                "leader-compact-revision" = second.compact_rev,
+                "leader-hash" = first.hash,
+                "follower-compact-revision" = resp.compact_revision,
+                "follower-hash" = resp.hash,
+                "follower-peer-id" = %id(p.id),
                 "same compact revision then hashes must match"
             );
             mismatch();
         }
     }
-    tracing::info!(number_of_peers_checked = checked, "finished peer corruption check");
+    tracing::info!("number-of-peers-checked" = checked, "finished peer corruption check");
     Ok(())
 }
 

@@ -157,7 +157,7 @@ pub async fn answer(ctx: &Ctx, method: &Method, path: &str, query: &str) -> Resp
         }
     }
     if failed {
-        tracing::error!(path, reason = %report, status_code = 503, "Health check error");
+        tracing::error!(path, reason = %report, "status-code" = 503, "Health check error");
         // Go's http.Error adds a newline of its own.
         return text(StatusCode::SERVICE_UNAVAILABLE, format!("{report}\n"));
     }

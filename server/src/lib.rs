@@ -19,7 +19,9 @@
 //!   /health, /livez, /readyz.
 //! - `corrupt`: the initial and periodic corruption checks (HashKV compared with peers).
 //! - `compactor`: auto-compaction on the leader (--auto-compaction-mode/-retention).
+//! - `logs`: etcd's log lines (zap JSON or console) on `--log-outputs`.
 //! - `node`: start-up, wiring, shutdown.
+//! - `version`: what `timon --version` prints (timon, the etcd API level, commit, compiler).
 //! - `planted`: faults for harness tests, compiled in only with `planted-bugs`.
 
 pub mod apply;
@@ -33,6 +35,7 @@ pub mod health;
 pub mod identity;
 pub mod ids;
 pub mod lease;
+pub mod logs;
 pub mod metrics;
 pub mod mvcc;
 pub mod node;
@@ -41,4 +44,5 @@ pub mod raft;
 pub mod rpc;
 pub mod storage;
 pub mod tls;
+pub mod version;
 pub mod watch;

@@ -7,6 +7,10 @@ pub fn main() {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
+    if cfg.version == Some(true) {
+        print!("{}", timon_server::version::long_version());
+        return;
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -15,7 +19,7 @@ pub fn main() {
         }
     };
     if let Err(e) = runtime.block_on(timon_server::node::run(cfg, timon_server::node::shutdown_signal())) {
-        eprintln!("timon: error: {e:#}");
+        timon_server::logs::fatal("failed to start timon", &format!("{e:#}"));
         std::process::exit(1);
     }
 }

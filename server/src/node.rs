@@ -44,7 +44,7 @@ use crate::rpc::{Ctx, Limits, ETCD_API_VERSION};
 use crate::storage::rocks::RocksEngine;
 use crate::storage::SharedEngine;
 use crate::tls::{self, Acceptor, Conn, Serve, Socket, TlsInfo};
-use crate::{identity, ids, metrics};
+use crate::{identity, ids, metrics, version};
 
 /// gRPC framing on top of --max-request-bytes, as etcd allows.
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
@@ -254,29 +254,23 @@ impl Tls {
     }
 }
 
-fn init_logging(cfg: &Config) {
-    let level = match cfg.logging.log_level.as_str() {
-        "debug" => "debug",
-        "info" => "info",
-        "warn" => "warn",
-        _ => "error",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TIMON_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if cfg.logging.logger == "zap" {
-        builder.json().flatten_event(true).try_init()
-    } else {
-        builder.try_init()
-    };
-}
-
 /// Runs a member until `shutdown` resolves.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    init_logging(&cfg);
+    crate::logs::init(&cfg.logging)?;
     cfg.validate()?;
+    tracing::info!(
+        { "etcd-version" = ETCD_API_VERSION,
+        "timon-version" = version::TIMON_VERSION,
+        "git-sha" = version::GIT_SHA,
+        "rust-version" = version::RUST_VERSION,
+        name = %cfg.member.name,
+        "data-dir" = %cfg.data_dir().display(),
+        "listen-client-urls" = %cfg.member.listen_client_urls,
+        "listen-peer-urls" = %cfg.member.listen_peer_urls,
+        "advertise-client-urls" = %cfg.cluster.advertise_client_urls,
+        "initial-cluster-state" = %cfg.cluster.initial_cluster_state },
+        "starting an etcd server"
+    );
     for flag in cfg.ignored_flags() {
         tracing::warn!("{flag} is accepted for etcd compatibility but not acted on");
     }
@@ -319,6 +313,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         lease_checkpoint_interval: cfg.lease_checkpoint_interval()?,
         peer_dialer: tls.peer_dialer.clone(),
         auth_tokens: tokens.clone(),
+        warning_apply_duration: cfg.warning_apply_duration()?,
     };
     let raft = Arc::new(RaftNode::start(member_id, engine.clone(), initial, join, &settings).await?);
     raft.start_lease_expiry();
@@ -333,7 +328,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         servers.push(spawn_server("peer", name.clone(), stop_rx.clone(), move |signal| {
             router.serve_with_incoming_shutdown(listener.incoming(), signal)
         }));
-        tracing::info!("listening for peers on {name}");
+        tracing::info!(address = %name, "serving peer traffic");
     }
     let ctx = Arc::new(Ctx {
         raft: raft.clone(),
@@ -379,7 +374,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     // etcd serves --listen-metrics-urls before it is ready.
     if let Some(urls) = &cfg.logging.listen_metrics_urls {
         for listener in bind("listen-metrics-urls", urls, tls.client.as_ref()).await? {
-            tracing::info!("serving metrics on {}", listener.describe());
+            tracing::info!(address = %listener.describe(), "serving metrics");
             servers.push(tokio::spawn(metrics::serve(
                 listener.incoming(),
                 ctx.clone(),
@@ -399,22 +394,29 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         _ = removed.wait_for(|r| *r) => false,
     };
     if published {
-        tracing::info!("enabled capabilities for version {}", &ETCD_API_VERSION[..3]);
+        tracing::info!(
+            { "cluster-version" = &ETCD_API_VERSION[..3] },
+            "enabled capabilities for version"
+        );
+        tracing::info!("ready to serve client requests");
         for listener in listeners {
             let name = listener.describe();
+            let (secure, plain) = (listener.serve.tls.is_some(), listener.serve.plain);
             let router = client_router(&ctx, &cfg)?;
             servers.push(spawn_server("client", name.clone(), stop_rx.clone(), move |signal| {
                 router.serve_with_incoming_shutdown(listener.incoming(), signal)
             }));
-            tracing::info!("ready to serve client requests on {name}");
+            if secure {
+                tracing::info!(address = %name, "serving client traffic securely");
+            }
+            if plain {
+                tracing::info!(address = %name, "serving client traffic insecurely; this is strongly discouraged!");
+            }
         }
-        tracing::info!("ready to serve client requests");
-    }
-
-    if published {
+        notify_systemd();
         tokio::select! {
             _ = &mut shutdown => {
-                tracing::info!("received shutdown signal; stopping");
+                tracing::info!("received signal; shutting down");
                 // As etcd's Stop: a leader hands its leadership over first,
                 // still serving, so the cluster waits no election timeout.
                 raft.transfer_leadership_on_stop().await;
@@ -465,8 +467,10 @@ async fn publish(raft: &RaftNode, name: &str, urls: &[String], cluster_id: u64) 
         match raft.publish(name, urls).await {
             Ok(()) => {
                 tracing::info!(
-                    "published {{Name:{name} ClientURLs:[{}]}} to cluster {cluster_id:x}",
-                    urls.join(" ")
+                    { "local-member-id" = %format!("{:x}", raft.id()),
+                    "local-member-attributes" = %format!("{{Name:{name} ClientURLs:[{}]}}", urls.join(" ")),
+                    "cluster-id" = %format!("{cluster_id:x}") },
+                    "published local member to cluster through raft"
                 );
                 return true;
             }
@@ -525,6 +529,19 @@ where
             tracing::error!("{what} listener {name}: {e}");
         }
     })
+}
+
+/// Tells systemd the member serves (a `Type=notify` unit, as Debian's
+/// etcd.service, waits for it), as etcd does; nothing without NOTIFY_SOCKET.
+fn notify_systemd() {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    tracing::info!("notifying init daemon");
+    match sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        Ok(()) => tracing::info!("successfully notified init daemon"),
+        Err(e) => tracing::error!(error = %e, "failed to notify systemd for readiness"),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -23,14 +23,54 @@
 //!   so a lease whose revoke other members already applied (and answered)
 //!   is renewed.
 //!
-//! And one fault that is not a bug, which timon must survive:
+//! And faults that are not bugs, which timon must survive:
 //! - `slow-leader-apply`: the leader applies lease revokes 300 ms after
 //!   they commit, as a leader with a slow disk would.
+//! - `slow-fsync`: a synced raft log write takes [`SLOW_FSYNC`] longer (at
+//!   most one every [`SLOW_FSYNC_EVERY`]), as on a disk whose fdatasync
+//!   stalls; the delay is inside the timed write, so timon's own
+//!   measurement logs etcd's "slow fdatasync" line (server/tests/logs.rs).
 
 /// Which event `drop-watch-event` loses (1-based, counted over the events
 /// the hub hands synced watchers). Late enough that the watchers of a run
 /// are all streaming.
 pub const DROPPED_WATCH_EVENT: u64 = 100;
+
+/// How much longer `slow-fsync` makes a synced log write: above etcd's
+/// 1 s warning threshold.
+pub const SLOW_FSYNC: std::time::Duration = std::time::Duration::from_millis(1_200);
+
+/// `slow-fsync` delays at most one synced write per this interval, so a
+/// cluster under the fault keeps its leader.
+pub const SLOW_FSYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The `slow-fsync` fault: blocks the writing thread as a stalled fdatasync
+/// would (called inside the timed region of a synced log write).
+#[cfg(feature = "planted-bugs")]
+pub fn slow_fsync() {
+    use std::sync::Mutex;
+    use std::time::Instant;
+    static LAST: Mutex<Option<Instant>> = Mutex::new(None);
+    if !active("slow-fsync") {
+        return;
+    }
+    let due = {
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        let due = last.is_none_or(|t| t.elapsed() >= SLOW_FSYNC_EVERY);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
+    };
+    if due {
+        std::thread::sleep(SLOW_FSYNC);
+    }
+}
+
+/// The `slow-fsync` fault: nothing, in a normal build.
+#[cfg(not(feature = "planted-bugs"))]
+#[inline(always)]
+pub fn slow_fsync() {}
 
 /// Whether `bug` is the planted bug selected for this process.
 #[cfg(feature = "planted-bugs")]

@@ -351,7 +351,7 @@ fn a_member_serves_clients_only_once_published() {
     assert!(ok, "member add right after the cluster was ready: {out}{err}");
     let log = first.stderr_tail(1 << 20);
     let (published, ready) = (
-        log.find("published {Name:m0"),
+        log.find("published local member to cluster through raft"),
         log.find("ready to serve client requests"),
     );
     assert!(published.is_some() && published < ready, "{log}");

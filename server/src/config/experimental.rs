@@ -3,7 +3,12 @@
 //! (`--feature-gates=LeaseCheckpoint=true`); `config::args` rewrites those
 //! spellings onto these flags before parsing.
 
+use std::time::Duration;
+
 use clap::Args;
+
+/// etcd's default `--experimental-warning-apply-duration`.
+pub const DEFAULT_WARNING_APPLY_DURATION: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Experimental")]
@@ -39,4 +44,10 @@ pub struct ExperimentalFlags {
     /// --corrupt-check-time).
     #[arg(long, env = "ETCD_EXPERIMENTAL_CORRUPT_CHECK_TIME")]
     pub experimental_corrupt_check_time: Option<String>,
+
+    /// Time duration after which a warning is generated if applying a
+    /// request takes more time (a Go duration; etcd's default 100ms; 3.6's
+    /// `--warning-apply-duration`).
+    #[arg(long, env = "ETCD_EXPERIMENTAL_WARNING_APPLY_DURATION")]
+    pub experimental_warning_apply_duration: Option<String>,
 }

@@ -43,7 +43,6 @@ pub use urls::parse_urls;
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "timon",
-    version,
     about = "timon: an etcd replacement (etcd v3 API over Raft and RocksDB)",
     // Go's flag package lets a later flag override an earlier one.
     args_override_self = true
@@ -75,6 +74,11 @@ pub struct Config {
     pub not_acted_on: Vec<String>,
     #[command(flatten)]
     pub auth: crate::auth::AuthFlags,
+
+    /// Print the version and exit (`crate::version`). Not read from
+    /// ETCD_VERSION: container images set that variable to etcd's version.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub version: Option<bool>,
 }
 
 /// The shortest lease checkpoint interval: each checkpoint is a raft entry
@@ -91,6 +95,8 @@ pub enum ConfigError {
     /// etcd's own text.
     #[error("{0}")]
     AutoCompaction(String),
+    #[error("invalid value {0:?} for flag -experimental-warning-apply-duration: time: invalid duration")]
+    BadWarningApplyDuration(String),
     #[error("invalid URL {url:?} in --{flag}: {reason}")]
     BadUrl {
         flag: &'static str,
@@ -266,10 +272,20 @@ impl Config {
         }
     }
 
+    /// --experimental-warning-apply-duration (3.6: --warning-apply-duration),
+    /// etcd's default 100ms: slower applies are logged.
+    pub fn warning_apply_duration(&self) -> Result<Duration, ConfigError> {
+        match &self.experimental.experimental_warning_apply_duration {
+            None => Ok(experimental::DEFAULT_WARNING_APPLY_DURATION),
+            Some(v) => parse_go_duration(v).ok_or_else(|| ConfigError::BadWarningApplyDuration(v.clone())),
+        }
+    }
+
     /// Checks the values clap cannot: URLs, limits, the initial cluster, TLS
     /// files present for https URLs.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.progress_notify_interval()?;
+        self.warning_apply_duration()?;
         self.lease_checkpoint_interval()?;
         self.corrupt_check_time()?;
         self.auto_compaction()?;

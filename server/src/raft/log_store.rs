@@ -6,11 +6,15 @@
 //! towards a quorum is on stable storage. A vote is fsynced before it is
 //! answered for the same reason. (The planted `ack-before-fsync` bug, in
 //! `crate::planted`, breaks exactly this.)
+//!
+//! Every synced write is timed, as etcd times its WAL's fdatasync: one
+//! slower than [`WARN_SYNC_DURATION`] logs etcd's "slow fdatasync" line.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader, StorageIOError};
@@ -25,6 +29,26 @@ pub struct LogStore {
     engine: SharedEngine,
     /// The last commit index openraft saved, for [`LogStore::committed_index`].
     committed: Arc<AtomicU64>,
+}
+
+/// etcd's `warnSyncDuration`: a synced log write slower than this is logged.
+pub const WARN_SYNC_DURATION: Duration = Duration::from_secs(1);
+
+/// Runs `write` (a synced write of the log or the vote), logging etcd's
+/// `slow fdatasync` line when it took longer than [`WARN_SYNC_DURATION`].
+fn timed_sync<T>(write: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    crate::planted::slow_fsync();
+    let result = write();
+    let took = start.elapsed();
+    if took > WARN_SYNC_DURATION {
+        tracing::warn!(
+            took = %timon_go::format_duration(took),
+            "expected-duration" = %timon_go::format_duration(WARN_SYNC_DURATION),
+            "slow fdatasync"
+        );
+    }
+    result
 }
 
 fn index_key(index: u64) -> [u8; 8] {
@@ -69,7 +93,11 @@ impl LogStore {
             key.to_vec(),
             serde_json::to_vec(value).map_err(write_err)?,
         );
-        self.engine.write(batch, sync).map_err(write_err)
+        if sync {
+            timed_sync(|| self.engine.write(batch, true)).map_err(write_err)
+        } else {
+            self.engine.write(batch, false).map_err(write_err)
+        }
     }
 
     fn last_entry_log_id(&self) -> Result<Option<LogId>, StorageError> {
@@ -177,7 +205,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let res = if crate::planted::active("ack-before-fsync") {
             self.engine.write_unlogged(batch)
         } else {
-            self.engine.write(batch, true)
+            timed_sync(|| self.engine.write(batch, true))
         }
         .map_err(|e| std::io::Error::other(e.to_string()));
         let failed = res
@@ -199,7 +227,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             index_key(u64::MAX).to_vec(),
         );
         batch.delete(Cf::RaftLog, index_key(u64::MAX).to_vec());
-        self.engine.write(batch, true).map_err(write_err)
+        timed_sync(|| self.engine.write(batch, true)).map_err(write_err)
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {

@@ -19,11 +19,15 @@
 //! - `lease`: lease deadlines on the leader, expiry revokes, renew/time-to-live forwarding.
 //! - `hash_peers`: the other members' HashKV, for the corruption checks.
 //! - `transfer`: leadership transfer (MoveLeader, and the hand-off when the leader stops).
+//! - `leader_log`: etcd's raft lines on role and leader changes.
+//! - `apply_log`: what applying logs ("apply request took too long", "finished scheduled compaction").
 
 // openraft's storage traits return its large `StorageError` by value.
 #![allow(clippy::result_large_err)]
 
+pub mod apply_log;
 pub mod hash_peers;
+pub mod leader_log;
 pub mod lease;
 pub mod log_store;
 pub mod membership;
@@ -73,6 +77,8 @@ pub struct RaftSettings {
     pub peer_dialer: network::PeerDialer,
     /// The member's auth tokens, which applied auth requests update.
     pub auth_tokens: std::sync::Arc<crate::auth::Tokens>,
+    /// --experimental-warning-apply-duration: slower applies are logged.
+    pub warning_apply_duration: std::time::Duration,
 }
 
 /// Why a proposal or read index did not complete. Each maps to the etcd

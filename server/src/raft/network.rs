@@ -110,6 +110,9 @@ pub struct Peers {
     channels: Mutex<HashMap<u64, (String, Channel)>>,
     /// Set once a peer says this member was removed from the cluster.
     removed: tokio::sync::watch::Sender<bool>,
+    /// Whether the last message to each peer went through (etcd's
+    /// `peerStatus`), for the "peer became (in)active" lines.
+    active: Mutex<HashMap<u64, bool>>,
 }
 
 impl Peers {
@@ -118,7 +121,31 @@ impl Peers {
             dialer,
             channels: Mutex::default(),
             removed: tokio::sync::watch::Sender::new(false),
+            active: Mutex::default(),
         })
+    }
+
+    /// Records whether a message to `target` went through, logging etcd's
+    /// lines when that changes: "peer became active" (also the first time),
+    /// "peer became inactive (message send to peer failed)".
+    pub fn report(&self, target: u64, outcome: Result<(), &PeerError>) {
+        let now = outcome.is_ok();
+        let before = self
+            .active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(target, now);
+        match (before, outcome) {
+            (Some(true), Ok(())) | (Some(false) | None, Err(_)) => {}
+            (Some(false) | None, Ok(())) => {
+                tracing::info!({ "peer-id" = %format!("{target:x}") }, "peer became active")
+            }
+            (Some(true), Err(e)) => tracing::warn!(
+                { "peer-id" = %format!("{target:x}"),
+                error = %e },
+                "peer became inactive (message send to peer failed)"
+            ),
+        }
     }
 
     /// Records that this member was removed from the cluster.
@@ -187,13 +214,15 @@ pub async fn fetch_cluster_info(dialer: &PeerDialer, peer_urls: &[String]) -> Re
                 continue;
             }
         };
-        match dialer.connect(endpoint).await {
+        let error = match dialer.connect(endpoint).await {
             Ok(ch) => match PeerClient::new(ch).cluster_info(ClusterInfoRequest {}).await {
                 Ok(r) => return Ok(r.into_inner()),
-                Err(e) => last = format!("{url}: {e}"),
+                Err(e) => e.to_string(),
             },
-            Err(e) => last = format!("{url}: {e}"),
-        }
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(address = %url, error = %error, "failed to reach the peer URL");
+        last = format!("{url}: {error}");
     }
     Err(last)
 }
@@ -253,6 +282,7 @@ impl PeerNetwork {
                     msg: format!("no answer within {:?}", option.hard_ttl()),
                     unreachable: false,
                 };
+                self.peers.report(self.target, Err(&e));
                 return Err(RPCError::Network(NetworkError::new(&e)));
             }
             Ok(Err(status)) => {
@@ -260,6 +290,7 @@ impl PeerNetwork {
                     self.peers.mark_removed();
                 }
                 let e = Peers::error(self.target, &self.member, &status);
+                self.peers.report(self.target, Err(&e));
                 return Err(if e.unreachable {
                     RPCError::Unreachable(Unreachable::new(&e))
                 } else {
@@ -268,6 +299,7 @@ impl PeerNetwork {
             }
             Ok(Ok(r)) => r.into_inner(),
         };
+        self.peers.report(self.target, Ok(()));
         let result: Result<Resp, E> = decode(&resp).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new_with_node(self.target, self.member.clone(), e)))
     }
@@ -288,8 +320,24 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> Rpc<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> {
-        self.call(&rpc, &option, |mut c, m| async move { c.install_snapshot(m).await })
-            .await
+        let last_chunk = rpc.done.then(|| {
+            let index = rpc.meta.last_log_id.map_or(0, |l| l.index);
+            (index, rpc.offset + rpc.data.len() as u64)
+        });
+        let answer = self
+            .call(&rpc, &option, |mut c, m| async move { c.install_snapshot(m).await })
+            .await;
+        if let (Some((index, bytes)), Ok(_)) = (last_chunk, &answer) {
+            // etcd's rafthttp snapshot sender, once the whole snapshot is sent.
+            tracing::info!(
+                { "snapshot-index" = index,
+                "remote-peer-id" = %format!("{:x}", self.target),
+                bytes = bytes,
+                size = %timon_go::humanize_bytes(bytes) },
+                "sent database snapshot"
+            );
+        }
+        answer
     }
 
     async fn vote(&mut self, rpc: VoteRequest<u64>, option: RPCOption) -> Rpc<VoteResponse<u64>, RaftError<u64>> {

@@ -115,6 +115,7 @@ impl RaftNode {
         let leases = Arc::new(Deadlines::new(settings.lease_checkpoint_interval));
         state_machine.set_lease_deadlines(leases.clone());
         state_machine.set_auth_tokens(settings.auth_tokens.clone());
+        state_machine.set_warning_apply_duration(settings.warning_apply_duration);
         let peers = Peers::new(settings.peer_dialer.clone());
         let network = NetworkFactory::new(peers.clone());
         let raft = types::Raft::new(id, config, network, log_store, state_machine).await?;
@@ -129,6 +130,7 @@ impl RaftNode {
         let reads = ReadBatcher::start(raft.clone());
         let proposals = ProposeBatcher::start(raft.clone());
         watch_own_removal(&raft, id, peers.clone());
+        super::leader_log::spawn(&raft, id);
         // etcd's request timeout: 5 s plus two election timeouts.
         let request_timeout = Duration::from_millis(5_000 + 2 * settings.election_ms);
         Ok(Self {

@@ -11,10 +11,12 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 
+use super::apply_log::Applying;
 use super::snapshot;
 use super::snapshot_install;
 use super::snapshot_store::{SnapshotFile, SnapshotStore};
@@ -77,6 +79,8 @@ pub struct StateMachine {
     /// The member's auth tokens, told of applied Authenticates, deleted
     /// users and auth turned off (`apply::auth::effects`).
     tokens: Option<Arc<Tokens>>,
+    /// --experimental-warning-apply-duration (`apply_log`).
+    warning_apply: Duration,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(view: &dyn KvRead, key: &[u8]) -> Result<Option<T>, StorageError> {
@@ -162,9 +166,11 @@ impl StateMachine {
                 continue;
             }
             let extra = batch_progress(log_id, i + 1, n)?;
+            let applying = Applying::start(&req);
             let mut txn = store.write();
             let result = apply::execute(&mut txn, req);
             let events = txn.commit(extra).map_err(sm_write)?;
+            applying.done(self.warning_apply, &result);
             self.publish(&events);
             results.push(result);
         }
@@ -190,6 +196,8 @@ impl StateMachine {
             watch: None,
             leases: None,
             tokens: None,
+            // No warnings until the member's threshold is set.
+            warning_apply: Duration::MAX,
         })
     }
 
@@ -207,6 +215,12 @@ impl StateMachine {
     /// for the member's tokens.
     pub fn set_auth_tokens(&mut self, tokens: Arc<Tokens>) {
         self.tokens = Some(tokens);
+    }
+
+    /// Logs every request whose apply takes longer than `threshold` (etcd's
+    /// `--warning-apply-duration`).
+    pub fn set_warning_apply_duration(&mut self, threshold: Duration) {
+        self.warning_apply = threshold;
     }
 
     pub fn store(&self) -> Arc<StoreHandle> {
@@ -271,6 +285,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 self.planted_slow_leader_apply().await;
             }
             let mut extra = applied(entry.log_id)?;
+            let applying = match &entry.payload {
+                EntryPayload::Normal(req) => Some(Applying::start(req)),
+                _ => None,
+            };
             let mut txn = store.write();
             let index = entry.log_id.index;
             let mut result = match entry.payload {
@@ -304,6 +322,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
             };
             let events = txn.commit(extra).map_err(sm_write)?;
+            if let Some(applying) = applying {
+                applying.done(self.warning_apply, &result);
+            }
             self.publish(&events);
             if let (Some(tokens), Ok(Response::Auth(auth))) = (&self.tokens, &mut result) {
                 apply::auth::effects(auth, index, tokens);
@@ -337,7 +358,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<SnapshotFile>) -> Result<(), StorageError> {
         let received = snapshot.into_std().await;
+        let size = received.0.metadata().map_or(0, |m| m.len());
         let snapshot_id = meta.snapshot_id.clone();
+        let index = meta.last_log_id.map_or(0, |l| l.index);
         let (engine, snapshots, gate, meta) = (
             self.engine.clone(),
             self.snapshots.clone(),
@@ -352,6 +375,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if let Some(hub) = &self.watch {
             hub.resync_all();
         }
+        // etcd's rafthttp receiver line, then timon's own (tests wait for it).
+        tracing::info!(
+            { "incoming-snapshot-index" = index,
+            "incoming-snapshot-size-bytes" = size,
+            "incoming-snapshot-size" = %timon_go::humanize_bytes(size) },
+            "received and saved database snapshot"
+        );
         tracing::info!("applied snapshot {} from the leader", snapshot_id);
         Ok(())
     }

@@ -100,16 +100,16 @@ impl Maintenance for MaintenanceService {
         let engine = self.ctx.engine.clone();
         let before = self.ctx.db_size();
         let started = std::time::Instant::now();
-        tracing::info!(current_db_size_bytes = before, "defragmenting");
+        tracing::info!("current-db-size-bytes" = before, "defragmenting");
         tokio::task::spawn_blocking(move || engine.compact_all())
             .await
             .map_err(error::internal)?
             .map_err(error::internal)?;
         let after = self.ctx.db_size();
         tracing::info!(
-            current_db_size_bytes_diff = after as i64 - before as i64,
-            current_db_size_bytes = after,
-            took = ?started.elapsed(),
+            "current-db-size-bytes-diff" = after as i64 - before as i64,
+            "current-db-size-bytes" = after,
+            took = %timon_go::format_duration(started.elapsed()),
             "finished defragmenting directory"
         );
         Ok(Response::new(DefragmentResponse { header: self.header() }))

@@ -393,6 +393,12 @@ pub fn start_timon_with_env(data_dir: Option<&Path>, extra_args: &[&str], env: &
     start(PathBuf::from(env!("CARGO_BIN_EXE_timon")), data_dir, extra_args, env)
 }
 
+/// A single member of `program` (a timon build, e.g. `timon-planted`) with
+/// etcd's flags plus `extra_args` and `env`, ready.
+pub fn start_program(program: PathBuf, extra_args: &[&str], env: &[(&str, &str)]) -> Member {
+    start(program, None, extra_args, env)
+}
+
 /// Open KV and Maintenance clients on one channel to `endpoint`, with message
 /// size limits lifted so oversized requests reach the server (which must
 /// reject them itself) and large responses decode.
