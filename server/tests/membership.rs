@@ -302,6 +302,17 @@ fn etcdctl_shows_a_timon_cluster_as_an_etcd_cluster() {
         3,
         "{err}"
     );
+    // defrag --cluster: one line per member, the same once ports are named.
+    let defrag = |members: &[Member], ids: &[u64]| {
+        let (ok, out, err) = etcdctl(&members[0].endpoint(), &["defrag", "--cluster"]);
+        assert!(ok, "{out}{err}");
+        let mut lines: Vec<String> = normalise(&out, members, ids).lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
+    let expected = defrag(&etcd, &etcd_ids);
+    assert_eq!(expected.len(), 3, "{expected:?}");
+    assert_eq!(defrag(&timon, &timon_ids), expected, "defrag --cluster");
 }
 
 /// etcd serves clients only once the member's attributes are published

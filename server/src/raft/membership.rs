@@ -96,6 +96,7 @@ impl RaftNode {
     pub async fn change_membership(&self, change: MembershipChange) -> Result<(), MemberError> {
         let deadline = Instant::now() + self.request_timeout();
         let leader = self.leader_within(deadline).await?;
+        let wanted = change.clone();
         let run = async {
             if leader == self.id() {
                 return self.change_local(change).await;
@@ -108,7 +109,33 @@ impl RaftNode {
         };
         tokio::time::timeout_at(deadline.into(), run)
             .await
-            .map_err(|_| ProposeError::Timeout)?
+            .map_err(|_| ProposeError::Timeout)??;
+        // As etcd answers once the change is applied on the member that
+        // took the request: wait until this member's membership shows it,
+        // so the member list in the answer does (a follower may lag the
+        // leader). A member that removed itself sees that at once.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let _ = self
+            .raft()
+            .wait(Some(left))
+            .metrics(
+                |m| {
+                    let c = m.membership_config.membership();
+                    match &wanted {
+                        MembershipChange::Add { id, learner, .. } => {
+                            c.get_node(id).is_some() && (*learner || c.voter_ids().any(|v| v == *id))
+                        }
+                        MembershipChange::Promote { id } => c.voter_ids().any(|v| v == *id),
+                        MembershipChange::Remove { id } => c.get_node(id).is_none(),
+                        MembershipChange::Update { id, member } => {
+                            c.get_node(id).is_some_and(|n| n.peer_urls == member.peer_urls)
+                        }
+                    }
+                },
+                "membership change applied here",
+            )
+            .await;
+        Ok(())
     }
 
     /// Runs a membership change on this member, which must be the leader.
