@@ -18,9 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use timon_proto::etcdserverpb::alarm_request::AlarmAction;
-use timon_proto::etcdserverpb::{AlarmRequest, AlarmType};
-use timon_proto::timonpb::internal_raft_request::Request as RaftRequest;
+use timon_proto::etcdserverpb::AlarmType;
 use tokio::sync::watch;
 
 use crate::raft::RaftNode;
@@ -31,8 +29,10 @@ fn id(n: u64) -> String {
     format!("{n:x}")
 }
 
-/// The initial check; an error stops the start-up.
-pub async fn initial_check(raft: &RaftNode, timeout: Duration) -> anyhow::Result<()> {
+/// The initial check; an error stops the start-up. Peers get etcd's
+/// request timeout to answer.
+pub async fn initial_check(raft: &RaftNode) -> anyhow::Result<()> {
+    let timeout = raft.request_timeout();
     let me = id(raft.id());
     tracing::info!("local-member-id" = %me, timeout = %timon_go::format_duration(timeout), "starting initial corruption check");
     let store = raft.store();
@@ -95,7 +95,6 @@ pub async fn initial_check(raft: &RaftNode, timeout: Duration) -> anyhow::Result
 pub fn spawn_monitor(
     ctx: Arc<Ctx>,
     interval: Duration,
-    timeout: Duration,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -108,15 +107,18 @@ pub fn spawn_monitor(
             if ctx.raft.status().leader != Some(ctx.member_id) {
                 continue;
             }
-            if let Err(e) = check(&ctx, timeout).await {
+            if let Err(e) = check(&ctx).await {
                 tracing::warn!(error = %e, "failed to check hash KV");
             }
         }
     })
 }
 
-/// One pass of etcd's `checkHashKV` on the leader.
-async fn check(ctx: &Ctx, timeout: Duration) -> anyhow::Result<()> {
+/// One pass of etcd's `checkHashKV` on the leader; any mismatch raises
+/// CORRUPT once, for the whole cluster (member 0: etcd 3.4 cannot tell
+/// which member is wrong).
+async fn check(ctx: &Ctx) -> anyhow::Result<()> {
+    let timeout = ctx.raft.request_timeout();
     let hash_now = || {
         let store = ctx.raft.store();
         async move { tokio::task::spawn_blocking(move || store.hash_kv(0)).await }
@@ -126,13 +128,7 @@ async fn check(ctx: &Ctx, timeout: Duration) -> anyhow::Result<()> {
     ctx.raft.read_index().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let second = hash_now().await??;
 
-    let mut alarmed = false;
-    let mut mismatch = || {
-        if !std::mem::replace(&mut alarmed, true) {
-            let ctx_raft = ctx.raft.clone();
-            tokio::spawn(raise_corrupt(ctx_raft));
-        }
-    };
+    let mut mismatch = false;
     if second.hash != first.hash && second.current_rev == first.current_rev && second.compact_rev == first.compact_rev {
         tracing::warn!(
             "revision-1" = first.current_rev,
@@ -143,7 +139,7 @@ async fn check(ctx: &Ctx, timeout: Duration) -> anyhow::Result<()> {
             "hash-2" = second.hash,
             "found hash mismatch"
         );
-        mismatch();
+        mismatch = true;
     }
     let mut checked = 0;
     for p in &peers {
@@ -157,7 +153,7 @@ async fn check(ctx: &Ctx, timeout: Duration) -> anyhow::Result<()> {
                 "follower-peer-id" = %id(p.id),
                 "revision from follower must be less than or equal to leader's"
             );
-            mismatch();
+            mismatch = true;
         }
         if resp.compact_revision > second.compact_rev {
             tracing::warn!(
@@ -166,7 +162,7 @@ async fn check(ctx: &Ctx, timeout: Duration) -> anyhow::Result<()> {
                 "follower-peer-id" = %id(p.id),
                 "compact revision from follower must be less than or equal to leader's"
             );
-            mismatch();
+            mismatch = true;
         }
         if resp.compact_revision == first.compact_rev && resp.hash != first.hash {
             tracing::warn!(
@@ -177,25 +173,12 @@ async fn check(ctx: &Ctx, timeout: Duration) -> anyhow::Result<()> {
                 "follower-peer-id" = %id(p.id),
                 "same compact revision then hashes must match"
             );
-            mismatch();
+            mismatch = true;
         }
     }
     tracing::info!("number-of-peers-checked" = checked, "finished peer corruption check");
-    Ok(())
-}
-
-/// Raises CORRUPT for the whole cluster (member 0: etcd 3.4 cannot tell
-/// which member is wrong).
-async fn raise_corrupt(raft: Arc<RaftNode>) {
-    let req = AlarmRequest {
-        action: AlarmAction::Activate as i32,
-        member_id: 0,
-        alarm: AlarmType::Corrupt as i32,
-    };
-    let req = timon_proto::timonpb::InternalRaftRequest {
-        request: Some(RaftRequest::Alarm(req)),
-    };
-    if let Err(e) = raft.propose(req).await {
-        tracing::warn!(error = %e, "failed to raise the CORRUPT alarm");
+    if mismatch {
+        ctx.raise_alarm(0, AlarmType::Corrupt).await;
     }
+    Ok(())
 }

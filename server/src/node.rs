@@ -346,21 +346,14 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         snapshot_tmp_dir: data_dir.path.join("member"),
     });
 
-    // etcd's request timeout: what a peer gets to answer a hash question.
-    let request_timeout = Duration::from_secs(5) + Duration::from_millis(2 * cfg.member.election_timeout);
     if cfg.experimental.experimental_initial_corrupt_check == Some(true) {
-        crate::corrupt::initial_check(&raft, request_timeout).await?;
+        crate::corrupt::initial_check(&raft).await?;
     }
     if let Some(mode) = cfg.auto_compaction()? {
         servers.push(crate::compactor::spawn(ctx.clone(), mode, stop_rx.clone()));
     }
     if let Some(interval) = cfg.corrupt_check_time()? {
-        servers.push(crate::corrupt::spawn_monitor(
-            ctx.clone(),
-            interval,
-            request_timeout,
-            stop_rx.clone(),
-        ));
+        servers.push(crate::corrupt::spawn_monitor(ctx.clone(), interval, stop_rx.clone()));
     }
 
     // Bind every listener before announcing anything, so a taken port fails start-up.

@@ -169,18 +169,24 @@ impl Ctx {
         if cost == 0 || self.db_size() + cost < quota {
             return Ok(());
         }
+        self.raise_alarm(self.member_id, timon_proto::etcdserverpb::AlarmType::Nospace)
+            .await;
+        Err(error::etcd_status(&crate::apply::EtcdError::NoSpace))
+    }
+
+    /// Raises an alarm through raft (etcd's `AlarmRequest_ACTIVATE`),
+    /// logging a failure rather than answering it: the caller has its own
+    /// answer to give.
+    pub async fn raise_alarm(&self, member_id: u64, alarm: timon_proto::etcdserverpb::AlarmType) {
         let raise = timon_proto::etcdserverpb::AlarmRequest {
             action: timon_proto::etcdserverpb::alarm_request::AlarmAction::Activate as i32,
-            member_id: self.member_id,
-            alarm: timon_proto::etcdserverpb::AlarmType::Nospace as i32,
+            member_id,
+            alarm: alarm as i32,
         };
-        if let Err(e) = self
-            .propose(timon_proto::timonpb::internal_raft_request::Request::Alarm(raise))
-            .await
-        {
-            tracing::warn!(error = %e.message(), "failed to raise the NOSPACE alarm");
+        let req = timon_proto::timonpb::internal_raft_request::Request::Alarm(raise);
+        if let Err(e) = self.propose(req).await {
+            tracing::warn!(alarm = alarm.as_str_name(), error = %e.message(), "failed to raise an alarm");
         }
-        Err(error::etcd_status(&crate::apply::EtcdError::NoSpace))
     }
 
     /// Fills the fields of a response header that identify who answered;
