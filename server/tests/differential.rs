@@ -880,10 +880,22 @@ impl Pair {
         });
         let _ = tokio::join!(send(&mut self.reference[m], &sync), send(&mut self.target[m], &sync));
         for &revision in std::iter::once(&0).chain(revisions) {
-            let ((expected, _), (actual, hash_revision)) = tokio::join!(
+            let ((mut expected, _), (actual, hash_revision)) = tokio::join!(
                 hash_kv(&mut self.reference_maint[m], revision),
                 hash_kv(&mut self.target_maint[m], revision)
             );
+            // etcd 3.4's HashKV can answer differently for a few
+            // milliseconds from the hash it settles on, with no write in
+            // between (seen at the end of a run, with DIFF_SEED=
+            // 4417893047155517250: wrong for ~15 ms between right answers;
+            // cause not pinned, its backend's periodic commit is the
+            // suspect). timon's first answer must be the one etcd settles
+            // on: only etcd is asked again.
+            let settle = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+            while expected != actual && tokio::time::Instant::now() < settle {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                expected = hash_kv(&mut self.reference_maint[m], revision).await.0;
+            }
             assert_eq!(
                 expected, actual,
                 "HashKV(revision {revision}) on member {m} {at} (DIFF_SEED={seed}): etcd vs {}",
