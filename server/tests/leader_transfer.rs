@@ -3,7 +3,7 @@
 //! for bad input (compared with a real etcd 3.4 cluster), `etcdctl
 //! move-leader` prints what it prints on etcd, and a leader that gets
 //! SIGTERM hands its leadership to a caught-up voter before it stops,
-//! losing no acknowledged write.
+//! losing no acknowledged write and stalling writes for at most 100 ms.
 
 mod support;
 
@@ -334,5 +334,12 @@ async fn sigterm_on_the_leader_hands_leadership_to_a_caught_up_voter() {
     assert!(
         acked.iter().any(|(_, at)| *at > signalled),
         "no write succeeded after SIGTERM"
+    );
+    // Issue 13's bound: a rolling restart costs no election timeout. etcd
+    // 3.4.23 measured the same way: 6-8 ms; this test (debug build, run
+    // alone): 8-12 ms. It runs alone (.config/nextest.toml).
+    assert!(
+        longest <= Duration::from_millis(100),
+        "the longest write stall after SIGTERM was {longest:?}, over 100 ms"
     );
 }
