@@ -1,7 +1,8 @@
 //! `timon-bench defrag`: write latency while a member defragments (issue
 //! 13: timon compacts RocksDB while it serves; etcd stops the world). For
 //! each server in turn it starts one member on free loopback ports in a
-//! temporary data dir, fills its store to `--size` ([`load`]), runs a steady
+//! temporary data dir, fills its store to `--size` ([`load`]), leaves it
+//! idle for `--settle`, runs a steady
 //! writer ([`writer`]) for `--baseline`, calls Maintenance.Defragment, keeps
 //! writing until it answered and for `--tail` more, kills the member, and
 //! prints per server the defrag's duration, the sizes before and after, and
@@ -42,6 +43,11 @@ pub struct DefragArgs {
     /// The database size (Status.dbSize) to fill each store to: `1GiB`, `8MiB`, bytes.
     #[arg(long, default_value = "1GiB", value_parser = parse_size)]
     pub size: u64,
+    /// Idle time after the store is filled and compacted, before writing
+    /// starts: for the work the load left behind (RocksDB's background
+    /// compactions) to finish, as it has on a store that serves for a while.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub settle: Duration,
     /// Steady writing before the Defragment call.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub baseline: Duration,
@@ -66,11 +72,21 @@ fn default_timon_bin() -> PathBuf {
 const QUOTA: u64 = 8 * 1024 * 1024 * 1024;
 
 pub async fn run(args: &DefragArgs, common: &Common) -> anyhow::Result<()> {
-    anyhow::ensure!(args.load_clients > 0 && args.batch > 0, "--load-clients and --batch must be at least 1");
-    anyhow::ensure!(common.clients > 0 && common.conns > 0, "--clients and --conns must be at least 1");
+    anyhow::ensure!(
+        args.load_clients > 0 && args.batch > 0,
+        "--load-clients and --batch must be at least 1"
+    );
+    anyhow::ensure!(
+        common.clients > 0 && common.conns > 0,
+        "--clients and --conns must be at least 1"
+    );
     anyhow::ensure!(common.rate > 0.0 && common.rate.is_finite(), "--rate must be positive");
     let timon_bin = args.timon_bin.clone().unwrap_or_else(default_timon_bin);
-    anyhow::ensure!(timon_bin.exists(), "timon binary {} does not exist", timon_bin.display());
+    anyhow::ensure!(
+        timon_bin.exists(),
+        "timon binary {} does not exist",
+        timon_bin.display()
+    );
     let mut servers = vec![("timon", timon_bin)];
     if args.etcd_bin.as_os_str() != "none" {
         servers.push(("etcd", args.etcd_bin.clone()));
@@ -99,7 +115,17 @@ async fn measure(label: &str, bin: &Path, args: &DefragArgs, common: &Common) ->
         election_timeout_ms: 1000,
         quota_backend_bytes: QUOTA,
     };
-    let cluster = Cluster::start(label, bin, 1, &settings, dir.path(), &mut Vec::new(), Duration::from_secs(60), None).await?;
+    let cluster = Cluster::start(
+        label,
+        bin,
+        1,
+        &settings,
+        dir.path(),
+        &mut Vec::new(),
+        Duration::from_secs(60),
+        None,
+    )
+    .await?;
     let member = &cluster.members[0];
     let data_dir = dir.path().join(format!("{}.data", member.name));
     let endpoints = vec![member.endpoint.clone()];
@@ -123,8 +149,20 @@ async fn measure(label: &str, bin: &Path, args: &DefragArgs, common: &Common) ->
     progress.finish();
     drop(load_pool);
     eprintln!(
-        "{label}: {} keys, {} overwrites, compacted at {} in {:.0} s; writing {} puts/s for {:?}, then Defragment",
-        loaded.keys, loaded.overwrites, loaded.compact_revision, loaded.secs, common.rate, args.baseline
+        "{label}: {} keys, {} overwrites, compacted at {} in {:.0} s; data dir {}; idle for {:?}",
+        loaded.keys,
+        loaded.overwrites,
+        loaded.compact_revision,
+        loaded.secs,
+        results::human(du(&data_dir)),
+        args.settle
+    );
+    tokio::time::sleep(args.settle).await;
+    eprintln!(
+        "{label}: data dir {}; writing {} puts/s for {:?}, then Defragment",
+        results::human(du(&data_dir)),
+        common.rate,
+        args.baseline
     );
 
     let pool = Pool::connect(&endpoints, common.conns, None).await?;

@@ -22,10 +22,8 @@ pub struct Phase {
     /// Puts due in the phase that succeeded.
     pub writes: u64,
     pub errors: u64,
-    /// From when each put was due to its answer.
+    /// From when each put was due (and sent) to its answer.
     pub latency_ms: Latency,
-    /// From when each put was sent to its answer.
-    pub sent_latency_ms: Latency,
     /// The longest time between two consecutive acknowledged puts: for the
     /// baseline one that ended before the Defragment call, for the defrag one
     /// that overlaps the call, after it one that began after the answer.
@@ -56,7 +54,13 @@ pub struct ServerRun {
 
 /// Splits `samples` at `defrag_start` and `defrag_end` (by slot) and ends
 /// the last phase at `end`.
-pub fn phases(samples: &[Sample], started: Instant, defrag_start: Instant, defrag_end: Instant, end: Instant) -> Vec<Phase> {
+pub fn phases(
+    samples: &[Sample],
+    started: Instant,
+    defrag_start: Instant,
+    defrag_end: Instant,
+    end: Instant,
+) -> Vec<Phase> {
     let mut acked: Vec<Instant> = samples.iter().filter(|s| s.error.is_none()).map(|s| s.done).collect();
     acked.sort();
     let windows = [
@@ -67,20 +71,15 @@ pub fn phases(samples: &[Sample], started: Instant, defrag_start: Instant, defra
     windows
         .iter()
         .map(|(name, from, to)| {
-            let mut due = Recorder::default();
-            let mut sent = Recorder::default();
+            let mut rec = Recorder::default();
             for s in samples.iter().filter(|s| s.slot >= *from && s.slot < *to) {
                 match &s.error {
-                    None => {
-                        due.ok(s.done - s.slot);
-                        sent.ok(s.done - s.sent);
-                    }
-                    Some(e) => due.error(e.clone()),
+                    None => rec.ok(s.done - s.slot),
+                    Some(e) => rec.error(e.clone()),
                 }
             }
             let secs = *to - *from;
-            let due = Report::new(name, due, secs);
-            let sent = Report::new(name, sent, secs);
+            let report = Report::new(name, rec, secs);
             let counts = |w: &[Instant]| match *name {
                 "baseline" => w[1] <= *to,
                 "defrag" => w[1] >= *from && w[0] <= *to,
@@ -95,10 +94,9 @@ pub fn phases(samples: &[Sample], started: Instant, defrag_start: Instant, defra
             Phase {
                 name: name.to_string(),
                 secs: secs.as_secs_f64(),
-                writes: due.count,
-                errors: due.errors,
-                latency_ms: due.latency_ms,
-                sent_latency_ms: sent.latency_ms,
+                writes: report.count,
+                errors: report.errors,
+                latency_ms: report.latency_ms,
                 longest_gap_ms: ms(gap),
             }
         })
@@ -140,19 +138,19 @@ pub fn text(runs: &[ServerRun]) -> String {
         );
         let _ = writeln!(
             s,
-            "  {:<9} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>12} {:>15}",
-            "phase", "secs", "writes", "errors", "p50 ms", "p99 ms", "max ms", "sent p99 ms", "longest gap ms"
+            "  {:<9} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>15}",
+            "phase", "secs", "writes", "errors", "p50 ms", "p99 ms", "max ms", "longest gap ms"
         );
         for p in &r.phases {
             let l = &p.latency_ms;
             let _ = writeln!(
                 s,
-                "  {:<9} {:>7.1} {:>7} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>12.2} {:>15.1}",
-                p.name, p.secs, p.writes, p.errors, l.p50, l.p99, l.max, p.sent_latency_ms.p99, p.longest_gap_ms
+                "  {:<9} {:>7.1} {:>7} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>15.1}",
+                p.name, p.secs, p.writes, p.errors, l.p50, l.p99, l.max, p.longest_gap_ms
             );
         }
     }
-    let _ = writeln!(s, "\nsummary (write latency from when each put was due; ms)");
+    let _ = writeln!(s, "\nsummary (write latency in ms, from when each put was due)");
     let _ = writeln!(
         s,
         "{:<8} {:>9} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12} {:>12} {:>12} {:>12}",
@@ -200,7 +198,6 @@ mod tests {
         let at = |ms| start + Duration::from_millis(ms);
         Sample {
             slot: at(due_ms),
-            sent: at(due_ms),
             done: at(done_ms),
             error: None,
         }
@@ -212,12 +209,21 @@ mod tests {
         let ms = |n| t + Duration::from_millis(n);
         // Baseline 0..100, defrag 100..300, after 300..400; the puts due at
         // 120 and 200 wait until the defrag ends at 300.
-        let samples = vec![put(t, 0, 1), put(t, 50, 51), put(t, 120, 300), put(t, 200, 301), put(t, 350, 351)];
+        let samples = vec![
+            put(t, 0, 1),
+            put(t, 50, 51),
+            put(t, 120, 300),
+            put(t, 200, 301),
+            put(t, 350, 351),
+        ];
         let p = phases(&samples, t, ms(100), ms(300), ms(400));
         assert_eq!(p.iter().map(|p| p.writes).collect::<Vec<_>>(), vec![2, 2, 1]);
         assert!((p[1].latency_ms.max - 180.0).abs() < 1.0, "{:?}", p[1].latency_ms);
         assert!((p[1].longest_gap_ms - 249.0).abs() < 1.0, "{}", p[1].longest_gap_ms);
-        assert!((p[0].longest_gap_ms - 50.0).abs() < 1.0, "the gap from 51 to 300 is the defrag's");
+        assert!(
+            (p[0].longest_gap_ms - 50.0).abs() < 1.0,
+            "the gap from 51 to 300 is the defrag's"
+        );
         assert!((p[2].longest_gap_ms - 50.0).abs() < 1.0, "{}", p[2].longest_gap_ms);
     }
 }

@@ -1,10 +1,10 @@
-//! The steady writer that runs while a defrag is measured: `clients` tasks
-//! put random values to random loaded keys, sharing one `--rate` schedule.
-//! Each put's latency counts from its slot in the schedule, not from when a
-//! client got to send it: when the server stops writing, the puts that were
-//! due meanwhile count as waiting since they were due (a client that only
-//! counted its few blocked requests would hide the stall). When stopped, the
-//! writer still sends every put whose slot came before the stop.
+//! The steady writer that runs while a defrag is measured: `clients`
+//! clients (one connection each unless `--conns` says otherwise) share one
+//! `--rate` schedule and send each put when it is due without waiting for
+//! their earlier puts (open loop, as a fleet of independent writers does).
+//! A put's latency counts from when it was due, so when the server stops
+//! writing every put due meanwhile shows the wait. When stopped, the writer
+//! still sends every put due before the stop and waits for its answer.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,7 +12,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use timon_proto::etcdserverpb::PutRequest;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::conns::Pool;
@@ -23,10 +23,8 @@ use crate::recorder::status_text;
 /// One put.
 #[derive(Debug, Clone)]
 pub struct Sample {
-    /// When it was due.
+    /// When it was due (and sent: puts do not wait for each other).
     pub slot: Instant,
-    /// When its client sent it (later than `slot` if the client was busy).
-    pub sent: Instant,
     /// When it was answered.
     pub done: Instant,
     /// The error, if it failed.
@@ -51,11 +49,11 @@ impl Writer {
         let stop_at: Arc<Mutex<Option<Instant>>> = Arc::default();
         let tasks = (0..clients)
             .map(|client| {
-                let mut kv = pool.kv(client);
+                let kv = pool.kv(client);
                 let (limiter, stop_at) = (limiter.clone(), stop_at.clone());
                 tokio::spawn(async move {
                     let mut rng = StdRng::seed_from_u64(0x5734_d000 + client as u64);
-                    let mut samples = Vec::new();
+                    let mut puts = JoinSet::new();
                     loop {
                         let slot = limiter.reserve().unwrap_or_else(Instant::now);
                         let stopped = |slot| stop_at.lock().expect("stop lock").is_some_and(|at| slot >= at);
@@ -71,20 +69,21 @@ impl Writer {
                             value: load::random_value(&mut rng, value_size),
                             ..Default::default()
                         };
-                        let sent = Instant::now();
-                        let error = match tokio::time::timeout(PUT_TIMEOUT, kv.put(req)).await {
-                            Ok(Ok(_)) => None,
-                            Ok(Err(status)) => Some(status_text(&status)),
-                            Err(_) => Some(format!("no answer within {PUT_TIMEOUT:?}")),
-                        };
-                        samples.push(Sample {
-                            slot,
-                            sent,
-                            done: Instant::now(),
-                            error,
+                        let mut kv = kv.clone();
+                        puts.spawn(async move {
+                            let error = match tokio::time::timeout(PUT_TIMEOUT, kv.put(req)).await {
+                                Ok(Ok(_)) => None,
+                                Ok(Err(status)) => Some(status_text(&status)),
+                                Err(_) => Some(format!("no answer within {PUT_TIMEOUT:?}")),
+                            };
+                            Sample {
+                                slot,
+                                done: Instant::now(),
+                                error,
+                            }
                         });
                     }
-                    samples
+                    puts.join_all().await
                 })
             })
             .collect();
