@@ -19,9 +19,12 @@
 //!   on both, A/B alternating, and writes the table, JSON and SVG chart.
 //! - [`stall`]: the longest write stall when a leader gets SIGTERM, on
 //!   timon and on etcd.
+//! - [`defrag`]: write latency while one member defragments a store of
+//!   `--size`, on timon and on etcd.
 
 pub mod compare;
 pub mod conns;
+pub mod defrag;
 pub mod keys;
 pub mod options;
 pub mod progress;

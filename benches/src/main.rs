@@ -5,6 +5,7 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use timon_bench::compare::{self, CompareArgs};
+use timon_bench::defrag::{self, DefragArgs};
 use timon_bench::options::Common;
 use timon_bench::stall::{self, StallArgs};
 use timon_bench::workload::{self, Workload};
@@ -29,6 +30,10 @@ enum Cmd {
     /// The longest write stall when the leader of a 3-member cluster gets
     /// SIGTERM, one client writing through the followers; timon and etcd.
     Stall(StallArgs),
+    /// Write latency while one member defragments a store filled to --size
+    /// (1 GiB), on timon and on etcd. Without --rate/--clients/--conns/
+    /// --val-size it writes 500 puts/s of 1 KiB from 4 clients on 4 connections.
+    Defrag(DefragArgs),
 }
 
 #[tokio::main]
@@ -55,6 +60,21 @@ async fn main() -> anyhow::Result<()> {
             compare::run(args, &cli.common).await?;
         }
         Cmd::Stall(args) => stall::run(args).await?,
+        Cmd::Defrag(args) => {
+            if defaulted("rate") {
+                cli.common.rate = defrag::DEFAULT_RATE;
+            }
+            if defaulted("clients") {
+                cli.common.clients = defrag::DEFAULT_CLIENTS;
+            }
+            if defaulted("conns") {
+                cli.common.conns = cli.common.clients;
+            }
+            if defaulted("val_size") {
+                cli.common.val_size = defrag::DEFAULT_VALUE_SIZE;
+            }
+            defrag::run(args, &cli.common).await?;
+        }
     }
     Ok(())
 }

@@ -30,8 +30,8 @@ pub struct Common {
     /// Bytes of each key (for prefixed workloads: bytes after the prefix).
     #[arg(long, default_value_t = 8, global = true)]
     pub key_size: usize,
-    /// Bytes of each value.
-    #[arg(long, default_value_t = 256, global = true)]
+    /// Bytes of each value (also `--value-size`).
+    #[arg(long, alias = "value-size", default_value_t = 256, global = true)]
     pub val_size: usize,
     /// Number of distinct keys the workload touches.
     #[arg(long, default_value_t = 1000, global = true)]
@@ -123,6 +123,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// `1GiB`, `512MiB`, `64KiB`, `1048576`: bytes, with an optional binary
+/// unit (`K`, `M`, `G` mean the same as `KiB`, `MiB`, `GiB`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("not a size: {text:?}"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" | "kb" => 10,
+        "m" | "mib" | "mb" => 20,
+        "g" | "gib" | "gb" => 30,
+        _ => return Err(format!("unknown unit {unit:?} in {text:?} (use KiB, MiB or GiB)")),
+    };
+    n.checked_mul(1 << shift)
+        .filter(|b| *b > 0)
+        .ok_or_else(|| format!("size must be positive and fit 64 bits: {text:?}"))
+}
+
 fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
     match d {
         Some(d) => s.serialize_some(&d.as_secs_f64()),
@@ -141,5 +160,14 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("8M").unwrap(), 8 << 20);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("1TiB").is_err());
     }
 }

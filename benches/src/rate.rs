@@ -26,8 +26,9 @@ impl Limiter {
         }
     }
 
-    /// The earliest time the next request may start.
-    fn reserve(&self) -> Option<Instant> {
+    /// The earliest time the next request may start (its slot in the
+    /// schedule), taken by the caller; None when unlimited.
+    pub fn reserve(&self) -> Option<Instant> {
         let interval = self.interval?;
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         Some(self.start + interval.mul_f64(n as f64))
