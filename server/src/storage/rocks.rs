@@ -16,14 +16,28 @@ fn err(e: rocksdb::Error) -> StorageError {
     StorageError(e.into_string())
 }
 
+/// The write-ahead log's size past which RocksDB flushes the column
+/// families holding its oldest entries, so their log files can go. At
+/// RocksDB's default (four times every column family's memtable budget,
+/// 2.5 GiB here) a rarely written column family pins every log file since
+/// its last flush: a 1 GiB bulk load left 2.1 GiB of logs beside the data
+/// (benches/README.md, `timon-bench defrag`). etcd keeps five 64 MB WAL
+/// files.
+const MAX_TOTAL_WAL_BYTES: u64 = 256 << 20;
+
 impl RocksEngine {
     /// Opens (creating if missing) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with_wal_limit(path, MAX_TOTAL_WAL_BYTES)
+    }
+
+    fn open_with_wal_limit(path: &Path, max_total_wal_bytes: u64) -> Result<Self> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         // The raft log is fsynced per append; the rest relies on the WAL.
         opts.set_max_background_jobs(2);
+        opts.set_max_total_wal_size(max_total_wal_bytes);
         let cfs = Cf::ALL
             .iter()
             .map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
@@ -220,6 +234,41 @@ mod tests {
         assert_eq!(e.get(Cf::Meta, b"m").unwrap(), Some(b"x".to_vec()));
         // Nothing of another column family leaks into a scan.
         assert_eq!(e.last_in(Cf::Kv, b"", None).unwrap().unwrap().0, b"c".to_vec());
+    }
+
+    /// Bytes in the write-ahead log files of the database at `dir`.
+    fn wal_bytes(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    }
+
+    #[test]
+    fn a_rarely_written_column_family_does_not_pin_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = RocksEngine::open_with_wal_limit(dir.path(), 1 << 20).unwrap();
+        e.write(one(Cf::Meta, b"once"), true).unwrap();
+        let value = vec![7u8; 64 << 10];
+        for i in 0..128u32 {
+            let mut b = WriteBatch::new();
+            b.put(Cf::RaftLog, i.to_be_bytes().to_vec(), value.clone());
+            e.write(b, false).unwrap();
+            if i % 8 == 7 {
+                // A full memtable: flushed, and the log moves to a new file.
+                e.db.flush_cf(e.cf(Cf::RaftLog)).unwrap();
+            }
+        }
+        // 8 MiB went through the log, in 16 files. Every one of them holds
+        // entries newer than the meta column family's last flush; past the
+        // 1 MiB limit RocksDB flushed meta too and deleted the old files
+        // (at RocksDB's default limit all 8 MiB stay).
+        let logs = wal_bytes(dir.path());
+        assert!(logs <= 3 << 20, "{logs} bytes of write-ahead log after 8 MiB of writes");
+        assert_eq!(e.get(Cf::Meta, b"once").unwrap(), Some(b"v".to_vec()));
+        assert_eq!(e.get(Cf::RaftLog, &127u32.to_be_bytes()).unwrap(), Some(value));
     }
 
     /// What a crash right now would leave of `dir`: the database as
