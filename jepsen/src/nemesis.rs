@@ -5,13 +5,14 @@
 //! [`window::windows`] turns those entries into fault windows (summary.json,
 //! timeline.svg).
 //!
-//! Leader transfer is not among the faults: openraft 0.9 has no leadership
-//! transfer and timon answers Maintenance.MoveLeader `Unimplemented`, so a
-//! transfer nemesis could only run against etcd; it waits for timon's
-//! MoveLeader.
+//! Besides faults, operations an operator runs under traffic ([`ops`]):
+//! rolling restarts with SIGTERM (a leader hands its leadership over before
+//! it exits, with timon's leadership transfer as with etcd's), member
+//! replacement, learner promotion, MoveLeader and compaction with defrag.
 
 pub mod links;
 pub mod membership;
+pub mod ops;
 pub mod window;
 
 use std::sync::Arc;
@@ -50,6 +51,17 @@ pub enum Kind {
     /// MemberRemove a follower and wipe its data dir; on heal MemberAdd it
     /// back and start it empty with `--initial-cluster-state existing`.
     MemberReadd,
+    /// SIGTERM every member in turn, restarting each before the next.
+    RollingRestart,
+    /// MemberRemove a random member, wipe it, MemberAdd a new member (new
+    /// name and data dir) in its place.
+    MemberReplace,
+    /// Replace a random member by a learner, then promote it.
+    LearnerPromote,
+    /// Maintenance.MoveLeader from the leader to a random follower.
+    MoveLeader,
+    /// Compact to a recent revision, then Defragment every member.
+    CompactDefrag,
 }
 
 /// The nemeses added with issue 5's second round, for a longer suite
@@ -68,6 +80,11 @@ impl Kind {
             Kind::LinkDelay => "link-delay",
             Kind::KillAll => "kill-all",
             Kind::MemberReadd => "member-readd",
+            Kind::RollingRestart => "rolling-restart",
+            Kind::MemberReplace => "member-replace",
+            Kind::LearnerPromote => "learner-promote",
+            Kind::MoveLeader => "move-leader",
+            Kind::CompactDefrag => "compact-defrag",
         }
     }
 }
@@ -145,6 +162,11 @@ async fn inject(kind: Kind, cluster: &mut Cluster, rng: &mut StdRng) -> anyhow::
             "kill -9 all members".to_string()
         }
         Kind::MemberReadd => membership::remove_follower(cluster, rng).await?,
+        Kind::RollingRestart => ops::rolling_restart(cluster, rng).await?,
+        Kind::MemberReplace => ops::replace(cluster, rng, false).await?,
+        Kind::LearnerPromote => ops::replace(cluster, rng, true).await?,
+        Kind::MoveLeader => ops::move_leader(cluster, rng).await?,
+        Kind::CompactDefrag => ops::compact_defrag(cluster, rng).await?,
     })
 }
 
@@ -175,8 +197,7 @@ pub async fn run(kind: Kind, cluster: Arc<Mutex<Cluster>>, rec: Recorder, mut rn
     }
 }
 
-/// Heals everything: removed members are added back, links pass, paused
-/// members continue, killed ones restart.
+/// Heals everything: removed members are added back, links pass, paused members continue, killed ones restart.
 pub async fn heal(cluster: &Arc<Mutex<Cluster>>, rec: &Recorder) {
     record(rec, EntryKind::Invoke, "heal", None);
     let mut cluster = cluster.lock().await;

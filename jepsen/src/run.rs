@@ -542,15 +542,15 @@ pub const QUICK_OTHERS: [(Workload, nemesis::Kind); 6] = [
 /// The `long` suite: every workload under every nemesis on 3 members, and
 /// every workload under each partition nemesis on 5 members (where a
 /// minority is two members), as (workload, nemesis, members); except auth
-/// under member-readd, whose MemberAdd and MemberRemove the nemesis sends
-/// without a root token.
+/// under the membership changes ([`changes_membership`]), whose
+/// MemberAdd and MemberRemove the nemesis sends without a root token.
 pub fn long() -> Vec<(Workload, nemesis::Kind, usize)> {
     use clap::ValueEnum;
     let mut out = Vec::new();
     for nodes in [3, 5] {
         for &w in Workload::value_variants() {
             for &n in nemesis::Kind::value_variants() {
-                if (w, n) == (Workload::Auth, nemesis::Kind::MemberReadd) {
+                if w == Workload::Auth && changes_membership(n) {
                     continue;
                 }
                 if nodes == 3 || n.name().contains("partition") {
@@ -560,6 +560,12 @@ pub fn long() -> Vec<(Workload, nemesis::Kind, usize)> {
         }
     }
     out
+}
+
+/// The nemeses that send MemberAdd / MemberRemove / MemberPromote.
+pub fn changes_membership(n: nemesis::Kind) -> bool {
+    use nemesis::Kind;
+    matches!(n, Kind::MemberReadd | Kind::MemberReplace | Kind::LearnerPromote)
 }
 
 #[cfg(test)]
@@ -572,7 +578,7 @@ mod tests {
         let long = long();
         for &w in Workload::value_variants() {
             for &n in nemesis::Kind::value_variants() {
-                let needs_root = (w, n) == (Workload::Auth, nemesis::Kind::MemberReadd);
+                let needs_root = w == Workload::Auth && changes_membership(n);
                 assert_eq!(long.contains(&(w, n, 3)), !needs_root, "{w:?} under {n:?}");
             }
             assert!(long.contains(&(w, nemesis::Kind::PartitionRandom, 5)));

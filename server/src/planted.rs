@@ -22,6 +22,19 @@
 //!   first catching up with its commit index (etcd's `waitAppliedIndex`),
 //!   so a lease whose revoke other members already applied (and answered)
 //!   is renewed.
+//! - `leaderless-read`: a member that knows no leader (just restarted, or
+//!   in an election) answers linearizable reads from its own state instead
+//!   of waiting for one (caught by `rolling-restart`).
+//! - `joined-stale-read`: a member started with `--initial-cluster-state
+//!   existing` ([`joined`]) answers linearizable reads from its own state,
+//!   as if a member that joined were caught up (caught by `member-replace`).
+//! - `handoff-stale-read`: for [`HANDOFF_STALE`] after it handed its
+//!   leadership over ([`note_handoff`]), the old leader answers
+//!   linearizable reads from its own state, a leader lease outliving the
+//!   transfer (caught by `move-leader`).
+//! - `compact-drops-latest`: compaction at revision R also drops the live
+//!   version of every key not written after R (caught by `compact-defrag`
+//!   with the lease workload: a leased key vanishes while its lease lives).
 //!
 //! And faults that are not bugs, which timon must survive:
 //! - `slow-leader-apply`: the leader applies lease revokes 300 ms after
@@ -71,6 +84,58 @@ pub fn slow_fsync() {
 #[cfg(not(feature = "planted-bugs"))]
 #[inline(always)]
 pub fn slow_fsync() {}
+
+/// How long `handoff-stale-read` serves local reads after a hand-off.
+pub const HANDOFF_STALE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Whether this process was started with `--initial-cluster-state
+/// existing` (read from its command line: only the planted bugs ask).
+#[cfg(feature = "planted-bugs")]
+pub fn joined() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--initial-cluster-state=existing")
+        || args
+            .windows(2)
+            .any(|w| w[0] == "--initial-cluster-state" && w[1] == "existing")
+}
+
+/// Never, in a normal build.
+#[cfg(not(feature = "planted-bugs"))]
+#[inline(always)]
+pub fn joined() -> bool {
+    false
+}
+
+#[cfg(feature = "planted-bugs")]
+static HANDED_OFF: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+
+/// This member handed its leadership over (`handoff-stale-read`).
+#[cfg(feature = "planted-bugs")]
+pub fn note_handoff() {
+    *HANDED_OFF.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+}
+
+/// Nothing, in a normal build.
+#[cfg(not(feature = "planted-bugs"))]
+#[inline(always)]
+pub fn note_handoff() {}
+
+/// Whether this member handed its leadership over less than
+/// [`HANDOFF_STALE`] ago.
+#[cfg(feature = "planted-bugs")]
+pub fn recently_handed_off() -> bool {
+    HANDED_OFF
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_some_and(|t| t.elapsed() < HANDOFF_STALE)
+}
+
+/// Never, in a normal build.
+#[cfg(not(feature = "planted-bugs"))]
+#[inline(always)]
+pub fn recently_handed_off() -> bool {
+    false
+}
 
 /// Whether `bug` is the planted bug selected for this process.
 #[cfg(feature = "planted-bugs")]

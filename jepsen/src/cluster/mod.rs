@@ -12,6 +12,7 @@
 
 pub mod dial;
 pub mod membership;
+pub mod ops;
 pub mod proxy;
 pub mod source;
 
@@ -79,6 +80,8 @@ pub struct Cluster {
     pids: Arc<Mutex<Vec<Option<u32>>>>,
     /// `https` with TLS, else `http`: every URL the members are given.
     scheme: &'static str,
+    /// Members started in place of removed ones, for their names ([`ops`]).
+    replacements: usize,
 }
 
 /// A port nobody listens on right now (small race until the member binds
@@ -223,6 +226,7 @@ impl Cluster {
             binary: spec.binary.clone(),
             pids,
             scheme,
+            replacements: 0,
         };
         for i in 0..spec.nodes {
             cluster.spawn(i)?;
@@ -249,9 +253,9 @@ impl Cluster {
     }
 
     fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
+        let mut cmd = Command::new(&self.binary);
         let m = &mut self.members[i];
         let log = OpenOptions::new().create(true).append(true).open(&m.log)?;
-        let mut cmd = Command::new(&self.binary);
         // Both servers read ETCD_* variables as flags: none leak in.
         for (key, _) in std::env::vars_os() {
             if key.to_str().is_some_and(|k| k.starts_with("ETCD")) {
