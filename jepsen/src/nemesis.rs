@@ -8,8 +8,10 @@
 //! Besides faults, operations an operator runs under traffic ([`ops`]):
 //! rolling restarts with SIGTERM (a leader hands its leadership over before
 //! it exits, with timon's leadership transfer as with etcd's), member
-//! replacement, learner promotion, MoveLeader and compaction with defrag.
+//! replacement, learner promotion, MoveLeader and compaction with defrag;
+//! and clock faults through libfaketime ([`clock`]).
 
+pub mod clock;
 pub mod links;
 pub mod membership;
 pub mod ops;
@@ -51,6 +53,9 @@ pub enum Kind {
     /// MemberRemove a follower and wipe its data dir; on heal MemberAdd it
     /// back and start it empty with `--initial-cluster-state existing`.
     MemberReadd,
+    /// One member's wall clock jumps forward or back, or runs fast or slow
+    /// (libfaketime; timon only: Go's clock bypasses libc).
+    ClockSkew,
     /// SIGTERM every member in turn, restarting each before the next.
     RollingRestart,
     /// MemberRemove a random member, wipe it, MemberAdd a new member (new
@@ -80,6 +85,7 @@ impl Kind {
             Kind::LinkDelay => "link-delay",
             Kind::KillAll => "kill-all",
             Kind::MemberReadd => "member-readd",
+            Kind::ClockSkew => "clock-skew",
             Kind::RollingRestart => "rolling-restart",
             Kind::MemberReplace => "member-replace",
             Kind::LearnerPromote => "learner-promote",
@@ -162,6 +168,7 @@ async fn inject(kind: Kind, cluster: &mut Cluster, rng: &mut StdRng) -> anyhow::
             "kill -9 all members".to_string()
         }
         Kind::MemberReadd => membership::remove_follower(cluster, rng).await?,
+        Kind::ClockSkew => clock::skew(cluster, rng).await?,
         Kind::RollingRestart => ops::rolling_restart(cluster, rng).await?,
         Kind::MemberReplace => ops::replace(cluster, rng, false).await?,
         Kind::LearnerPromote => ops::replace(cluster, rng, true).await?,
@@ -197,13 +204,15 @@ pub async fn run(kind: Kind, cluster: Arc<Mutex<Cluster>>, rec: Recorder, mut rn
     }
 }
 
-/// Heals everything: removed members are added back, links pass, paused members continue, killed ones restart.
+/// Heals everything: removed members are added back, clocks are real
+/// again, links pass, paused members continue, killed ones restart.
 pub async fn heal(cluster: &Arc<Mutex<Cluster>>, rec: &Recorder) {
     record(rec, EntryKind::Invoke, "heal", None);
     let mut cluster = cluster.lock().await;
     let readded = membership::readd_removed(&mut cluster).await;
+    let clocks = cluster.reset_clocks();
     let healed = cluster.heal();
-    match readded.and(healed) {
+    match readded.and(clocks).and(healed) {
         Ok(()) => record(rec, EntryKind::Ok, "heal", None),
         Err(e) => record(rec, EntryKind::Fail, "heal", Some(format!("{e:#}"))),
     }

@@ -106,3 +106,16 @@ fn compact_defrag_compacts_and_defragments_and_the_run_passes() {
     let actions = passing_actions("register", "compact-defrag");
     assert!(actions.iter().any(|a| a.starts_with("compact at ")), "{actions:?}");
 }
+
+/// Wall clock jumps and rates on timon's leader change nothing its lease
+/// checker sees: deadlines are on the monotonic clock.
+#[test]
+fn clock_skew_jumps_the_leaders_wall_clock_and_leases_hold() {
+    let actions = passing_actions("lease", "clock-skew");
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.contains("(leader) jumps") && a.ends_with("s forward")),
+        "{actions:?}"
+    );
+}

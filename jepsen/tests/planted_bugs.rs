@@ -131,6 +131,22 @@ fn a_leader_slow_to_apply_revokes_renews_no_lease_it_ended() {
     assert!(text.lines().any(|l| l == "1 passed, 0 failed"), "{text}");
 }
 
+/// Lease deadlines kept on the wall clock: the `clock-skew` nemesis's first
+/// fault jumps the leader's wall clock forward (libfaketime), every lease
+/// the leader keeps expires at once and a key is read gone while its lease
+/// was certainly alive. timon proper keeps them on the monotonic clock and
+/// passes the same run (jepsen/tests/nemeses.rs).
+#[test]
+fn lease_deadlines_on_the_wall_clock_are_caught_by_clock_skew() {
+    let (failed, text) = run_workload_with_bug("lease", "wall-clock-lease", "clock-skew");
+    assert!(
+        failed,
+        "the harness passed a build whose leases follow the wall clock:\n{text}"
+    );
+    assert!(text.contains("lease Invalid"), "{text}");
+    assert!(text.contains("ended early"), "{text}");
+}
+
 /// A member that knows no leader answers reads from its own state: a
 /// rolling restart starts every member in turn, and a restarted member
 /// serves what it had before it stopped until it hears from the leader.

@@ -22,6 +22,10 @@
 //!   first catching up with its commit index (etcd's `waitAppliedIndex`),
 //!   so a lease whose revoke other members already applied (and answered)
 //!   is renewed.
+//! - `wall-clock-lease`: the leader keeps lease deadlines on the wall clock
+//!   ([`wall_instant`]) instead of the monotonic one, so a wall clock that
+//!   jumps forward expires leases early (caught by the `clock-skew`
+//!   nemesis).
 //! - `leaderless-read`: a member that knows no leader (just restarted, or
 //!   in an election) answers linearizable reads from its own state instead
 //!   of waiting for one (caught by `rolling-restart`).
@@ -87,6 +91,25 @@ pub fn slow_fsync() {}
 
 /// How long `handoff-stale-read` serves local reads after a hand-off.
 pub const HANDOFF_STALE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// `wall-clock-lease`'s clock: an `Instant` that moves with the wall clock
+/// (the first call's instant plus the wall time since; a wall clock set
+/// back before that first call stands still).
+#[cfg(feature = "planted-bugs")]
+pub fn wall_instant() -> std::time::Instant {
+    use std::sync::OnceLock;
+    use std::time::{Instant, SystemTime};
+    static BASE: OnceLock<(Instant, SystemTime)> = OnceLock::new();
+    let (mono, wall) = *BASE.get_or_init(|| (Instant::now(), SystemTime::now()));
+    mono + SystemTime::now().duration_since(wall).unwrap_or_default()
+}
+
+/// `wall-clock-lease`'s clock: the monotonic one, in a normal build.
+#[cfg(not(feature = "planted-bugs"))]
+#[inline(always)]
+pub fn wall_instant() -> std::time::Instant {
+    std::time::Instant::now()
+}
 
 /// Whether this process was started with `--initial-cluster-state
 /// existing` (read from its command line: only the planted bugs ask).

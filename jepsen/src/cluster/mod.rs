@@ -10,6 +10,7 @@
 //! made in the run's directory: `timon_tls::test_pki`); the proxies pass the TLS bytes
 //! through unchanged, and every client dials through [`dial::Endpoint`].
 
+pub mod clock;
 pub mod dial;
 pub mod membership;
 pub mod ops;
@@ -46,6 +47,9 @@ pub struct Spec {
     pub tls: bool,
     /// Flags every member gets besides the cluster's own.
     pub extra_args: Vec<String>,
+    /// Run every member under libfaketime with a clock file the harness
+    /// rewrites ([`clock`]).
+    pub faketime: bool,
 }
 
 /// One member process and its addresses.
@@ -80,6 +84,9 @@ pub struct Cluster {
     pids: Arc<Mutex<Vec<Option<u32>>>>,
     /// `https` with TLS, else `http`: every URL the members are given.
     scheme: &'static str,
+    /// The directory of the members' libfaketime clock files, when they
+    /// run under libfaketime ([`clock`]).
+    clocks: Option<clock::Clocks>,
     /// Members started in place of removed ones, for their names ([`ops`]).
     replacements: usize,
 }
@@ -226,8 +233,10 @@ impl Cluster {
             binary: spec.binary.clone(),
             pids,
             scheme,
+            clocks: spec.faketime.then(|| clock::Clocks::new(&spec.dir)),
             replacements: 0,
         };
+        cluster.init_clocks()?;
         for i in 0..spec.nodes {
             cluster.spawn(i)?;
         }
@@ -254,6 +263,7 @@ impl Cluster {
 
     fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
         let mut cmd = Command::new(&self.binary);
+        self.clock_env(i, &mut cmd);
         let m = &mut self.members[i];
         let log = OpenOptions::new().create(true).append(true).open(&m.log)?;
         // Both servers read ETCD_* variables as flags: none leak in.

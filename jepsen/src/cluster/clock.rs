@@ -1,0 +1,121 @@
+//! Member clocks under libfaketime (the `clock-skew` nemesis): with
+//! [`super::Spec::faketime`] every member runs with libfaketime in
+//! `LD_PRELOAD` and its own clock file, `clock-<slot>.faketime` in the run's
+//! directory, holding a libfaketime spec (`+0`, `+90`, `-30`, `+0 x2`) that
+//! [`Cluster::set_clock`] rewrites (write + rename, so the library never
+//! reads half a spec). libfaketime re-reads the file at most once a second
+//! (`FAKETIME_CACHE_DURATION=1`). A rate (`+0 x2`) applies to the time
+//! since the member started, so a change of rate also makes the clock jump
+//! by (rate − 1) × the member's uptime; setting `+0` again puts it back on
+//! the real time exactly. (`FAKETIME_XRESET`, which would smooth the jump,
+//! keeps the skew accumulated at the faster or slower rate after the
+//! reset, and libfaketime calls it experimental: not used.)
+//!
+//! Only the wall clock is faked (`FAKETIME_DONT_FAKE_MONOTONIC=1`):
+//! CLOCK_MONOTONIC, which Rust's `Instant` and tokio's timers read, stays
+//! the kernel's. A real machine's wall clock jumps (an NTP step, an
+//! operator) and its rate is slewed, while CLOCK_MONOTONIC never jumps and
+//! NTP slews its rate by at most 500 ppm; faking a monotonic jump would test
+//! a clock no kernel provides. One side effect remains with a rate other
+//! than 1: libfaketime divides the timeouts of `epoll_wait`, `nanosleep`
+//! and friends by the rate, so a "slow" member's timers fire late (its
+//! heartbeats and lease checks come later) and a "fast" member's wake early
+//! and wait again.
+//!
+//! etcd is a Go program: Go reads the clock through the vDSO, never through
+//! libc, so libfaketime does not reach it (checked: etcd 3.4.23 under
+//! `FAKETIME=+2h` logs the real time); the nemesis does not apply to etcd.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+use super::Cluster;
+
+/// Debian's libfaketime (`apt-get install libfaketime`; scripts/setup).
+pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// The spec of a clock that is the real one.
+pub const REAL: &str = "+0";
+
+fn clock_file(dir: &Path, slot: usize) -> PathBuf {
+    dir.join(format!("clock-{slot}.faketime"))
+}
+
+/// Where the clock files are, and how many clock faults were injected.
+pub(super) struct Clocks {
+    dir: PathBuf,
+    faults: usize,
+}
+
+impl Clocks {
+    pub(super) fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            faults: 0,
+        }
+    }
+}
+
+impl Cluster {
+    /// Writes every member's clock file with the real time (before the
+    /// members start: libfaketime reads it at its first clock call).
+    pub(super) fn init_clocks(&self) -> anyhow::Result<()> {
+        if self.clocks.is_none() {
+            return Ok(());
+        }
+        if !Path::new(LIBFAKETIME).exists() {
+            bail!("{LIBFAKETIME} is missing: apt-get install libfaketime (scripts/setup does)");
+        }
+        for i in 0..self.len() {
+            self.set_clock(i, REAL)?;
+        }
+        Ok(())
+    }
+
+    /// The libfaketime environment of member `i`, if the members run under it.
+    pub(super) fn clock_env(&self, i: usize, cmd: &mut Command) {
+        let Some(clocks) = &self.clocks else { return };
+        cmd.env("LD_PRELOAD", LIBFAKETIME)
+            .env("FAKETIME_TIMESTAMP_FILE", clock_file(&clocks.dir, i))
+            .env("FAKETIME_CACHE_DURATION", "1")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .env_remove("FAKETIME");
+    }
+
+    /// Whether the members run under libfaketime.
+    pub fn has_fake_clocks(&self) -> bool {
+        self.clocks.is_some()
+    }
+
+    /// Counts a clock fault; answers how many came before it.
+    pub fn next_clock_fault(&mut self) -> anyhow::Result<usize> {
+        let Some(clocks) = &mut self.clocks else {
+            bail!("the members do not run under libfaketime");
+        };
+        clocks.faults += 1;
+        Ok(clocks.faults - 1)
+    }
+
+    /// Sets member `i`'s clock to the libfaketime `spec` (seen by the member
+    /// within a second).
+    pub fn set_clock(&self, i: usize, spec: &str) -> anyhow::Result<()> {
+        let Some(clocks) = &self.clocks else {
+            bail!("the members do not run under libfaketime");
+        };
+        let file = clock_file(&clocks.dir, i);
+        let tmp = file.with_extension("tmp");
+        std::fs::write(&tmp, format!("{spec}\n")).with_context(|| format!("write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &file).with_context(|| format!("rename to {}", file.display()))?;
+        Ok(())
+    }
+
+    /// Every member's clock back to the real one (nothing without fake clocks).
+    pub fn reset_clocks(&self) -> anyhow::Result<()> {
+        if self.clocks.is_none() {
+            return Ok(());
+        }
+        (0..self.len()).try_for_each(|i| self.set_clock(i, REAL))
+    }
+}
