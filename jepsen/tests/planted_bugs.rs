@@ -197,3 +197,15 @@ fn a_compaction_that_drops_live_keys_is_caught_by_compact_defrag() {
     );
     assert!(text.contains("lease Invalid"), "{text}");
 }
+
+/// The same bug through `learner-promote`: the new member joins as a
+/// learner and serves its lagging store before and after its promotion.
+#[test]
+fn reads_of_a_learner_still_joining_are_caught_by_learner_promote() {
+    let (failed, text) = run_with_bug("joined-stale-read", "learner-promote");
+    assert!(
+        failed,
+        "the harness passed a build whose new learners serve stale reads:\n{text}"
+    );
+    assert!(text.contains(" Invalid"), "{text}");
+}

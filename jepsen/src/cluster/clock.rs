@@ -84,6 +84,19 @@ impl Cluster {
             .env_remove("FAKETIME");
     }
 
+    /// Removes the shared memory libfaketime made for member process `pid`
+    /// (`/dev/shm/faketime_shm_<pid>`, `sem.faketime_sem_<pid>`), which
+    /// only a clean exit removes: a member killed with SIGKILL leaves them
+    /// for a later process with the same pid to trip over.
+    pub(super) fn clock_reaped(&self, pid: u32) {
+        if self.clocks.is_none() {
+            return;
+        }
+        for name in [format!("faketime_shm_{pid}"), format!("sem.faketime_sem_{pid}")] {
+            let _ = std::fs::remove_file(Path::new("/dev/shm").join(name));
+        }
+    }
+
     /// Whether the members run under libfaketime.
     pub fn has_fake_clocks(&self) -> bool {
         self.clocks.is_some()

@@ -297,8 +297,9 @@ impl Cluster {
         if let Some(mut child) = m.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            self.clock_reaped(child.id());
         }
-        m.paused = false;
+        self.members[i].paused = false;
         lock(&self.pids)[i] = None;
     }
 

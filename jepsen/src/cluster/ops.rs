@@ -31,7 +31,9 @@ impl Cluster {
             let m = &mut self.members[i];
             let child = m.child.as_mut().context("not running")?;
             if let Some(status) = child.try_wait()? {
+                let pid = child.id();
                 m.child = None;
+                self.clock_reaped(pid);
                 super::lock(&self.pids)[i] = None;
                 return Ok(status);
             }

@@ -160,7 +160,8 @@ impl TreeIndex {
         let drop_latest = crate::planted::active("compact-drops-latest");
         self.tree.retain(|_, ki| {
             ki.compact(rev, &mut available);
-            !ki.is_empty() && !(drop_latest && ki.modified.main <= rev)
+            let dropped = drop_latest && ki.modified.main <= rev;
+            !ki.is_empty() && !dropped
         });
         available
     }
