@@ -56,6 +56,9 @@ pub enum Kind {
     /// One member's wall clock jumps forward or back, or runs fast or slow
     /// (libfaketime; timon only: Go's clock bypasses libc).
     ClockSkew,
+    /// One member's monotonic and wall clocks run 1.2–1.9x fast or
+    /// 0.5–0.8x slow, without jumps (libfaketime; timon only).
+    ClockRate,
     /// SIGTERM every member in turn, restarting each before the next.
     RollingRestart,
     /// MemberRemove a random member, wipe it, MemberAdd a new member (new
@@ -86,6 +89,7 @@ impl Kind {
             Kind::KillAll => "kill-all",
             Kind::MemberReadd => "member-readd",
             Kind::ClockSkew => "clock-skew",
+            Kind::ClockRate => "clock-rate",
             Kind::RollingRestart => "rolling-restart",
             Kind::MemberReplace => "member-replace",
             Kind::LearnerPromote => "learner-promote",
@@ -169,6 +173,7 @@ async fn inject(kind: Kind, cluster: &mut Cluster, rng: &mut StdRng) -> anyhow::
         }
         Kind::MemberReadd => membership::remove_follower(cluster, rng).await?,
         Kind::ClockSkew => clock::skew(cluster, rng).await?,
+        Kind::ClockRate => clock::rate(cluster, rng).await?,
         Kind::RollingRestart => ops::rolling_restart(cluster, rng).await?,
         Kind::MemberReplace => ops::replace(cluster, rng, false).await?,
         Kind::LearnerPromote => ops::replace(cluster, rng, true).await?,

@@ -124,9 +124,10 @@ impl Scenario {
 
     /// Whether the nemesis can act on this server: libfaketime cannot
     /// reach etcd's clock (Go reads it through the vDSO, not libc), so
-    /// `clock-skew` applies to timon only.
+    /// `clock-skew` and `clock-rate` apply to timon only.
     pub fn applies(&self) -> bool {
-        !(self.server == Server::Etcd && self.nemesis == nemesis::Kind::ClockSkew)
+        let clock = matches!(self.nemesis, nemesis::Kind::ClockSkew | nemesis::Kind::ClockRate);
+        !(self.server == Server::Etcd && clock)
     }
 
     pub fn dir(&self) -> PathBuf {
@@ -337,7 +338,11 @@ async fn execute(
         dir: dir.to_path_buf(),
         extra_args,
         tls: sc.tls,
-        faketime: sc.nemesis == nemesis::Kind::ClockSkew,
+        faketime: match sc.nemesis {
+            nemesis::Kind::ClockSkew => Some(crate::cluster::clock::Fake::Wall),
+            nemesis::Kind::ClockRate => Some(crate::cluster::clock::Fake::WallAndMonotonic),
+            _ => None,
+        },
     };
     progress.set_message("starting cluster");
     let cluster = Cluster::start(&spec, Duration::from_secs(60)).await?;

@@ -119,3 +119,16 @@ fn clock_skew_jumps_the_leaders_wall_clock_and_leases_hold() {
         "{actions:?}"
     );
 }
+
+/// The leader's monotonic clock running up to 1.9x fast ends leases early
+/// in real time, but within the lease checker's margin: the run passes.
+#[test]
+fn clock_rate_runs_the_leaders_clocks_fast_and_leases_hold() {
+    let actions = passing_actions("lease", "clock-rate");
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.contains("(leader) runs") && a.ends_with("x fast")),
+        "{actions:?}"
+    );
+}

@@ -209,3 +209,18 @@ fn reads_of_a_learner_still_joining_are_caught_by_learner_promote() {
     );
     assert!(text.contains(" Invalid"), "{text}");
 }
+
+/// Leases expired at 60 % of their TTL: hidden by the lease checker's
+/// margin (a renewal vouches for half the TTL) at the real clock rate (a
+/// `none` run of this build passes), caught once `clock-rate` runs the
+/// leader's monotonic clock fast.
+#[test]
+fn short_lease_deadlines_are_caught_when_the_leaders_clock_runs_fast() {
+    let (failed, text) = run_workload_with_bug("lease", "short-lease-deadline", "clock-rate");
+    assert!(
+        failed,
+        "the harness passed a build that ends leases at 60 % of their TTL:\n{text}"
+    );
+    assert!(text.contains("lease Invalid"), "{text}");
+    assert!(text.contains("ended early"), "{text}");
+}

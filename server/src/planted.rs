@@ -26,6 +26,11 @@
 //!   ([`wall_instant`]) instead of the monotonic one, so a wall clock that
 //!   jumps forward expires leases early (caught by the `clock-skew`
 //!   nemesis).
+//! - `short-lease-deadline`: the leader expires a lease at 60 % of its TTL
+//!   (a unit or rounding slip). The lease checker's margin (a renewal
+//!   invoked at s vouches only until s + TTL/2) hides it at the real clock
+//!   rate; the `clock-rate` nemesis, which runs the leader's clocks up to
+//!   1.9x fast, brings the expiry below the margin.
 //! - `leaderless-read`: a member that knows no leader (just restarted, or
 //!   in an election) answers linearizable reads from its own state instead
 //!   of waiting for one (caught by `rolling-restart`).

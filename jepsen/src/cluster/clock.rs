@@ -1,5 +1,5 @@
-//! Member clocks under libfaketime (the `clock-skew` nemesis): with
-//! [`super::Spec::faketime`] every member runs with libfaketime in
+//! Member clocks under libfaketime (the `clock-skew` and `clock-rate`
+//! nemeses): with [`super::Spec::faketime`] every member runs with libfaketime in
 //! `LD_PRELOAD` and its own clock file, `clock-<slot>.faketime` in the run's
 //! directory, holding a libfaketime spec (`+0`, `+90`, `-30`, `+0 x2`) that
 //! [`Cluster::set_clock`] rewrites (write + rename, so the library never
@@ -11,7 +11,8 @@
 //! keeps the skew accumulated at the faster or slower rate after the
 //! reset, and libfaketime calls it experimental: not used.)
 //!
-//! Only the wall clock is faked (`FAKETIME_DONT_FAKE_MONOTONIC=1`):
+//! For `clock-skew` ([`Fake::Wall`]) only the wall clock is faked
+//! (`FAKETIME_DONT_FAKE_MONOTONIC=1`):
 //! CLOCK_MONOTONIC, which Rust's `Instant` and tokio's timers read, stays
 //! the kernel's. A real machine's wall clock jumps (an NTP step, an
 //! operator) and its rate is slewed, while CLOCK_MONOTONIC never jumps and
@@ -21,6 +22,13 @@
 //! and friends by the rate, so a "slow" member's timers fire late (its
 //! heartbeats and lease checks come later) and a "fast" member's wake early
 //! and wait again.
+//!
+//! For `clock-rate` ([`Fake::WallAndMonotonic`]) both clocks are faked, and
+//! only rates are set, with `FAKETIME_XRESET=1` so that a change of rate
+//! starts from the current faked time: no jump, forward or back, ever (a
+//! faked CLOCK_MONOTONIC gets the same offset as the wall clock, so a jump
+//! would move it too). The skew a fast or slow rate accumulated stays after
+//! the heal (`+0`: rate 1 again), which only the wall clock shows.
 //!
 //! etcd is a Go program: Go reads the clock through the vDSO, never through
 //! libc, so libfaketime does not reach it (checked: etcd 3.4.23 under
@@ -43,16 +51,28 @@ fn clock_file(dir: &Path, slot: usize) -> PathBuf {
     dir.join(format!("clock-{slot}.faketime"))
 }
 
-/// Where the clock files are, and how many clock faults were injected.
+/// Which clocks libfaketime fakes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fake {
+    /// CLOCK_REALTIME only (`clock-skew`).
+    Wall,
+    /// CLOCK_MONOTONIC too, rates only, smoothed (`clock-rate`).
+    WallAndMonotonic,
+}
+
+/// Where the clock files are, which clocks are faked, and how many clock
+/// faults were injected.
 pub(super) struct Clocks {
     dir: PathBuf,
+    fake: Fake,
     faults: usize,
 }
 
 impl Clocks {
-    pub(super) fn new(dir: &Path) -> Self {
+    pub(super) fn new(dir: &Path, fake: Fake) -> Self {
         Self {
             dir: dir.to_path_buf(),
+            fake,
             faults: 0,
         }
     }
@@ -80,8 +100,11 @@ impl Cluster {
         cmd.env("LD_PRELOAD", LIBFAKETIME)
             .env("FAKETIME_TIMESTAMP_FILE", clock_file(&clocks.dir, i))
             .env("FAKETIME_CACHE_DURATION", "1")
-            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
             .env_remove("FAKETIME");
+        match clocks.fake {
+            Fake::Wall => cmd.env("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+            Fake::WallAndMonotonic => cmd.env("FAKETIME_XRESET", "1"),
+        };
     }
 
     /// Removes the shared memory libfaketime made for member process `pid`

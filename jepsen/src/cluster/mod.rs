@@ -48,8 +48,8 @@ pub struct Spec {
     /// Flags every member gets besides the cluster's own.
     pub extra_args: Vec<String>,
     /// Run every member under libfaketime with a clock file the harness
-    /// rewrites ([`clock`]).
-    pub faketime: bool,
+    /// rewrites ([`clock`]): its wall clock, or both clocks.
+    pub faketime: Option<clock::Fake>,
 }
 
 /// One member process and its addresses.
@@ -233,7 +233,7 @@ impl Cluster {
             binary: spec.binary.clone(),
             pids,
             scheme,
-            clocks: spec.faketime.then(|| clock::Clocks::new(&spec.dir)),
+            clocks: spec.faketime.map(|fake| clock::Clocks::new(&spec.dir, fake)),
             replacements: 0,
         };
         cluster.init_clocks()?;

