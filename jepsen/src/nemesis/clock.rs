@@ -60,7 +60,7 @@ fn plan(n: usize, rng: &mut StdRng) -> (Fault, bool) {
 /// fast leader ends a lease of TTL t at most t/2 early, which the lease
 /// checker's margin (a renewal at s vouches until s + t/2) allows.
 fn rate_plan(n: usize, rng: &mut StdRng) -> (Fault, bool) {
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         (Fault::Rate(rng.gen_range(1.2..=1.9)), true)
     } else {
         (Fault::Rate(rng.gen_range(0.5..=0.8)), false)
