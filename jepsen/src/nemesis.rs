@@ -209,8 +209,9 @@ pub async fn run(kind: Kind, cluster: Arc<Mutex<Cluster>>, rec: Recorder, mut rn
     }
 }
 
-/// Heals everything: removed members are added back, clocks are real
-/// again, links pass, paused members continue, killed ones restart.
+/// Heals everything: removed members are added back, faked clocks are set
+/// back (`+0`: see `cluster::clock`), links pass, paused members continue,
+/// killed ones restart.
 pub async fn heal(cluster: &Arc<Mutex<Cluster>>, rec: &Recorder) {
     record(rec, EntryKind::Invoke, "heal", None);
     let mut cluster = cluster.lock().await;

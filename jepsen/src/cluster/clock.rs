@@ -147,7 +147,8 @@ impl Cluster {
         Ok(())
     }
 
-    /// Every member's clock back to the real one (nothing without fake clocks).
+    /// Every member's clock file back to `+0`: the real time under
+    /// `clock-skew`, rate 1 under `clock-rate` (nothing without fake clocks).
     pub fn reset_clocks(&self) -> anyhow::Result<()> {
         if self.clocks.is_none() {
             return Ok(());
