@@ -176,7 +176,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<bool> {
                     });
                 }
             }
-            all.retain(|sc| only.as_ref().is_none_or(|o| sc.name().contains(o.as_str())));
+            all.retain(|sc| sc.applies() && only.as_ref().is_none_or(|o| sc.name().contains(o.as_str())));
             all
         }
     };

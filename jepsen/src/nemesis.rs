@@ -5,13 +5,16 @@
 //! [`window::windows`] turns those entries into fault windows (summary.json,
 //! timeline.svg).
 //!
-//! Leader transfer is not among the faults: openraft 0.9 has no leadership
-//! transfer and timon answers Maintenance.MoveLeader `Unimplemented`, so a
-//! transfer nemesis could only run against etcd; it waits for timon's
-//! MoveLeader.
+//! Besides faults, operations an operator runs under traffic ([`ops`]):
+//! rolling restarts with SIGTERM (a leader hands its leadership over before
+//! it exits, with timon's leadership transfer as with etcd's), member
+//! replacement, learner promotion, MoveLeader and compaction with defrag;
+//! and clock faults through libfaketime ([`clock`]).
 
+pub mod clock;
 pub mod links;
 pub mod membership;
+pub mod ops;
 pub mod window;
 
 use std::sync::Arc;
@@ -50,6 +53,23 @@ pub enum Kind {
     /// MemberRemove a follower and wipe its data dir; on heal MemberAdd it
     /// back and start it empty with `--initial-cluster-state existing`.
     MemberReadd,
+    /// One member's wall clock jumps forward or back, or runs fast or slow
+    /// (libfaketime; timon only: Go's clock bypasses libc).
+    ClockSkew,
+    /// One member's monotonic and wall clocks run 1.2–1.9x fast or
+    /// 0.5–0.8x slow, without jumps (libfaketime; timon only).
+    ClockRate,
+    /// SIGTERM every member in turn, restarting each before the next.
+    RollingRestart,
+    /// MemberRemove a random member, wipe it, MemberAdd a new member (new
+    /// name and data dir) in its place.
+    MemberReplace,
+    /// Replace a random member by a learner, then promote it.
+    LearnerPromote,
+    /// Maintenance.MoveLeader from the leader to a random follower.
+    MoveLeader,
+    /// Compact to a recent revision, then Defragment every member.
+    CompactDefrag,
 }
 
 /// The nemeses added with issue 5's second round, for a longer suite
@@ -68,6 +88,13 @@ impl Kind {
             Kind::LinkDelay => "link-delay",
             Kind::KillAll => "kill-all",
             Kind::MemberReadd => "member-readd",
+            Kind::ClockSkew => "clock-skew",
+            Kind::ClockRate => "clock-rate",
+            Kind::RollingRestart => "rolling-restart",
+            Kind::MemberReplace => "member-replace",
+            Kind::LearnerPromote => "learner-promote",
+            Kind::MoveLeader => "move-leader",
+            Kind::CompactDefrag => "compact-defrag",
         }
     }
 }
@@ -145,6 +172,13 @@ async fn inject(kind: Kind, cluster: &mut Cluster, rng: &mut StdRng) -> anyhow::
             "kill -9 all members".to_string()
         }
         Kind::MemberReadd => membership::remove_follower(cluster, rng).await?,
+        Kind::ClockSkew => clock::skew(cluster, rng).await?,
+        Kind::ClockRate => clock::rate(cluster, rng).await?,
+        Kind::RollingRestart => ops::rolling_restart(cluster, rng).await?,
+        Kind::MemberReplace => ops::replace(cluster, rng, false).await?,
+        Kind::LearnerPromote => ops::replace(cluster, rng, true).await?,
+        Kind::MoveLeader => ops::move_leader(cluster, rng).await?,
+        Kind::CompactDefrag => ops::compact_defrag(cluster, rng).await?,
     })
 }
 
@@ -175,14 +209,16 @@ pub async fn run(kind: Kind, cluster: Arc<Mutex<Cluster>>, rec: Recorder, mut rn
     }
 }
 
-/// Heals everything: removed members are added back, links pass, paused
-/// members continue, killed ones restart.
+/// Heals everything: removed members are added back, faked clocks are set
+/// back (`+0`: see `cluster::clock`), links pass, paused members continue,
+/// killed ones restart.
 pub async fn heal(cluster: &Arc<Mutex<Cluster>>, rec: &Recorder) {
     record(rec, EntryKind::Invoke, "heal", None);
     let mut cluster = cluster.lock().await;
     let readded = membership::readd_removed(&mut cluster).await;
+    let clocks = cluster.reset_clocks();
     let healed = cluster.heal();
-    match readded.and(healed) {
+    match readded.and(clocks).and(healed) {
         Ok(()) => record(rec, EntryKind::Ok, "heal", None),
         Err(e) => record(rec, EntryKind::Fail, "heal", Some(format!("{e:#}"))),
     }

@@ -36,3 +36,99 @@ fn member_readd_removes_and_readds_a_follower_and_the_run_passes() {
     let svg = std::fs::read_to_string(dir.join("timeline.svg")).expect("timeline.svg");
     assert!(svg.contains("wipe its data"), "the window is not in the timeline");
 }
+
+/// Runs `workload` under `nemesis` on timon for 15 s (seed 5), requires it
+/// to pass, and answers the actions of its fault windows that were injected
+/// and healed.
+fn passing_actions(workload: &str, nemesis: &str) -> Vec<String> {
+    let results = tempfile::tempdir().expect("results dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_timon-jepsen"))
+        .args(["run", "--workload", workload, "--nemesis", nemesis])
+        .args(["--time-limit", "15", "--seed", "5", "--keep-results"])
+        .arg("--binary")
+        .arg(timon_binary())
+        .arg("--results")
+        .arg(results.path())
+        .output()
+        .expect("run timon-jepsen");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let dir = results.path().join(format!("timon-{workload}-{nemesis}-3n")).join("5");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary.json"))
+            .expect("summary is JSON");
+    summary["nemesis"]
+        .as_array()
+        .expect("nemesis windows")
+        .iter()
+        .filter(|w| w["injected"] == true && w["healed"] == true)
+        .filter_map(|w| w["action"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn a_rolling_restart_stops_every_member_with_sigterm_and_the_run_passes() {
+    let actions = passing_actions("register", "rolling-restart");
+    // Every member exits by itself (status 0) after SIGTERM, the leader too.
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.starts_with("rolling restart:") && a.matches(" exit 0").count() == 3 && a.contains("(leader)")),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn member_replace_swaps_in_new_members_and_the_run_passes() {
+    let actions = passing_actions("register", "member-replace");
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.starts_with("replace n") && a.contains("-r1 (")),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn learner_promote_replaces_a_member_by_a_promoted_learner_and_the_run_passes() {
+    let actions = passing_actions("register", "learner-promote");
+    assert!(actions.iter().any(|a| a.ends_with(", promoted")), "{actions:?}");
+}
+
+#[test]
+fn move_leader_moves_the_leadership_and_the_run_passes() {
+    let actions = passing_actions("register", "move-leader");
+    assert!(actions.iter().any(|a| a.starts_with("move leader n")), "{actions:?}");
+}
+
+#[test]
+fn compact_defrag_compacts_and_defragments_and_the_run_passes() {
+    let actions = passing_actions("register", "compact-defrag");
+    assert!(actions.iter().any(|a| a.starts_with("compact at ")), "{actions:?}");
+}
+
+/// Wall clock jumps and rates on timon's leader change nothing its lease
+/// checker sees: deadlines are on the monotonic clock.
+#[test]
+fn clock_skew_jumps_the_leaders_wall_clock_and_leases_hold() {
+    let actions = passing_actions("lease", "clock-skew");
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.contains("(leader) jumps") && a.ends_with("s forward")),
+        "{actions:?}"
+    );
+}
+
+/// The leader's monotonic clock running up to 1.9x fast ends leases early
+/// in real time, but within the lease checker's margin: the run passes.
+#[test]
+fn clock_rate_runs_the_leaders_clocks_fast_and_leases_hold() {
+    let actions = passing_actions("lease", "clock-rate");
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.contains("(leader) runs") && a.ends_with("x fast")),
+        "{actions:?}"
+    );
+}

@@ -130,3 +130,97 @@ fn a_leader_slow_to_apply_revokes_renews_no_lease_it_ended() {
     assert!(!failed, "{text}");
     assert!(text.lines().any(|l| l == "1 passed, 0 failed"), "{text}");
 }
+
+/// Lease deadlines kept on the wall clock: the `clock-skew` nemesis's first
+/// fault jumps the leader's wall clock forward (libfaketime), every lease
+/// the leader keeps expires at once and a key is read gone while its lease
+/// was certainly alive. timon proper keeps them on the monotonic clock and
+/// passes the same run (jepsen/tests/nemeses.rs).
+#[test]
+fn lease_deadlines_on_the_wall_clock_are_caught_by_clock_skew() {
+    let (failed, text) = run_workload_with_bug("lease", "wall-clock-lease", "clock-skew");
+    assert!(
+        failed,
+        "the harness passed a build whose leases follow the wall clock:\n{text}"
+    );
+    assert!(text.contains("lease Invalid"), "{text}");
+    assert!(text.contains("ended early"), "{text}");
+}
+
+/// A member that knows no leader answers reads from its own state: a
+/// rolling restart starts every member in turn, and a restarted member
+/// serves what it had before it stopped until it hears from the leader.
+#[test]
+fn leaderless_reads_are_caught_by_a_rolling_restart() {
+    let (failed, text) = run_with_bug("leaderless-read", "rolling-restart");
+    assert!(
+        failed,
+        "the harness passed a build that reads without a leader:\n{text}"
+    );
+    assert!(text.contains("linearizable Invalid"), "{text}");
+}
+
+/// A member that joined an existing cluster answers reads from its own
+/// state: `member-replace` starts such a member, which serves an empty or
+/// lagging store while it catches up.
+#[test]
+fn reads_of_a_member_still_joining_are_caught_by_member_replace() {
+    let (failed, text) = run_with_bug("joined-stale-read", "member-replace");
+    assert!(
+        failed,
+        "the harness passed a build whose new members serve stale reads:\n{text}"
+    );
+    assert!(text.contains(" Invalid"), "{text}");
+}
+
+/// The old leader answers reads from its own state after MoveLeader handed
+/// its leadership over, while the new leader commits writes it has not
+/// applied yet.
+#[test]
+fn reads_of_a_leader_that_handed_off_are_caught_by_move_leader() {
+    let (failed, text) = run_with_bug("handoff-stale-read", "move-leader");
+    assert!(
+        failed,
+        "the harness passed a build whose old leader serves stale reads:\n{text}"
+    );
+    assert!(text.contains("linearizable Invalid"), "{text}");
+}
+
+/// Compaction drops the live version of keys not written since the
+/// compacted revision: a leased key vanishes while its lease lives.
+#[test]
+fn a_compaction_that_drops_live_keys_is_caught_by_compact_defrag() {
+    let (failed, text) = run_workload_with_bug("lease", "compact-drops-latest", "compact-defrag");
+    assert!(
+        failed,
+        "the harness passed a build whose compaction drops live keys:\n{text}"
+    );
+    assert!(text.contains("lease Invalid"), "{text}");
+}
+
+/// The same bug through `learner-promote`: the new member joins as a
+/// learner and serves its lagging store before and after its promotion.
+#[test]
+fn reads_of_a_learner_still_joining_are_caught_by_learner_promote() {
+    let (failed, text) = run_with_bug("joined-stale-read", "learner-promote");
+    assert!(
+        failed,
+        "the harness passed a build whose new learners serve stale reads:\n{text}"
+    );
+    assert!(text.contains(" Invalid"), "{text}");
+}
+
+/// Leases expired at 60 % of their TTL: hidden by the lease checker's
+/// margin (a renewal vouches for half the TTL) at the real clock rate (a
+/// `none` run of this build passes), caught once `clock-rate` runs the
+/// leader's monotonic clock fast.
+#[test]
+fn short_lease_deadlines_are_caught_when_the_leaders_clock_runs_fast() {
+    let (failed, text) = run_workload_with_bug("lease", "short-lease-deadline", "clock-rate");
+    assert!(
+        failed,
+        "the harness passed a build that ends leases at 60 % of their TTL:\n{text}"
+    );
+    assert!(text.contains("lease Invalid"), "{text}");
+    assert!(text.contains("ended early"), "{text}");
+}

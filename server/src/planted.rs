@@ -22,6 +22,28 @@
 //!   first catching up with its commit index (etcd's `waitAppliedIndex`),
 //!   so a lease whose revoke other members already applied (and answered)
 //!   is renewed.
+//! - `wall-clock-lease`: the leader keeps lease deadlines on the wall clock
+//!   ([`wall_instant`]) instead of the monotonic one, so a wall clock that
+//!   jumps forward expires leases early (caught by the `clock-skew`
+//!   nemesis).
+//! - `short-lease-deadline`: the leader expires a lease at 60 % of its TTL
+//!   (a unit or rounding slip). The lease checker's margin (a renewal
+//!   invoked at s vouches only until s + TTL/2) hides it at the real clock
+//!   rate; the `clock-rate` nemesis, which runs the leader's clocks up to
+//!   1.9x fast, brings the expiry below the margin.
+//! - `leaderless-read`: a member that knows no leader (just restarted, or
+//!   in an election) answers linearizable reads from its own state instead
+//!   of waiting for one (caught by `rolling-restart`).
+//! - `joined-stale-read`: a member started with `--initial-cluster-state
+//!   existing` ([`joined`]) answers linearizable reads from its own state,
+//!   as if a member that joined were caught up (caught by `member-replace`).
+//! - `handoff-stale-read`: for [`HANDOFF_STALE`] after it handed its
+//!   leadership over ([`note_handoff`]), the old leader answers
+//!   linearizable reads from its own state, a leader lease outliving the
+//!   transfer (caught by `move-leader`).
+//! - `compact-drops-latest`: compaction at revision R also drops the live
+//!   version of every key not written after R (caught by `compact-defrag`
+//!   with the lease workload: a leased key vanishes while its lease lives).
 //!
 //! And faults that are not bugs, which timon must survive:
 //! - `slow-leader-apply`: the leader applies lease revokes 300 ms after
@@ -71,6 +93,77 @@ pub fn slow_fsync() {
 #[cfg(not(feature = "planted-bugs"))]
 #[inline(always)]
 pub fn slow_fsync() {}
+
+/// How long `handoff-stale-read` serves local reads after a hand-off.
+pub const HANDOFF_STALE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// `wall-clock-lease`'s clock: an `Instant` that moves with the wall clock
+/// (the first call's instant plus the wall time since; a wall clock set
+/// back before that first call stands still).
+#[cfg(feature = "planted-bugs")]
+pub fn wall_instant() -> std::time::Instant {
+    use std::sync::OnceLock;
+    use std::time::{Instant, SystemTime};
+    static BASE: OnceLock<(Instant, SystemTime)> = OnceLock::new();
+    let (mono, wall) = *BASE.get_or_init(|| (Instant::now(), SystemTime::now()));
+    mono + SystemTime::now().duration_since(wall).unwrap_or_default()
+}
+
+/// `wall-clock-lease`'s clock: the monotonic one, in a normal build.
+#[cfg(not(feature = "planted-bugs"))]
+#[inline(always)]
+pub fn wall_instant() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+/// Whether this process was started with `--initial-cluster-state
+/// existing` (read from its command line: only the planted bugs ask).
+#[cfg(feature = "planted-bugs")]
+pub fn joined() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--initial-cluster-state=existing")
+        || args
+            .windows(2)
+            .any(|w| w[0] == "--initial-cluster-state" && w[1] == "existing")
+}
+
+/// Never, in a normal build.
+#[cfg(not(feature = "planted-bugs"))]
+#[inline(always)]
+pub fn joined() -> bool {
+    false
+}
+
+#[cfg(feature = "planted-bugs")]
+static HANDED_OFF: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+
+/// This member handed its leadership over (`handoff-stale-read`).
+#[cfg(feature = "planted-bugs")]
+pub fn note_handoff() {
+    *HANDED_OFF.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+}
+
+/// Nothing, in a normal build.
+#[cfg(not(feature = "planted-bugs"))]
+#[inline(always)]
+pub fn note_handoff() {}
+
+/// Whether this member handed its leadership over less than
+/// [`HANDOFF_STALE`] ago.
+#[cfg(feature = "planted-bugs")]
+pub fn recently_handed_off() -> bool {
+    HANDED_OFF
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_some_and(|t| t.elapsed() < HANDOFF_STALE)
+}
+
+/// Never, in a normal build.
+#[cfg(not(feature = "planted-bugs"))]
+#[inline(always)]
+pub fn recently_handed_off() -> bool {
+    false
+}
 
 /// Whether `bug` is the planted bug selected for this process.
 #[cfg(feature = "planted-bugs")]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use timon_proto::etcdserverpb::cluster_client::ClusterClient;
-use timon_proto::etcdserverpb::{MemberAddRequest, MemberListRequest, MemberRemoveRequest};
+use timon_proto::etcdserverpb::{MemberAddRequest, MemberListRequest, MemberPromoteRequest, MemberRemoveRequest};
 use tonic::transport::Channel;
 
 use super::{Cluster, Endpoint};
@@ -97,6 +97,11 @@ impl Cluster {
     /// another member) and starts it on an empty data dir with
     /// `--initial-cluster-state existing`. Answers its new member ID.
     pub async fn readd_member(&mut self, i: usize) -> anyhow::Result<u64> {
+        self.add_member(i, false).await
+    }
+
+    /// [`Cluster::readd_member`], as a voter or as a `learner`.
+    pub async fn add_member(&mut self, i: usize, learner: bool) -> anyhow::Result<u64> {
         if !self.members[i].removed {
             bail!("{} is not removed", self.members[i].name);
         }
@@ -117,7 +122,7 @@ impl Cluster {
                     let added = c
                         .member_add(MemberAddRequest {
                             peer_ur_ls: vec![url],
-                            is_learner: false,
+                            is_learner: learner,
                         })
                         .await?
                         .into_inner();
@@ -134,5 +139,27 @@ impl Cluster {
         m.id = id;
         self.spawn(i)?;
         Ok(id)
+    }
+
+    /// Promotes learner `i` (MemberPromote through another member). etcd
+    /// refuses while the learner is behind the leader's log
+    /// (`can only promote a learner member which is in sync with leader`):
+    /// the caller retries.
+    pub async fn promote_member(&mut self, i: usize) -> anyhow::Result<()> {
+        let id = self.members[i].id;
+        self.via_other(i, |mut c| async move {
+            let list = c
+                .member_list(MemberListRequest { linearizable: true })
+                .await?
+                .into_inner();
+            // Promoted by an earlier attempt whose answer was lost.
+            if list.members.iter().any(|m| m.id == id && !m.is_learner) {
+                return Ok(());
+            }
+            c.member_promote(MemberPromoteRequest { id }).await?;
+            Ok(())
+        })
+        .await
+        .with_context(|| format!("MemberPromote {}", self.members[i].name))
     }
 }

@@ -10,8 +10,10 @@
 //! made in the run's directory: `timon_tls::test_pki`); the proxies pass the TLS bytes
 //! through unchanged, and every client dials through [`dial::Endpoint`].
 
+pub mod clock;
 pub mod dial;
 pub mod membership;
+pub mod ops;
 pub mod proxy;
 pub mod source;
 
@@ -45,6 +47,9 @@ pub struct Spec {
     pub tls: bool,
     /// Flags every member gets besides the cluster's own.
     pub extra_args: Vec<String>,
+    /// Run every member under libfaketime with a clock file the harness
+    /// rewrites ([`clock`]): its wall clock, or both clocks.
+    pub faketime: Option<clock::Fake>,
 }
 
 /// One member process and its addresses.
@@ -79,6 +84,11 @@ pub struct Cluster {
     pids: Arc<Mutex<Vec<Option<u32>>>>,
     /// `https` with TLS, else `http`: every URL the members are given.
     scheme: &'static str,
+    /// The directory of the members' libfaketime clock files, when they
+    /// run under libfaketime ([`clock`]).
+    clocks: Option<clock::Clocks>,
+    /// Members started in place of removed ones, for their names ([`ops`]).
+    replacements: usize,
 }
 
 /// A port nobody listens on right now (small race until the member binds
@@ -223,7 +233,10 @@ impl Cluster {
             binary: spec.binary.clone(),
             pids,
             scheme,
+            clocks: spec.faketime.map(|fake| clock::Clocks::new(&spec.dir, fake)),
+            replacements: 0,
         };
+        cluster.init_clocks()?;
         for i in 0..spec.nodes {
             cluster.spawn(i)?;
         }
@@ -249,9 +262,10 @@ impl Cluster {
     }
 
     fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
+        let mut cmd = Command::new(&self.binary);
+        self.clock_env(i, &mut cmd);
         let m = &mut self.members[i];
         let log = OpenOptions::new().create(true).append(true).open(&m.log)?;
-        let mut cmd = Command::new(&self.binary);
         // Both servers read ETCD_* variables as flags: none leak in.
         for (key, _) in std::env::vars_os() {
             if key.to_str().is_some_and(|k| k.starts_with("ETCD")) {
@@ -283,8 +297,9 @@ impl Cluster {
         if let Some(mut child) = m.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            self.clock_reaped(child.id());
         }
-        m.paused = false;
+        self.members[i].paused = false;
         lock(&self.pids)[i] = None;
     }
 

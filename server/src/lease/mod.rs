@@ -88,7 +88,7 @@ impl Deadlines {
     /// TTL s, `apply::lease::remaining_ttls`) expires that TTL plus
     /// `extend` from now.
     pub fn promote(&self, leases: &BTreeMap<i64, i64>, extend: Duration) {
-        let now = Instant::now();
+        let now = now();
         let mut inner = self.lock();
         inner.primary = true;
         inner.expiry = leases
@@ -120,7 +120,7 @@ impl Deadlines {
     pub fn granted(&self, id: i64, ttl: i64) {
         let mut inner = self.lock();
         if inner.primary {
-            let now = Instant::now();
+            let now = now();
             inner.expiry.insert(id, now + secs(ttl));
             inner.schedule(self.checkpoint_interval, id, now);
         }
@@ -139,7 +139,7 @@ impl Deadlines {
     /// it was being promoted): unknown leases start their TTL now, leases
     /// gone from the table are forgotten.
     pub fn reconcile(&self, leases: &BTreeMap<i64, i64>) {
-        let now = Instant::now();
+        let now = now();
         let mut inner = self.lock();
         if !inner.primary {
             return;
@@ -159,7 +159,7 @@ impl Deadlines {
     /// `checkpointed`: the lease has a recorded checkpoint, which the next
     /// [`Self::due_checkpoints`] clears.
     pub fn renew(&self, id: i64, ttl: i64, checkpointed: bool) -> Result<i64, RenewError> {
-        let now = Instant::now();
+        let now = now();
         let mut inner = self.lock();
         if !inner.primary {
             return Err(RenewError::NotPrimary);
@@ -182,7 +182,7 @@ impl Deadlines {
     /// renewed since their last checkpoint come first, with remaining 0.
     /// `ttls` (ID → granted TTL) skips leases with their full TTL left.
     pub fn due_checkpoints(&self, ttls: &BTreeMap<i64, i64>, limit: usize) -> Vec<(i64, i64)> {
-        let now = Instant::now();
+        let now = now();
         let mut inner = self.lock();
         if !inner.primary {
             return Vec::new();
@@ -219,7 +219,7 @@ impl Deadlines {
     /// (`int64(Remaining().Seconds())`); `None` without a deadline.
     pub fn remaining_secs(&self, id: i64) -> Option<i64> {
         let at = *self.lock().expiry.get(&id)?;
-        let now = Instant::now();
+        let now = now();
         Some(if at >= now {
             (at - now).as_secs() as i64
         } else {
@@ -230,7 +230,7 @@ impl Deadlines {
     /// The leases whose deadline passed, earliest first, at most etcd's
     /// revocations per check (empty on a follower).
     pub fn expired(&self) -> Vec<i64> {
-        let now = Instant::now();
+        let now = now();
         let inner = self.lock();
         let mut due: Vec<(Instant, i64)> = inner
             .expiry
@@ -254,8 +254,23 @@ impl Deadlines {
     }
 }
 
+/// The clock lease deadlines are kept on: the monotonic one, which wall
+/// clock jumps and slews do not move (the planted `wall-clock-lease` bug
+/// reads the wall clock instead).
+fn now() -> Instant {
+    if crate::planted::active("wall-clock-lease") {
+        crate::planted::wall_instant()
+    } else {
+        Instant::now()
+    }
+}
+
 fn secs(ttl: i64) -> Duration {
-    Duration::from_secs(ttl.max(0) as u64)
+    let ttl = Duration::from_secs(ttl.max(0) as u64);
+    if crate::planted::active("short-lease-deadline") {
+        return ttl.mul_f64(0.6);
+    }
+    ttl
 }
 
 #[cfg(test)]

@@ -155,9 +155,13 @@ impl TreeIndex {
     /// returns the revisions that must stay in storage.
     pub fn compact(&mut self, rev: i64) -> BTreeSet<Revision> {
         let mut available = BTreeSet::new();
+        // Planted (`compact-drops-latest`): a key not written since `rev`
+        // loses its live version too.
+        let drop_latest = crate::planted::active("compact-drops-latest");
         self.tree.retain(|_, ki| {
             ki.compact(rev, &mut available);
-            !ki.is_empty()
+            let dropped = drop_latest && ki.modified.main <= rev;
+            !ki.is_empty() && !dropped
         });
         available
     }

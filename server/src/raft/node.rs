@@ -264,11 +264,25 @@ impl RaftNode {
         if crate::planted::active("stale-read") && self.status().leader != Some(self.id) {
             return Ok(());
         }
+        if self.planted_local_read() {
+            return Ok(());
+        }
         let deadline = Instant::now() + self.request_timeout;
         let index = tokio::time::timeout_at(deadline.into(), self.leader_read_index(deadline))
             .await
             .map_err(|_| ProposeError::Timeout)??;
         self.wait_applied(index, deadline).await
+    }
+
+    /// Whether a planted bug answers this read from local state (see
+    /// `crate::planted`: `leaderless-read`, `joined-stale-read`,
+    /// `handoff-stale-read`).
+    fn planted_local_read(&self) -> bool {
+        use crate::planted::{active, joined, recently_handed_off};
+        let leader = self.status().leader;
+        (active("leaderless-read") && leader.is_none())
+            || (active("joined-stale-read") && joined() && leader != Some(self.id))
+            || (active("handoff-stale-read") && recently_handed_off())
     }
 
     async fn leader_read_index(&self, deadline: Instant) -> Result<u64, ProposeError> {

@@ -157,6 +157,7 @@ impl RaftNode {
         if !handed_over && tokio::time::timeout_at(deadline.into(), leads()).await.is_err() {
             return Err(TransferError::Timeout);
         }
+        crate::planted::note_handoff();
         tracing::info!(
             "leadership transfer finished: local-member-id {:x}, old-leader-member-id {:x}, new-leader-member-id {:x}, took {:?}",
             self.id(),
