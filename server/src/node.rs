@@ -315,7 +315,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         snapshot_count: cfg.member.snapshot_count,
         snapshot_dir: data_dir.snap_path(),
         lease_checkpoint_interval: cfg.lease_checkpoint_interval()?,
-        peer_dialer: tls.peer_dialer.clone(),
+        peer_dialer: tls.peer_dialer.clone().with_identity(cluster_id, member_id),
         auth_tokens: tokens.clone(),
         warning_apply_duration: cfg.warning_apply_duration()?,
     };

@@ -11,6 +11,8 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod http;
+pub mod mutate;
+pub mod raw_grpc;
 pub mod watch;
 
 use std::collections::BTreeSet;
