@@ -10,6 +10,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod fuzz_methods;
 pub mod http;
 pub mod mutate;
 pub mod raw_grpc;
