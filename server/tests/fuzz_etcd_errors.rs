@@ -32,14 +32,23 @@ use tonic::transport::Channel;
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A known difference, with why; `None` for a difference to fix.
-fn explained(etcd: (tonic::Code, &str), timon: tonic::Code, timon_message: &str) -> Option<&'static str> {
+fn explained(body: &[u8], etcd: (tonic::Code, &str), timon: tonic::Code, timon_message: &str) -> Option<&'static str> {
     let (etcd, etcd_message) = etcd;
+    if trails(body) && !matches!(etcd_message, "EOF" | "unexpected EOF") {
+        return Some(
+            "bytes after the first message of a unary call: grpc-go reads one message and runs it, \
+             tonic reads the body to its end and refuses what follows",
+        );
+    }
     use tonic::Code::*;
     if etcd == Unimplemented {
         return Some("a method etcd 3.4 does not have (AuthStatus, Downgrade: etcd 3.5+)");
     }
-    if timon != Internal && timon != Unknown {
+    if timon != Internal {
         return None;
+    }
+    if timon_message.ends_with("invalid varint") && etcd == Ok {
+        return Some("a 10-byte varint overflowing 64 bits: prost refuses it, etcd 3.4's gogoproto truncates it");
     }
     if timon_message.contains("invalid string value: data is not UTF-8 encoded") {
         return Some(
@@ -59,17 +68,15 @@ fn explained(etcd: (tonic::Code, &str), timon: tonic::Code, timon_message: &str)
     if timon_message.contains("MemberListRequest.linearizable") {
         return Some("MemberListRequest.linearizable (etcd 3.5+) is an unknown field to etcd 3.4");
     }
-    if !matches!(etcd_message, "EOF" | "unexpected EOF")
-        && (timon_message.contains("received message with invalid compression flag")
-            || timon_message.contains("received message with compressed-flag")
-            || timon_message == "unexpected EOF")
-    {
-        return Some(
-            "bytes after the first message of a unary call: grpc-go reads one message and runs it, \
-             tonic reads the body to its end and refuses what follows",
-        );
-    }
     None
+}
+
+/// Whether `body` holds a whole first gRPC frame and more bytes after it.
+fn trails(body: &[u8]) -> bool {
+    body.len() >= 5 && {
+        let len = u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+        body.len() - 5 > len
+    }
 }
 
 #[test]
@@ -152,7 +159,7 @@ fn malformed_client_requests_get_etcds_status_codes() {
             if ec == tc {
                 continue;
             }
-            if let Some(why) = explained((*ec, em), *tc, tm) {
+            if let Some(why) = explained(&input.body, (*ec, em), *tc, tm) {
                 *known.entry(why).or_default() += 1;
                 continue;
             }
@@ -187,4 +194,42 @@ fn malformed_client_requests_get_etcds_status_codes() {
         }
         assert!(mismatches.is_empty(), "timon's status codes differ from etcd's (replay: TIMON_FUZZ_SEED={seed})");
     });
+}
+
+/// Found by the test above: etcd 3.4.23 dies (nil pointer dereference) on
+/// an AlarmRequest whose action is none of GET, ACTIVATE, DEACTIVATE.
+/// timon answers it and stays up.
+#[test]
+fn an_alarm_request_that_kills_etcd_3_4_is_answered() {
+    let send = |m: &support::Member| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let channel = Channel::from_shared(m.endpoint()).unwrap().connect_lazy();
+            // action = 0x2bc3afa6c3 (unknown).
+            let body = support::raw_grpc::frame(&[0x08, 0xc3, 0xa6, 0xaf, 0xc3, 0x2b]);
+            call(
+                &channel,
+                "/etcdserverpb.Maintenance/Alarm",
+                body,
+                true,
+                &[],
+                CALL_TIMEOUT,
+            )
+            .await
+        })
+    };
+    let mut timon = start_timon(None, &[]);
+    let outcome = send(&timon);
+    assert!(matches!(outcome, Outcome::Status { .. }), "{outcome:?}");
+    assert!(timon.is_running(), "timon exited:\n{}", timon.stderr_tail(4000));
+    if support::etcd_bin().exists() {
+        // For the record, not asserted: what etcd does with it.
+        let mut etcd = start_etcd();
+        let answer = send(&etcd);
+        let exited = etcd.wait_exit(Duration::from_secs(5));
+        eprintln!("etcd answered {answer:?}; exited: {exited}; timon answered {outcome:?}");
+    }
 }
