@@ -547,6 +547,12 @@ impl Member {
         self.child = Some(spawn(&self.program, &self.args, &self.env, &self.log_dir));
     }
 
+    /// Runs `program` (another build of the same server) at the next
+    /// (re)start, with the same flags and data dir.
+    pub fn set_program(&mut self, program: PathBuf) {
+        self.program = program;
+    }
+
     /// Adds flags for the next (re)start.
     pub fn add_args(&mut self, args: &[&str]) {
         self.args.extend(args.iter().map(|a| a.to_string()));
