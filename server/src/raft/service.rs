@@ -60,25 +60,23 @@ impl PeerService {
         }
     }
 
-    /// Admits a call from a member of this cluster (see the module doc);
-    /// `claimed` is the sender a raft message names.
-    fn admit(&self, meta: &MetadataMap, claimed: Option<u64>) -> Result<(), Status> {
-        let local = format!("{:x}", self.node.id());
+    /// The first half of admission (see the module doc): refuses another
+    /// cluster's ID; answers the sender the `X-Server-From` header names.
+    fn check_headers(&self, meta: &MetadataMap) -> Result<Option<u64>, Status> {
         let hex = |name: &str| {
             meta.get(name)
                 .map(|v| v.to_str().ok().and_then(|s| u64::from_str_radix(s, 16).ok()).ok_or(v))
         };
         match hex(CLUSTER_ID_HEADER) {
-            Some(Ok(id)) if id == self.cluster_id => {}
             None => {}
-            other => {
+            Some(Ok(id)) if id == self.cluster_id => {}
+            Some(other) => {
                 let remote = match other {
-                    Some(Ok(id)) => format!("{id:x}"),
-                    Some(Err(raw)) => format!("{raw:?}"),
-                    None => String::new(),
+                    Ok(id) => format!("{id:x}"),
+                    Err(raw) => format!("{raw:?}"),
                 };
                 tracing::warn!(
-                    { "local-member-id" = %local,
+                    { "local-member-id" = %format!("{:x}", self.node.id()),
                     "local-member-cluster-id" = %format!("{:x}", self.cluster_id),
                     "remote-peer-cluster-id" = %remote },
                     "request cluster ID mismatch"
@@ -86,26 +84,31 @@ impl PeerService {
                 return Err(Status::failed_precondition("cluster ID mismatch"));
             }
         }
-        let from = match hex(FROM_HEADER) {
-            Some(Ok(id)) => Some(id),
-            None => None,
+        match hex(FROM_HEADER) {
+            None => Ok(None),
+            Some(Ok(id)) => Ok(Some(id)),
             Some(Err(raw)) => {
-                tracing::warn!({ "local-member-id" = %local, "remote-peer-id" = ?raw }, "failed to parse the sender's member ID");
-                return Err(Status::invalid_argument("malformed X-Server-From"));
-            }
-        };
-        let membership = self.node.raft().metrics().borrow().membership_config.clone();
-        let mut nodes = membership.membership().nodes().map(|(id, _)| *id).peekable();
-        let known: Vec<u64> = if nodes.peek().is_none() {
-            Vec::new()
-        } else {
-            nodes.collect()
-        };
-        for id in [from, claimed].into_iter().flatten() {
-            self.refuse_removed(Some(id))?;
-            if !known.is_empty() && !known.contains(&id) {
                 tracing::warn!(
-                    { "local-member-id" = %local,
+                    { "local-member-id" = %format!("{:x}", self.node.id()), "remote-peer-id" = ?raw },
+                    "failed to parse the sender's member ID"
+                );
+                Err(Status::invalid_argument("malformed X-Server-From"))
+            }
+        }
+    }
+
+    /// The second half: refuses a removed sender, or one missing from this
+    /// member's membership (unless it has none yet).
+    fn check_senders(&self, senders: [Option<u64>; 2]) -> Result<(), Status> {
+        let [a, b] = senders;
+        let b = b.filter(|b| Some(*b) != a);
+        let membership = self.node.raft().metrics().borrow().membership_config.clone();
+        let joining = membership.membership().nodes().next().is_none();
+        for id in [a, b].into_iter().flatten() {
+            self.refuse_removed(Some(id))?;
+            if !joining && !membership.membership().nodes().any(|(n, _)| *n == id) {
+                tracing::warn!(
+                    { "local-member-id" = %format!("{:x}", self.node.id()),
                     "remote-peer-id" = %format!("{id:x}"),
                     "cluster-id" = %format!("{:x}", self.cluster_id) },
                     "failed to find remote peer in cluster"
@@ -114,6 +117,12 @@ impl PeerService {
             }
         }
         Ok(())
+    }
+
+    /// Admits a call whose body names no sender.
+    fn admit(&self, meta: &MetadataMap) -> Result<(), Status> {
+        let from = self.check_headers(meta)?;
+        self.check_senders([from, None])
     }
 }
 
@@ -151,41 +160,41 @@ pub fn propose_error_from_status(s: &Status) -> ProposeError {
 #[tonic::async_trait]
 impl Peer for PeerService {
     async fn append_entries(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        self.admit(request.metadata(), None)?;
+        let from = self.check_headers(request.metadata())?;
         let req: AppendEntriesRequest<TypeConfig> = decode(request.get_ref()).map_err(bad_message)?;
-        self.admit(request.metadata(), req.vote.leader_id().voted_for())?;
+        self.check_senders([from, req.vote.leader_id().voted_for()])?;
         answer(&self.node.raft().append_entries(req).await)
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        self.admit(request.metadata(), None)?;
+        let from = self.check_headers(request.metadata())?;
         let req: VoteRequest<u64> = decode(request.get_ref()).map_err(bad_message)?;
-        self.admit(request.metadata(), req.vote.leader_id().voted_for())?;
+        self.check_senders([from, req.vote.leader_id().voted_for()])?;
         answer(&self.node.raft().vote(req).await)
     }
 
     async fn install_snapshot(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        self.admit(request.metadata(), None)?;
+        let from = self.check_headers(request.metadata())?;
         let req: InstallSnapshotRequest<TypeConfig> = decode(request.get_ref()).map_err(bad_message)?;
-        self.admit(request.metadata(), req.vote.leader_id().voted_for())?;
+        self.check_senders([from, req.vote.leader_id().voted_for()])?;
         answer(&self.node.raft().install_snapshot(req).await)
     }
 
     async fn timeout_now(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        self.admit(request.metadata(), None)?;
+        let from = self.check_headers(request.metadata())?;
         let msg: TimeoutNow = decode(request.get_ref()).map_err(bad_message)?;
-        self.admit(request.metadata(), msg.from.leader_id().voted_for())?;
+        self.check_senders([from, msg.from.leader_id().voted_for()])?;
         self.node.handle_timeout_now(msg).await;
         answer(&())
     }
 
     async fn propose(&self, request: Request<InternalRaftRequest>) -> Result<Response<RaftMessage>, Status> {
-        self.admit(request.metadata(), None)?;
+        self.admit(request.metadata())?;
         answer(&self.node.propose_local(request.into_inner()).await)
     }
 
     async fn read_index(&self, request: Request<ReadIndexRequest>) -> Result<Response<ReadIndexResponse>, Status> {
-        self.admit(request.metadata(), None)?;
+        self.admit(request.metadata())?;
         match self.node.local_read_index().await {
             Ok(index) => Ok(Response::new(ReadIndexResponse { index })),
             Err(e) => Err(propose_error_status(&e)),
@@ -198,7 +207,7 @@ impl Peer for PeerService {
     ) -> Result<Response<ClusterInfoResponse>, Status> {
         // A joining member asks before it knows its cluster: it sends no
         // headers, and a call without them is admitted.
-        self.admit(request.metadata(), None)?;
+        self.admit(request.metadata())?;
         let members = self
             .node
             .members()
@@ -215,18 +224,18 @@ impl Peer for PeerService {
     }
 
     async fn change_membership(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        self.admit(request.metadata(), None)?;
+        self.admit(request.metadata())?;
         let change: MembershipChange = decode(request.get_ref()).map_err(bad_message)?;
         answer(&self.node.change_local(change).await)
     }
 
     async fn lease_renew(&self, request: Request<LeaseKeepAliveRequest>) -> Result<Response<RaftMessage>, Status> {
-        self.admit(request.metadata(), None)?;
+        self.admit(request.metadata())?;
         answer(&self.node.local_lease_renew(request.get_ref().id).await)
     }
 
     async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
-        self.admit(request.metadata(), None)?;
+        self.admit(request.metadata())?;
         let rev = request.get_ref().revision;
         self.node.local_hash_kv(rev, self.cluster_id).await.map(Response::new)
     }
@@ -235,7 +244,7 @@ impl Peer for PeerService {
         &self,
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<RaftMessage>, Status> {
-        self.admit(request.metadata(), None)?;
+        self.admit(request.metadata())?;
         answer(&self.node.local_lease_time_to_live(request.get_ref()).await)
     }
 }
