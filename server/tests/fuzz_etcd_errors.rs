@@ -196,40 +196,49 @@ fn malformed_client_requests_get_etcds_status_codes() {
     });
 }
 
-/// Found by the test above: etcd 3.4.23 dies (nil pointer dereference) on
-/// an AlarmRequest whose action is none of GET, ACTIVATE, DEACTIVATE.
-/// timon answers it and stays up.
+/// Found by the test above: etcd 3.4.23 dies (nil pointer dereference,
+/// or a panic) on an AlarmRequest whose action is none of GET, ACTIVATE,
+/// DEACTIVATE, and on a RangeRequest whose sort order is none of etcd's.
+/// timon answers both and stays up.
 #[test]
-fn an_alarm_request_that_kills_etcd_3_4_is_answered() {
-    let send = |m: &support::Member| {
+fn requests_that_kill_etcd_3_4_are_answered() {
+    let inputs: [(&str, &[u8]); 2] = [
+        // action = 0x2bc3afa6c3.
+        ("/etcdserverpb.Maintenance/Alarm", &[0x08, 0xc3, 0xa6, 0xaf, 0xc3, 0x2b]),
+        // key "fuzz/a", range_end "fuzz/z", sort_order = 0x394a71250f3, limit 10.
+        (
+            "/etcdserverpb.KV/Range",
+            &[
+                0x0a, 0x06, b'f', b'u', b'z', b'z', b'/', b'a', 0x12, 0x06, b'f', b'u', b'z', b'z', b'/', b'z', 0x30,
+                0xf3, 0x84, 0x94, 0xa7, 0x94, 0x39, 0x18, 0x0a,
+            ],
+        ),
+    ];
+    let send = |m: &support::Member, path: &str, msg: &[u8]| {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(async {
             let channel = Channel::from_shared(m.endpoint()).unwrap().connect_lazy();
-            // action = 0x2bc3afa6c3 (unknown).
-            let body = support::raw_grpc::frame(&[0x08, 0xc3, 0xa6, 0xaf, 0xc3, 0x2b]);
-            call(
-                &channel,
-                "/etcdserverpb.Maintenance/Alarm",
-                body,
-                true,
-                &[],
-                CALL_TIMEOUT,
-            )
-            .await
+            call(&channel, path, support::raw_grpc::frame(msg), true, &[], CALL_TIMEOUT).await
         })
     };
-    let mut timon = start_timon(None, &[]);
-    let outcome = send(&timon);
-    assert!(matches!(outcome, Outcome::Status { .. }), "{outcome:?}");
-    assert!(timon.is_running(), "timon exited:\n{}", timon.stderr_tail(4000));
-    if support::etcd_bin().exists() {
-        // For the record, not asserted: what etcd does with it.
-        let mut etcd = start_etcd();
-        let answer = send(&etcd);
-        let exited = etcd.wait_exit(Duration::from_secs(5));
-        eprintln!("etcd answered {answer:?}; exited: {exited}; timon answered {outcome:?}");
+    for (path, msg) in inputs {
+        let mut timon = start_timon(None, &[]);
+        let outcome = send(&timon, path, msg);
+        assert!(matches!(outcome, Outcome::Status { .. }), "{path}: {outcome:?}");
+        assert!(
+            timon.is_running(),
+            "timon exited on {path}:\n{}",
+            timon.stderr_tail(4000)
+        );
+        if support::etcd_bin().exists() {
+            // For the record, not asserted: what etcd does with it.
+            let mut etcd = start_etcd();
+            let answer = send(&etcd, path, msg);
+            let exited = etcd.wait_exit(Duration::from_secs(5));
+            eprintln!("{path}: etcd answered {answer:?}, exited: {exited}; timon answered {outcome:?}");
+        }
     }
 }

@@ -314,9 +314,11 @@ async fn fuzz(
     tally
 }
 
-fn report(name: &str, seed: u64, budget: Duration, tally: &Tally) {
+/// Prints a phase's tally; panics with its failure. `run_seed` is the
+/// test's TIMON_FUZZ_SEED (each phase derives its own from it).
+fn report(name: &str, run_seed: u64, seed: u64, budget: Duration, tally: &Tally) {
     eprintln!(
-        "{name}: seed {seed}, budget {budget:?}: {} inputs sent, {} not sent (filtered), max member RSS {} MiB; outcomes {:?}",
+        "{name}: phase seed {seed}, budget {budget:?}: {} inputs sent, {} not sent (filtered), max member RSS {} MiB; outcomes {:?}",
         tally.sent.load(Ordering::SeqCst),
         tally.skipped.load(Ordering::SeqCst),
         tally.max_rss_kib.load(Ordering::SeqCst) / 1024,
@@ -327,8 +329,8 @@ fn report(name: &str, seed: u64, budget: Duration, tally: &Tally) {
     }
     if let Some(f) = tally.failure.lock().unwrap().as_ref() {
         panic!(
-            "{name} failed (replay: TIMON_FUZZ_SEED={seed} TIMON_FUZZ_SECS={}): {f}",
-            budget.as_secs()
+            "{name} failed (replay: TIMON_FUZZ_SEED={run_seed} TIMON_FUZZ_SECS={}): {f}",
+            std::env::var("TIMON_FUZZ_SECS").unwrap_or_else(|_| "45".into())
         );
     }
 }
@@ -483,7 +485,7 @@ fn client_rpcs_survive_hostile_input() {
             cluster_id,
         )
         .await;
-        report("client fuzz, read-only methods", seed, budget / 3, &tally);
+        report("client fuzz, read-only methods", seed, seed, budget / 3, &tally);
         let after = settled_hashes(&members).await;
         assert_eq!(
             before, after,
@@ -499,7 +501,7 @@ fn client_rpcs_survive_hostile_input() {
             cluster_id,
         )
         .await;
-        report("client fuzz, all methods", seed ^ 1, budget * 2 / 3, &tally);
+        report("client fuzz, all methods", seed, seed ^ 1, budget * 2 / 3, &tally);
         settled_hashes(&members).await;
         assert_eq!(
             guard_state(&members, &target.guard).await,
@@ -533,7 +535,7 @@ fn peer_rpcs_survive_hostile_input_and_refuse_strangers() {
         {
             let s = seed ^ (i as u64 + 10);
             let tally = fuzz(target.clone(), methods.clone(), s, phase, headers, cluster_id).await;
-            report(&format!("peer fuzz, headers {headers:?}"), s, phase, &tally);
+            report(&format!("peer fuzz, headers {headers:?}"), seed, s, phase, &tally);
         }
         let after = settled_hashes(&members).await;
         assert_eq!(

@@ -99,30 +99,39 @@ impl PeerService {
 
     /// The second half: refuses a removed sender, or one missing from this
     /// member's membership (unless it has none yet).
-    fn check_senders(&self, senders: [Option<u64>; 2]) -> Result<(), Status> {
-        let [a, b] = senders;
-        let b = b.filter(|b| Some(*b) != a);
+    fn check_sender(&self, id: u64) -> Result<(), Status> {
+        self.refuse_removed(Some(id))?;
         let membership = self.node.raft().metrics().borrow().membership_config.clone();
         let joining = membership.membership().nodes().next().is_none();
-        for id in [a, b].into_iter().flatten() {
-            self.refuse_removed(Some(id))?;
-            if !joining && !membership.membership().nodes().any(|(n, _)| *n == id) {
-                tracing::warn!(
-                    { "local-member-id" = %format!("{:x}", self.node.id()),
-                    "remote-peer-id" = %format!("{id:x}"),
-                    "cluster-id" = %format!("{:x}", self.cluster_id) },
-                    "failed to find remote peer in cluster"
-                );
-                return Err(Status::not_found("error sender not found"));
-            }
+        if !joining && !membership.membership().nodes().any(|(n, _)| *n == id) {
+            tracing::warn!(
+                { "local-member-id" = %format!("{:x}", self.node.id()),
+                "remote-peer-id" = %format!("{id:x}"),
+                "cluster-id" = %format!("{:x}", self.cluster_id) },
+                "failed to find remote peer in cluster"
+            );
+            return Err(Status::not_found("error sender not found"));
         }
         Ok(())
     }
 
-    /// Admits a call whose body names no sender.
-    fn admit(&self, meta: &MetadataMap) -> Result<(), Status> {
+    /// Admits a call by its headers, before its body is decoded; answers
+    /// the sender they name.
+    fn admit(&self, meta: &MetadataMap) -> Result<Option<u64>, Status> {
         let from = self.check_headers(meta)?;
-        self.check_senders([from, None])
+        if let Some(id) = from {
+            self.check_sender(id)?;
+        }
+        Ok(from)
+    }
+
+    /// Admits the sender a raft message names, unless the headers named
+    /// (and admitted) the same one.
+    fn admit_claimed(&self, from: Option<u64>, claimed: Option<u64>) -> Result<(), Status> {
+        match claimed {
+            Some(id) if Some(id) != from => self.check_sender(id),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -160,30 +169,30 @@ pub fn propose_error_from_status(s: &Status) -> ProposeError {
 #[tonic::async_trait]
 impl Peer for PeerService {
     async fn append_entries(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        let from = self.check_headers(request.metadata())?;
+        let from = self.admit(request.metadata())?;
         let req: AppendEntriesRequest<TypeConfig> = decode(request.get_ref()).map_err(bad_message)?;
-        self.check_senders([from, req.vote.leader_id().voted_for()])?;
+        self.admit_claimed(from, req.vote.leader_id().voted_for())?;
         answer(&self.node.raft().append_entries(req).await)
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        let from = self.check_headers(request.metadata())?;
+        let from = self.admit(request.metadata())?;
         let req: VoteRequest<u64> = decode(request.get_ref()).map_err(bad_message)?;
-        self.check_senders([from, req.vote.leader_id().voted_for()])?;
+        self.admit_claimed(from, req.vote.leader_id().voted_for())?;
         answer(&self.node.raft().vote(req).await)
     }
 
     async fn install_snapshot(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        let from = self.check_headers(request.metadata())?;
+        let from = self.admit(request.metadata())?;
         let req: InstallSnapshotRequest<TypeConfig> = decode(request.get_ref()).map_err(bad_message)?;
-        self.check_senders([from, req.vote.leader_id().voted_for()])?;
+        self.admit_claimed(from, req.vote.leader_id().voted_for())?;
         answer(&self.node.raft().install_snapshot(req).await)
     }
 
     async fn timeout_now(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        let from = self.check_headers(request.metadata())?;
+        let from = self.admit(request.metadata())?;
         let msg: TimeoutNow = decode(request.get_ref()).map_err(bad_message)?;
-        self.check_senders([from, msg.from.leader_id().voted_for()])?;
+        self.admit_claimed(from, msg.from.leader_id().voted_for())?;
         self.node.handle_timeout_now(msg).await;
         answer(&())
     }
