@@ -42,7 +42,7 @@ use crate::rpc::maintenance::MaintenanceService;
 use crate::rpc::watch::WatchService;
 use crate::rpc::{Ctx, Limits, ETCD_API_VERSION};
 use crate::storage::rocks::RocksEngine;
-use crate::storage::SharedEngine;
+use crate::storage::{self, SharedEngine};
 use crate::tls::{self, Acceptor, Conn, Serve, Socket, TlsInfo};
 use crate::{identity, ids, metrics, version};
 
@@ -277,6 +277,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
 
     let members = cfg.initial_members()?;
     let data_dir = DataDir::lock(&cfg.data_dir())?;
+    // Before anything in the data dir is written: a newer timon's data dir
+    // is refused unchanged.
+    storage::format::check(&data_dir.path, &data_dir.db_path())?;
     let tls = Tls::load(&cfg, &data_dir.path)?;
     crate::rpc::snapshot::remove_stale_files(&data_dir.path.join("member"));
     let fresh = !data_dir.db_path().exists();
@@ -291,6 +294,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         RocksEngine::open(&data_dir.db_path())
             .with_context(|| format!("cannot open {}", data_dir.db_path().display()))?,
     );
+    storage::format::stamp(engine.as_ref())?;
 
     let advertise_client: Vec<String> = parse_urls("advertise-client-urls", &cfg.cluster.advertise_client_urls)?
         .iter()
@@ -311,7 +315,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         snapshot_count: cfg.member.snapshot_count,
         snapshot_dir: data_dir.snap_path(),
         lease_checkpoint_interval: cfg.lease_checkpoint_interval()?,
-        peer_dialer: tls.peer_dialer.clone(),
+        peer_dialer: tls.peer_dialer.clone().with_identity(cluster_id, member_id),
         auth_tokens: tokens.clone(),
         warning_apply_duration: cfg.warning_apply_duration()?,
     };

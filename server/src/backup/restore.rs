@@ -168,6 +168,7 @@ pub fn restore(cfg: &RestoreConfig, progress: &mut dyn FnMut(u64, u64)) -> anyho
     fs::create_dir_all(&db_path)?;
     let restored = {
         let engine = RocksEngine::open(&db_path)?;
+        crate::storage::format::stamp(&engine)?;
         let restored = load(&db, &engine, progress)?;
         engine.sync()?;
         restored

@@ -7,6 +7,10 @@
 //! (tonic reconnects on its own after a failure). openraft's per-RPC deadline
 //! bounds every call; a peer that cannot be reached is reported
 //! `Unreachable`, which makes openraft back off before retrying it.
+//!
+//! Every call but ClusterInfo from a joining member (asked before it knows
+//! who it is) carries etcd's rafthttp headers `X-Etcd-Cluster-ID` and
+//! `X-Server-From` (hex), which the receiving `service` checks.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use timon_proto::timonpb::peer_client::PeerClient;
 use timon_proto::timonpb::{ClusterInfoRequest, ClusterInfoResponse, RaftMessage};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use super::types::{Member, TypeConfig};
@@ -55,11 +60,43 @@ pub struct PeerError {
 /// What a member answers a removed member, which then stops (etcd's text).
 pub const REMOVED_MESSAGE: &str = "the member has been permanently removed from the cluster";
 
+/// etcd rafthttp's header naming the sender's cluster (hex).
+pub const CLUSTER_ID_HEADER: &str = "x-etcd-cluster-id";
+/// etcd rafthttp's header naming the sending member (hex).
+pub const FROM_HEADER: &str = "x-server-from";
+
+/// Adds [`CLUSTER_ID_HEADER`] and [`FROM_HEADER`] to every peer call.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PeerHeaders {
+    /// (cluster ID, this member's ID), once known.
+    identity: Option<(u64, u64)>,
+}
+
+impl tonic::service::Interceptor for PeerHeaders {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some((cluster, from)) = self.identity {
+            let meta = request.metadata_mut();
+            // Hex digits are always valid header values.
+            if let Ok(v) = format!("{cluster:x}").parse() {
+                meta.insert(CLUSTER_ID_HEADER, v);
+            }
+            if let Ok(v) = format!("{from:x}").parse() {
+                meta.insert(FROM_HEADER, v);
+            }
+        }
+        Ok(request)
+    }
+}
+
+/// A client of one peer's `timonpb.Peer` service, sending [`PeerHeaders`].
+pub type PeerRpc = PeerClient<InterceptedService<Channel, PeerHeaders>>;
+
 /// How this member dials its peers: plain HTTP/2, or TLS with the peer
 /// certificate (`--peer-cert-file`, verified against `--peer-trusted-ca-file`).
 #[derive(Clone, Default)]
 pub struct PeerDialer {
     tls: Option<timon_tls::TlsConnector>,
+    headers: PeerHeaders,
 }
 
 impl std::fmt::Debug for PeerDialer {
@@ -72,7 +109,14 @@ impl PeerDialer {
     pub fn new(tls: Option<std::sync::Arc<rustls::ClientConfig>>) -> Self {
         PeerDialer {
             tls: tls.map(timon_tls::TlsConnector::new),
+            headers: PeerHeaders::default(),
         }
+    }
+
+    /// The same dialer, naming this member's cluster and ID in every call.
+    pub fn with_identity(mut self, cluster_id: u64, member_id: u64) -> Self {
+        self.headers.identity = Some((cluster_id, member_id));
+        self
     }
 
     fn endpoint(&self, url: &str) -> Result<Endpoint, String> {
@@ -160,12 +204,12 @@ impl Peers {
 
     /// A client for `target` at the first of its peer URLs; reuses the
     /// channel unless the member's URL changed.
-    pub fn client(&self, target: u64, member: &Member) -> Result<PeerClient<Channel>, PeerError> {
+    pub fn client(&self, target: u64, member: &Member) -> Result<PeerRpc, PeerError> {
         let url = member.peer_urls.first().cloned().unwrap_or_default();
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((known, ch)) = channels.get(&target) {
             if *known == url {
-                return Ok(Self::wrap(ch.clone()));
+                return Ok(self.wrap(ch.clone()));
             }
         }
         let endpoint = self.dialer.endpoint(&url).map_err(|msg| PeerError {
@@ -180,12 +224,12 @@ impl Peers {
                 .keep_alive_timeout(Duration::from_secs(5)),
         );
         channels.insert(target, (url, ch.clone()));
-        Ok(Self::wrap(ch))
+        Ok(self.wrap(ch))
     }
 
-    fn wrap(ch: Channel) -> PeerClient<Channel> {
+    fn wrap(&self, ch: Channel) -> PeerRpc {
         // Peers are trusted and raft batches can exceed any client limit.
-        PeerClient::new(ch)
+        PeerClient::with_interceptor(ch, self.dialer.headers)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX)
     }
@@ -266,7 +310,7 @@ impl PeerNetwork {
         Req: Serialize,
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
-        F: FnOnce(PeerClient<Channel>, RaftMessage) -> Fut,
+        F: FnOnce(PeerRpc, RaftMessage) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<RaftMessage>, tonic::Status>>,
     {
         let msg = encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;

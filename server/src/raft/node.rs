@@ -13,10 +13,7 @@ use std::time::{Duration, Instant};
 use openraft::error::{InitializeError, RaftError};
 use timon_proto::timonpb::{InternalRaftRequest, ReadIndexRequest};
 
-use timon_proto::timonpb::peer_client::PeerClient;
-use tonic::transport::Channel;
-
-use super::network::{decode, NetworkFactory, Peers};
+use super::network::{decode, NetworkFactory, PeerRpc, Peers};
 use super::propose_batch::{self, ProposeBatcher};
 use super::read_index::ReadBatcher;
 use super::state_machine::{StateMachine, StoreHandle};
@@ -253,7 +250,7 @@ impl RaftNode {
         Ok(())
     }
 
-    pub(super) fn peer(&self, id: u64) -> Result<PeerClient<Channel>, ProposeError> {
+    pub(super) fn peer(&self, id: u64) -> Result<PeerRpc, ProposeError> {
         let member = self.member(id).ok_or(ProposeError::NoLeader)?;
         self.peers.client(id, &member).map_err(|_| ProposeError::NoLeader)
     }

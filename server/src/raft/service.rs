@@ -5,6 +5,17 @@
 //!
 //! Answers carry the serialized `Result` of the local call, so a raft error
 //! on this member reaches the caller's openraft as a remote error.
+//!
+//! Every call is admitted first, as etcd's rafthttp does:
+//! an `X-Etcd-Cluster-ID` header naming another cluster (or unreadable) is
+//! refused with etcd's "cluster ID mismatch" (FailedPrecondition), and a
+//! sender (the `X-Server-From` header, or the member a raft message says
+//! it comes from) that is not in this member's membership with etcd's
+//! "error sender not found" (NotFound); both are logged. A call without
+//! the headers (a timon from before they existed, during a rolling
+//! upgrade) is judged by the sender its raft message names, if any. A
+//! member that has no membership yet (joining, before the leader's first
+//! entries) admits any sender of its cluster.
 
 use std::sync::Arc;
 
@@ -16,10 +27,11 @@ use timon_proto::timonpb::{
     ClusterInfoRequest, ClusterInfoResponse, InternalRaftRequest, PeerMember, RaftMessage, ReadIndexRequest,
     ReadIndexResponse,
 };
+use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use super::membership::MembershipChange;
-use super::network::{decode, encode, REMOVED_MESSAGE};
+use super::network::{decode, encode, CLUSTER_ID_HEADER, FROM_HEADER, REMOVED_MESSAGE};
 use super::node::RaftNode;
 use super::state_machine::is_removed;
 use super::transfer::TimeoutNow;
@@ -44,6 +56,80 @@ impl PeerService {
             Some(id) if is_removed(self.node.store().engine().as_ref(), id) => {
                 Err(Status::permission_denied(REMOVED_MESSAGE))
             }
+            _ => Ok(()),
+        }
+    }
+
+    /// The first half of admission (see the module doc): refuses another
+    /// cluster's ID; answers the sender the `X-Server-From` header names.
+    fn check_headers(&self, meta: &MetadataMap) -> Result<Option<u64>, Status> {
+        let hex = |name: &str| {
+            meta.get(name)
+                .map(|v| v.to_str().ok().and_then(|s| u64::from_str_radix(s, 16).ok()).ok_or(v))
+        };
+        match hex(CLUSTER_ID_HEADER) {
+            None => {}
+            Some(Ok(id)) if id == self.cluster_id => {}
+            Some(other) => {
+                let remote = match other {
+                    Ok(id) => format!("{id:x}"),
+                    Err(raw) => format!("{raw:?}"),
+                };
+                tracing::warn!(
+                    { "local-member-id" = %format!("{:x}", self.node.id()),
+                    "local-member-cluster-id" = %format!("{:x}", self.cluster_id),
+                    "remote-peer-cluster-id" = %remote },
+                    "request cluster ID mismatch"
+                );
+                return Err(Status::failed_precondition("cluster ID mismatch"));
+            }
+        }
+        match hex(FROM_HEADER) {
+            None => Ok(None),
+            Some(Ok(id)) => Ok(Some(id)),
+            Some(Err(raw)) => {
+                tracing::warn!(
+                    { "local-member-id" = %format!("{:x}", self.node.id()), "remote-peer-id" = ?raw },
+                    "failed to parse the sender's member ID"
+                );
+                Err(Status::invalid_argument("malformed X-Server-From"))
+            }
+        }
+    }
+
+    /// The second half: refuses a removed sender, or one missing from this
+    /// member's membership (unless it has none yet).
+    fn check_sender(&self, id: u64) -> Result<(), Status> {
+        self.refuse_removed(Some(id))?;
+        let membership = self.node.raft().metrics().borrow().membership_config.clone();
+        let joining = membership.membership().nodes().next().is_none();
+        if !joining && !membership.membership().nodes().any(|(n, _)| *n == id) {
+            tracing::warn!(
+                { "local-member-id" = %format!("{:x}", self.node.id()),
+                "remote-peer-id" = %format!("{id:x}"),
+                "cluster-id" = %format!("{:x}", self.cluster_id) },
+                "failed to find remote peer in cluster"
+            );
+            return Err(Status::not_found("error sender not found"));
+        }
+        Ok(())
+    }
+
+    /// Admits a call by its headers, before its body is decoded; answers
+    /// the sender they name.
+    fn admit(&self, meta: &MetadataMap) -> Result<Option<u64>, Status> {
+        let from = self.check_headers(meta)?;
+        if let Some(id) = from {
+            self.check_sender(id)?;
+        }
+        Ok(from)
+    }
+
+    /// Admits the sender a raft message names, unless the headers named
+    /// (and admitted) the same one.
+    fn admit_claimed(&self, from: Option<u64>, claimed: Option<u64>) -> Result<(), Status> {
+        match claimed {
+            Some(id) if Some(id) != from => self.check_sender(id),
             _ => Ok(()),
         }
     }
@@ -83,33 +169,41 @@ pub fn propose_error_from_status(s: &Status) -> ProposeError {
 #[tonic::async_trait]
 impl Peer for PeerService {
     async fn append_entries(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let from = self.admit(request.metadata())?;
         let req: AppendEntriesRequest<TypeConfig> = decode(request.get_ref()).map_err(bad_message)?;
-        self.refuse_removed(req.vote.leader_id().voted_for())?;
+        self.admit_claimed(from, req.vote.leader_id().voted_for())?;
         answer(&self.node.raft().append_entries(req).await)
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let from = self.admit(request.metadata())?;
         let req: VoteRequest<u64> = decode(request.get_ref()).map_err(bad_message)?;
-        self.refuse_removed(req.vote.leader_id().voted_for())?;
+        self.admit_claimed(from, req.vote.leader_id().voted_for())?;
         answer(&self.node.raft().vote(req).await)
     }
 
     async fn install_snapshot(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let from = self.admit(request.metadata())?;
         let req: InstallSnapshotRequest<TypeConfig> = decode(request.get_ref()).map_err(bad_message)?;
+        self.admit_claimed(from, req.vote.leader_id().voted_for())?;
         answer(&self.node.raft().install_snapshot(req).await)
     }
 
     async fn timeout_now(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let from = self.admit(request.metadata())?;
         let msg: TimeoutNow = decode(request.get_ref()).map_err(bad_message)?;
+        self.admit_claimed(from, msg.from.leader_id().voted_for())?;
         self.node.handle_timeout_now(msg).await;
         answer(&())
     }
 
     async fn propose(&self, request: Request<InternalRaftRequest>) -> Result<Response<RaftMessage>, Status> {
+        self.admit(request.metadata())?;
         answer(&self.node.propose_local(request.into_inner()).await)
     }
 
-    async fn read_index(&self, _request: Request<ReadIndexRequest>) -> Result<Response<ReadIndexResponse>, Status> {
+    async fn read_index(&self, request: Request<ReadIndexRequest>) -> Result<Response<ReadIndexResponse>, Status> {
+        self.admit(request.metadata())?;
         match self.node.local_read_index().await {
             Ok(index) => Ok(Response::new(ReadIndexResponse { index })),
             Err(e) => Err(propose_error_status(&e)),
@@ -118,8 +212,11 @@ impl Peer for PeerService {
 
     async fn cluster_info(
         &self,
-        _request: Request<ClusterInfoRequest>,
+        request: Request<ClusterInfoRequest>,
     ) -> Result<Response<ClusterInfoResponse>, Status> {
+        // A joining member asks before it knows its cluster: it sends no
+        // headers, and a call without them is admitted.
+        self.admit(request.metadata())?;
         let members = self
             .node
             .members()
@@ -136,15 +233,18 @@ impl Peer for PeerService {
     }
 
     async fn change_membership(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.admit(request.metadata())?;
         let change: MembershipChange = decode(request.get_ref()).map_err(bad_message)?;
         answer(&self.node.change_local(change).await)
     }
 
     async fn lease_renew(&self, request: Request<LeaseKeepAliveRequest>) -> Result<Response<RaftMessage>, Status> {
+        self.admit(request.metadata())?;
         answer(&self.node.local_lease_renew(request.get_ref().id).await)
     }
 
     async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+        self.admit(request.metadata())?;
         let rev = request.get_ref().revision;
         self.node.local_hash_kv(rev, self.cluster_id).await.map(Response::new)
     }
@@ -153,6 +253,7 @@ impl Peer for PeerService {
         &self,
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<RaftMessage>, Status> {
+        self.admit(request.metadata())?;
         answer(&self.node.local_lease_time_to_live(request.get_ref()).await)
     }
 }

@@ -51,6 +51,10 @@ pub mod raft_meta {
     /// This member's ID and its cluster's ID, fixed when the data dir is
     /// first used. Local: never replicated, never in a snapshot.
     pub const IDENTITY: &[u8] = b"identity";
+    /// The data dir's on-disk format version (u64, big-endian), written when
+    /// the data dir is created (see `storage::format`). Local: never
+    /// replicated, never in a snapshot.
+    pub const FORMAT_VERSION: &[u8] = b"format_version";
 }
 
 /// Keys in [`Cf::Meta`].

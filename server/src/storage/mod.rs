@@ -2,7 +2,8 @@
 //!
 //! Everything timon persists goes through [`Engine`]: the raft log and raft
 //! meta (`raft/`), the MVCC revisions and state-machine meta (`mvcc/`,
-//! `apply/`). RocksDB is the engine we ship ([`rocks::RocksEngine`]) and this
+//! `apply/`). The data dir's on-disk format version is checked and stamped by
+//! [`format`]. RocksDB is the engine we ship ([`rocks::RocksEngine`]) and this
 //! is the only module that imports `rocksdb`; [`mem::MemEngine`] serves unit
 //! tests. Column families and the fixed meta keys are named in [`keys`].
 //!
@@ -10,6 +11,7 @@
 //! applied atomically: either every operation of a batch is visible after a
 //! crash or none is (DESIGN.md invariant 3).
 
+pub mod format;
 pub mod keys;
 pub mod mem;
 pub mod rocks;

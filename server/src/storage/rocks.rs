@@ -45,6 +45,22 @@ impl RocksEngine {
         Ok(Self { db })
     }
 
+    /// Reads one key of an existing database without writing anything in
+    /// `path`: opened read-only, with RocksDB's info log (which an open
+    /// otherwise rotates inside the database directory) sent to a temporary
+    /// directory. `None` when the key is absent.
+    pub fn read_only_get(path: &Path, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let log_dir =
+            tempfile::tempdir().map_err(|e| StorageError(format!("cannot create a temporary log dir: {e}")))?;
+        let mut opts = Options::default();
+        opts.set_db_log_dir(log_dir.path());
+        let db = DB::open_cf_for_read_only(&opts, path, [cf.name()], false).map_err(err)?;
+        let handle = db
+            .cf_handle(cf.name())
+            .ok_or_else(|| StorageError(format!("column family {} missing", cf.name())))?;
+        db.get_cf(handle, key).map_err(err)
+    }
+
     fn cf(&self, cf: Cf) -> &rocksdb::ColumnFamily {
         // Every Cf is created at open, so the handle always exists.
         self.db.cf_handle(cf.name()).expect("column family created at open")

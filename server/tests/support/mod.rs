@@ -10,7 +10,10 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod fuzz_methods;
 pub mod http;
+pub mod mutate;
+pub mod raw_grpc;
 pub mod watch;
 
 use std::collections::BTreeSet;
@@ -542,6 +545,12 @@ impl Member {
     pub fn respawn(&mut self) {
         self.kill9();
         self.child = Some(spawn(&self.program, &self.args, &self.env, &self.log_dir));
+    }
+
+    /// Runs `program` (another build of the same server) at the next
+    /// (re)start, with the same flags and data dir.
+    pub fn set_program(&mut self, program: PathBuf) {
+        self.program = program;
     }
 
     /// Adds flags for the next (re)start.
