@@ -70,12 +70,15 @@ pub struct Shape {
     pub keys: usize,
     pub info: f64,
     pub seed: u64,
+    /// Turn one read stale (`testgen::make_stale_read`): the time of a
+    /// failing check, whose search backtracks furthest.
+    pub stale_read: bool,
 }
 
 /// Generates a history of `shape` and times the checkers on it; prints one
 /// line per checker and answers the total time.
 pub fn bench_generated(shape: Shape) -> anyhow::Result<Duration> {
-    let history = testgen::generate(&testgen::Gen {
+    let mut history = testgen::generate(&testgen::Gen {
         seed: shape.seed,
         keys: shape.keys,
         ops: shape.ops,
@@ -84,13 +87,17 @@ pub fn bench_generated(shape: Shape) -> anyhow::Result<Duration> {
         blind_cas: false,
     });
     let label = format!(
-        "generated: {} ops, {} clients, {} keys, {:.0}% info, seed {}",
+        "generated: {} ops, {} clients, {} keys, {:.0}% info, seed {}{}",
         shape.ops,
         shape.clients,
         shape.keys,
         shape.info * 100.0,
-        shape.seed
+        shape.seed,
+        if shape.stale_read { ", one stale read" } else { "" }
     );
+    if shape.stale_read {
+        testgen::make_stale_read(&mut history).ok_or_else(|| anyhow::anyhow!("no read to make stale"))?;
+    }
     report(&label, &history, &Recorded::default())
 }
 

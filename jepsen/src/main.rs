@@ -136,6 +136,9 @@ enum Cmd {
         info: f64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Make one read stale: times a failing check.
+        #[arg(long)]
+        stale_read: bool,
         /// Recorded runs to time instead: results directories or
         /// history.jsonl files (kept with --keep).
         #[arg(long)]
@@ -330,6 +333,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<bool> {
             keys,
             info,
             seed,
+            stale_read,
             history,
         } => {
             for h in history {
@@ -343,6 +347,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<bool> {
                         keys: *keys,
                         info: *info,
                         seed: *seed,
+                        stale_read: *stale_read,
                     })?;
                 }
             }
