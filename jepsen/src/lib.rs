@@ -14,14 +14,20 @@
 //!   (register, watch, kubernetes, lock, lease, auth).
 //! - `durability`: the final-read check (no acknowledged write lost).
 //! - `run`: one scenario end to end, and the quick and long suites.
+//! - `suite`: the long suite's plan per server, what counts as a checked
+//!   operation, and its results file (JSON lines, Markdown table, total).
+//! - `checkbench`: `timon-jepsen check-bench`, the checkers' time per 100k
+//!   operations on generated and recorded histories.
 //! - `timeline`: timeline.svg, the history drawn (ops per client, fault windows).
 
 pub mod check;
+pub mod checkbench;
 pub mod cluster;
 pub mod durability;
 pub mod history;
 pub mod nemesis;
 pub mod recorder;
 pub mod run;
+pub mod suite;
 pub mod timeline;
 pub mod workload;

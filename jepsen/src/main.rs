@@ -1,12 +1,14 @@
 //! The `timon-jepsen` command line: `run` one scenario, or the `quick` or
-//! `long` suite; the last line printed is `N passed, N failed`.
+//! `long` suite; the last line printed is `N passed, N failed` (for `long`,
+//! `Total: N checked operations` follows it). `check-bench` times the
+//! checkers.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use timon_jepsen::nemesis;
 use timon_jepsen::run::{self, Report, Scenario, Server, Workload};
+use timon_jepsen::{checkbench, nemesis, suite};
 
 #[derive(Parser)]
 #[command(about = "Jepsen-style fault injection against timon or etcd")]
@@ -17,11 +19,12 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct Common {
-    /// The server under test.
+    /// The server under test (`both`: timon then etcd, for `long` only).
     #[arg(long, value_enum, default_value = "timon")]
-    server: Server,
+    server: Servers,
     /// Its binary (default: $TIMON_BIN or the timon built next to this
     /// program, release then debug; /usr/bin/etcd or $ETCD_BIN for etcd).
+    /// With `--server both` it is timon's.
     #[arg(long)]
     binary: Option<PathBuf>,
     /// 3 or 5 members (the long suite chooses per scenario).
@@ -47,6 +50,31 @@ struct Common {
     tls: bool,
 }
 
+/// `--server`: one server, or both in turn (the long suite).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Servers {
+    Timon,
+    Etcd,
+    Both,
+}
+
+impl Servers {
+    fn list(self) -> Vec<Server> {
+        match self {
+            Servers::Timon => vec![Server::Timon],
+            Servers::Etcd => vec![Server::Etcd],
+            Servers::Both => vec![Server::Timon, Server::Etcd],
+        }
+    }
+
+    fn one(self) -> anyhow::Result<Server> {
+        match self.list().as_slice() {
+            [one] => Ok(*one),
+            _ => anyhow::bail!("--server both is for the long suite; run one server at a time"),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run one scenario.
@@ -65,26 +93,66 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
-    /// Run the long suite: every workload under every nemesis on 3 members,
-    /// and under the partitions on 5 too; 120 s each unless --time-limit.
+    /// Run the long suite: every workload under every nemesis on 3 and 5
+    /// members (on etcd, those whose nemesis applies); 120 s each unless
+    /// --time-limit. Each finished scenario is appended to --out (JSON
+    /// lines); at the end the Markdown table of the whole file is written
+    /// next to it and the last line is `Total: N checked operations`.
     Long {
         #[command(flatten)]
         common: Common,
         /// Run each scenario with this many seeds: --seed, --seed + 1, ...
         #[arg(long, default_value_t = 1)]
         seeds: u64,
-        /// Only the scenarios whose name contains this, e.g. `watch-kill-5n`.
+        /// Only the scenarios whose name contains one of these
+        /// (comma-separated), e.g. `watch-kill-5n,etcd-lock`.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// The results file [default: <results>/long.jsonl]; the table is
+        /// written to the same name with `.md`.
         #[arg(long)]
-        only: Option<String>,
+        out: Option<PathBuf>,
+        /// Skip the scenarios (and seeds) the results file already holds.
+        #[arg(long)]
+        resume: bool,
+        /// Print the scenarios (and the skipped ones, with why) and stop.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Time the checkers on generated register histories (and on recorded
+    /// ones with --history), per 100k operations.
+    CheckBench {
+        /// Operations per generated history.
+        #[arg(long, default_value_t = 100_000)]
+        ops: usize,
+        /// Concurrent clients; one history per value.
+        #[arg(long, value_delimiter = ',', default_value = "5,10")]
+        clients: Vec<i64>,
+        /// Keys (registers) the operations spread over.
+        #[arg(long, default_value_t = 3)]
+        keys: usize,
+        /// Share of operations that end `Info` (half of them took effect).
+        #[arg(long, default_value_t = 0.05)]
+        info: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Make one read stale: times a failing check.
+        #[arg(long)]
+        stale_read: bool,
+        /// Recorded runs to time instead: results directories or
+        /// history.jsonl files (kept with --keep).
+        #[arg(long)]
+        history: Vec<PathBuf>,
     },
 }
 
-fn binary(common: &Common) -> anyhow::Result<PathBuf> {
-    if let Some(b) = &common.binary {
-        return Ok(b.clone());
-    }
+fn binary(common: &Common, server: Server) -> anyhow::Result<PathBuf> {
     let from_env = |var: &str| std::env::var_os(var).map(PathBuf::from);
-    match common.server {
+    match (&common.binary, server, common.server) {
+        (Some(b), Server::Timon, _) | (Some(b), Server::Etcd, Servers::Etcd) => return Ok(b.clone()),
+        _ => {}
+    }
+    match server {
         Server::Etcd => Ok(from_env("ETCD_BIN").unwrap_or_else(|| PathBuf::from("/usr/bin/etcd"))),
         Server::Timon => {
             if let Some(b) = from_env("TIMON_BIN") {
@@ -110,10 +178,10 @@ fn binary(common: &Common) -> anyhow::Result<PathBuf> {
     }
 }
 
-fn scenario(common: &Common, nemesis: nemesis::Kind, workload: Workload) -> anyhow::Result<Scenario> {
+fn scenario(common: &Common, server: Server, nemesis: nemesis::Kind, workload: Workload) -> anyhow::Result<Scenario> {
     Ok(Scenario {
-        server: common.server,
-        binary: binary(common)?,
+        server,
+        binary: binary(common, server)?,
         nodes: usize::try_from(common.nodes)?,
         workload,
         nemesis,
@@ -136,8 +204,16 @@ fn print(report: &Report) {
         events.push_str(&format!(", {} lists", report.lists));
     }
     println!(
-        "{verdict} {} seed {} in {:.1}s: {} ok, {} fail, {} info{events}; checker: {}",
-        report.scenario, report.seed, report.seconds, report.ops.ok, report.ops.fail, report.ops.info, report.checker
+        "{verdict} {} seed {} in {:.1}s: {} ok, {} fail, {} info{events}; {} checked in {:.2}s by {}",
+        report.scenario,
+        report.seed,
+        report.seconds,
+        report.ops.ok,
+        report.ops.fail,
+        report.ops.info,
+        report.checked,
+        report.checker_seconds,
+        report.checker
     );
     for n in &report.notes {
         println!("    {n}");
@@ -150,34 +226,132 @@ fn print(report: &Report) {
     }
 }
 
+/// The long suite's scenarios after --only and --resume, and the skipped
+/// ones with why.
+struct LongPlan {
+    run: Vec<Scenario>,
+    skipped: Vec<(String, &'static str)>,
+    already: usize,
+}
+
+fn long_plan(common: &Common, seeds: u64, only: &[String], done: &[suite::Row]) -> anyhow::Result<LongPlan> {
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| name.contains(o.as_str()));
+    let mut plan = LongPlan {
+        run: Vec::new(),
+        skipped: Vec::new(),
+        already: 0,
+    };
+    for p in suite::plan(&common.server.list()) {
+        for seed in common.seed..common.seed.saturating_add(seeds) {
+            let sc = Scenario {
+                nodes: p.nodes,
+                seed,
+                time_limit: Duration::from_secs(common.time_limit.unwrap_or(120)),
+                ..scenario(common, p.server, p.nemesis, p.workload)?
+            };
+            let name = sc.name();
+            if !wanted(&name) {
+                continue;
+            }
+            if let Some(why) = p.skipped {
+                if seed == common.seed {
+                    plan.skipped.push((name, why));
+                }
+            } else if done.iter().any(|r| r.scenario == name && r.seed == seed) {
+                plan.already += 1;
+            } else {
+                plan.run.push(sc);
+            }
+        }
+    }
+    Ok(plan)
+}
+
 async fn main_async(cli: Cli) -> anyhow::Result<bool> {
     let checker = run::full_check();
+    let mut results: Option<PathBuf> = None;
+    let mut skipped = Vec::new();
     let scenarios = match &cli.command {
         Cmd::Run {
             workload,
             nemesis,
             common,
-        } => vec![scenario(common, *nemesis, *workload)?],
-        Cmd::Quick { common } => run::QUICK
-            .iter()
-            .map(|n| (Workload::Register, *n))
-            .chain(run::QUICK_OTHERS)
-            .map(|(w, n)| scenario(common, n, w))
-            .collect::<anyhow::Result<_>>()?,
-        Cmd::Long { common, seeds, only } => {
-            let mut all = Vec::new();
-            for (workload, nemesis, nodes) in run::long() {
-                for seed in common.seed..common.seed.saturating_add(*seeds) {
-                    all.push(Scenario {
-                        nodes,
-                        seed,
-                        time_limit: Duration::from_secs(common.time_limit.unwrap_or(120)),
-                        ..scenario(common, nemesis, workload)?
-                    });
+        } => vec![scenario(common, common.server.one()?, *nemesis, *workload)?],
+        Cmd::Quick { common } => {
+            let server = common.server.one()?;
+            run::QUICK
+                .iter()
+                .map(|n| (Workload::Register, *n))
+                .chain(run::QUICK_OTHERS)
+                .map(|(w, n)| scenario(common, server, n, w))
+                .collect::<anyhow::Result<_>>()?
+        }
+        Cmd::Long {
+            common,
+            seeds,
+            only,
+            out,
+            resume,
+            list,
+        } => {
+            let out = out.clone().unwrap_or_else(|| common.results.join("long.jsonl"));
+            let done = if *resume { suite::load(&out)? } else { Vec::new() };
+            let plan = long_plan(common, *seeds, only, &done)?;
+            if *list {
+                for sc in &plan.run {
+                    println!("{} seed {}", sc.name(), sc.seed);
+                }
+                for (name, why) in &plan.skipped {
+                    println!("skip {name}: {why}");
+                }
+                println!(
+                    "{} to run, {} skipped, {} already in {}",
+                    plan.run.len(),
+                    plan.skipped.len(),
+                    plan.already,
+                    out.display()
+                );
+                return Ok(true);
+            }
+            if plan.already > 0 {
+                println!(
+                    "{} scenario runs already in {}, not run again",
+                    plan.already,
+                    out.display()
+                );
+            }
+            for (name, why) in &plan.skipped {
+                println!("SKIP {name}: {why}");
+            }
+            results = Some(out);
+            skipped = plan.skipped;
+            plan.run
+        }
+        Cmd::CheckBench {
+            ops,
+            clients,
+            keys,
+            info,
+            seed,
+            stale_read,
+            history,
+        } => {
+            for h in history {
+                checkbench::bench_recorded(h)?;
+            }
+            if history.is_empty() {
+                for &c in clients {
+                    checkbench::bench_generated(checkbench::Shape {
+                        ops: *ops,
+                        clients: c,
+                        keys: *keys,
+                        info: *info,
+                        seed: *seed,
+                        stale_read: *stale_read,
+                    })?;
                 }
             }
-            all.retain(|sc| sc.applies() && only.as_ref().is_none_or(|o| sc.name().contains(o.as_str())));
-            all
+            return Ok(true);
         }
     };
     let (mut passed, mut failed) = (0, 0);
@@ -192,6 +366,12 @@ async fn main_async(cli: Cli) -> anyhow::Result<bool> {
         let report = run::run(sc, &checker, &bar).await;
         bar.finish_and_clear();
         print(&report);
+        if let Some(out) = &results {
+            let row = suite::Row::new(&report, sc.server, sc.nodes);
+            if let Err(e) = suite::append(out, &row) {
+                println!("    could not append to {}: {e:#}", out.display());
+            }
+        }
         if report.passed {
             passed += 1;
         } else {
@@ -199,6 +379,18 @@ async fn main_async(cli: Cli) -> anyhow::Result<bool> {
         }
     }
     println!("{passed} passed, {failed} failed");
+    if let Some(out) = &results {
+        let rows = suite::load(out)?;
+        let table = out.with_extension("md");
+        std::fs::write(&table, suite::markdown(&rows, &skipped))?;
+        println!(
+            "{} scenario runs in {} (table: {})",
+            rows.len(),
+            out.display(),
+            table.display()
+        );
+        println!("{}", suite::total_line(&rows));
+    }
     Ok(failed == 0)
 }
 

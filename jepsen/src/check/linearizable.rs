@@ -18,6 +18,17 @@
 //! (a soft completion: reaching it means the op never happened). The
 //! search is done when every `Ok` operation took effect. Equal times count
 //! as concurrent.
+//!
+//! Reads commute (`Config::commute_reads`): when a read may take effect now
+//! and leaves the register as it is, it is taken at once, with no other
+//! choice tried in its place, and if the search fails after it, it fails
+//! before it too. Why: the read's invocation comes before every pending
+//! completion, so no operation still pending must precede it; in any
+//! linearization that takes it later, moving it to now keeps every other
+//! operation's view of the register (it changes nothing). Without this,
+//! k concurrent reads of one value make 2^k configurations, and a failing
+//! search on a busy key (10 clients on one register) visits them all and
+//! runs out of budget (`Unknown`) instead of answering `Invalid`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -34,12 +45,17 @@ pub struct Config {
     /// Configurations remembered per key before giving up with `Unknown`
     /// (each costs roughly 100 bytes plus n/64 words).
     pub max_states_per_key: usize,
+    /// Take a read that leaves the register unchanged as soon as it may
+    /// take effect, without branching (see the module doc). Off only to
+    /// compare verdicts with the plain search.
+    pub commute_reads: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             max_states_per_key: 1_000_000,
+            commute_reads: true,
         }
     }
 }
@@ -171,6 +187,24 @@ impl<'a> Search<'a> {
         }
         self.relink(self.call_node[op]);
     }
+
+    /// A read that may take effect now (invoked before the first pending
+    /// completion) and leaves `state` as it is.
+    fn commuting_read(&self, state: Register) -> Option<usize> {
+        let mut entry = self.next[HEAD];
+        while entry != NIL {
+            let (op, is_call) = self.node[entry];
+            if !is_call {
+                return None;
+            }
+            let o = self.ops[op];
+            if matches!(o.op, Op::Read { .. }) && state.step(&o.op, None) == Ok(state) {
+                return Some(op);
+            }
+            entry = self.next[entry];
+        }
+        None
+    }
 }
 
 /// Which operations took effect, compared exactly but stored compactly: the
@@ -199,6 +233,9 @@ struct Step {
     op: usize,
     took_effect: bool,
     before: Register,
+    /// A commuting read, taken without alternatives: backtracking goes
+    /// past it.
+    forced: bool,
 }
 
 /// Searches one key's operations (in invocation order), each with the time
@@ -213,11 +250,47 @@ pub fn check_key(key: &str, windows: Vec<(&Operation, Option<u64>)>, config: &Co
     let mut state = Register::Absent;
     let mut best: (Vec<Step>, Register) = (Vec::new(), Register::Absent);
     let mut entry = s.next[HEAD];
-    let valid = loop {
+    // A configuration reached by a step (or the first): look for a
+    // commuting read before anything else.
+    let mut fresh = true;
+    let valid = 'search: loop {
         if remaining_ok == 0 {
             break Validity::Valid;
         }
-        let (op, is_call) = if entry == NIL { (NIL, false) } else { s.node[entry] };
+        let read = if fresh && config.commute_reads {
+            s.commuting_read(state)
+        } else {
+            None
+        };
+        fresh = false;
+        let mut failed = false;
+        if let Some(op) = read {
+            done.flip(op);
+            if seen.insert((done.key(), state)) {
+                if seen.len() > config.max_states_per_key {
+                    break Validity::Unknown;
+                }
+                stack.push(Step {
+                    op,
+                    took_effect: true,
+                    before: state,
+                    forced: true,
+                });
+                s.lift(op);
+                remaining_ok -= usize::from(s.ops[op].outcome == Outcome::Ok);
+                entry = s.next[HEAD];
+                fresh = true;
+                continue;
+            }
+            // Searched from there already, and failed: so fails this one.
+            done.flip(op);
+            failed = true;
+        }
+        let (op, is_call) = if entry == NIL || failed {
+            (NIL, false)
+        } else {
+            s.node[entry]
+        };
         // An op may take effect now; or an `Info` op's deadline passed.
         let next = if is_call {
             state.step(&s.ops[op].op, s.ops[op].write_revision()).ok()
@@ -236,11 +309,13 @@ pub fn check_key(key: &str, windows: Vec<(&Operation, Option<u64>)>, config: &Co
                     op,
                     took_effect: is_call,
                     before: state,
+                    forced: false,
                 });
                 state = after;
                 s.lift(op);
                 remaining_ok -= usize::from(s.ops[op].outcome == Outcome::Ok);
                 entry = s.next[HEAD];
+                fresh = true;
                 continue;
             }
             done.flip(op);
@@ -253,13 +328,18 @@ pub fn check_key(key: &str, windows: Vec<(&Operation, Option<u64>)>, config: &Co
         if stack.len() > best.0.len() {
             best = (stack.clone(), state);
         }
-        let Some(step) = stack.pop() else {
-            break Validity::Invalid;
+        let step = loop {
+            let Some(step) = stack.pop() else {
+                break 'search Validity::Invalid;
+            };
+            done.flip(step.op);
+            state = step.before;
+            s.unlift(step.op);
+            remaining_ok += usize::from(s.ops[step.op].outcome == Outcome::Ok);
+            if !step.forced {
+                break step;
+            }
         };
-        done.flip(step.op);
-        state = step.before;
-        s.unlift(step.op);
-        remaining_ok += usize::from(s.ops[step.op].outcome == Outcome::Ok);
         // After an undone drop, nothing is left to try at its deadline.
         entry = match (step.took_effect, s.return_node[step.op]) {
             (false, Some(r)) => r,

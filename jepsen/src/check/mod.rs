@@ -31,8 +31,7 @@ pub mod watch;
 
 #[cfg(test)]
 mod linearizable_tests;
-#[cfg(test)]
-pub(crate) mod testgen;
+pub mod testgen;
 
 use crate::history::History;
 use watch::RecordedWatch;

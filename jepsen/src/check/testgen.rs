@@ -1,5 +1,6 @@
-//! Test support (compiled only for tests): terse history builders and a
-//! generator of random concurrent histories from a real sequential store.
+//! Terse history builders and a generator of random concurrent histories
+//! from a real sequential store: for the checkers' tests and for
+//! `timon-jepsen check-bench` (`crate::checkbench`).
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
