@@ -10,6 +10,7 @@
 //! transfer nemesis could only run against etcd; it waits for timon's
 //! MoveLeader.
 
+pub mod disk;
 pub mod links;
 pub mod membership;
 pub mod window;
@@ -50,6 +51,16 @@ pub enum Kind {
     /// MemberRemove a follower and wipe its data dir; on heal MemberAdd it
     /// back and start it empty with `--initial-cluster-state existing`.
     MemberReadd,
+    /// kill -9 a member and drop what its disk holds unsynced (lazyfs).
+    LoseUnsynced,
+    /// kill -9 every member and drop what every disk holds unsynced.
+    LoseUnsyncedAll,
+    /// One member's fsyncs fail with EIO.
+    FsyncError,
+    /// One member's writes fail with ENOSPC.
+    DiskFull,
+    /// Fsyncs answer 200 ms–2 s late on one member or on all.
+    SlowDisk,
 }
 
 /// The nemeses added with issue 5's second round, for a longer suite
@@ -68,6 +79,11 @@ impl Kind {
             Kind::LinkDelay => "link-delay",
             Kind::KillAll => "kill-all",
             Kind::MemberReadd => "member-readd",
+            Kind::LoseUnsynced => "lose-unsynced",
+            Kind::LoseUnsyncedAll => "lose-unsynced-all",
+            Kind::FsyncError => "fsync-error",
+            Kind::DiskFull => "disk-full",
+            Kind::SlowDisk => "slow-disk",
         }
     }
 }
@@ -145,6 +161,9 @@ async fn inject(kind: Kind, cluster: &mut Cluster, rng: &mut StdRng) -> anyhow::
             "kill -9 all members".to_string()
         }
         Kind::MemberReadd => membership::remove_follower(cluster, rng).await?,
+        Kind::LoseUnsynced | Kind::LoseUnsyncedAll | Kind::FsyncError | Kind::DiskFull | Kind::SlowDisk => {
+            disk::inject(kind, cluster, rng).await?
+        }
     })
 }
 

@@ -323,6 +323,7 @@ async fn execute(
         dir: dir.to_path_buf(),
         extra_args,
         tls: sc.tls,
+        lazy_disks: nemesis::disk::needs_disks(sc.nemesis),
     };
     progress.set_message("starting cluster");
     let cluster = Cluster::start(&spec, Duration::from_secs(60)).await?;

@@ -11,6 +11,7 @@
 //! through unchanged, and every client dials through [`dial::Endpoint`].
 
 pub mod dial;
+pub mod disks;
 pub mod membership;
 pub mod proxy;
 pub mod source;
@@ -45,6 +46,9 @@ pub struct Spec {
     pub tls: bool,
     /// Flags every member gets besides the cluster's own.
     pub extra_args: Vec<String>,
+    /// Each member's data dir on a lazyfs mount ([`disks::Disks`]), for the
+    /// disk nemeses.
+    pub lazy_disks: bool,
 }
 
 /// One member process and its addresses.
@@ -79,6 +83,9 @@ pub struct Cluster {
     pids: Arc<Mutex<Vec<Option<u32>>>>,
     /// `https` with TLS, else `http`: every URL the members are given.
     scheme: &'static str,
+    /// The members' lazyfs disks, with [`Spec::lazy_disks`]. Declared
+    /// last: dropped after [`Drop`] killed the members.
+    disks: Option<disks::Disks>,
 }
 
 /// A port nobody listens on right now (small race until the member binds
@@ -177,11 +184,21 @@ impl Cluster {
         let initial: Vec<String> = (0..spec.nodes)
             .map(|i| format!("{}={scheme}://{}", name(i), proxies[i].addr()))
             .collect();
+        let (disks, lazy_dirs) = if spec.lazy_disks {
+            let names: Vec<String> = (0..spec.nodes).map(name).collect();
+            let (d, dirs) = disks::Disks::mount(&spec.dir, &names)?;
+            (Some(d), Some(dirs))
+        } else {
+            (None, None)
+        };
         let mut members = Vec::new();
         for i in 0..spec.nodes {
             let (client_port, peer_port) = (ports[2 * i], ports[2 * i + 1]);
             let client = format!("{scheme}://127.0.0.1:{client_port}");
-            let data_dir = spec.dir.join(format!("{}.data", name(i)));
+            let data_dir = match &lazy_dirs {
+                Some(dirs) => dirs[i].clone(),
+                None => spec.dir.join(format!("{}.data", name(i))),
+            };
             let args: Vec<String> = [
                 "--name",
                 &name(i),
@@ -223,6 +240,7 @@ impl Cluster {
             binary: spec.binary.clone(),
             pids,
             scheme,
+            disks,
         };
         for i in 0..spec.nodes {
             cluster.spawn(i)?;
@@ -355,11 +373,14 @@ impl Cluster {
         }
     }
 
-    /// Every link passes, paused members continue, killed members restart
-    /// (removed members stay down: see [`Cluster::readd_member`]).
+    /// Every link passes, disk faults end, paused members continue, killed
+    /// (or crashed) members restart (removed members stay down: see [`Cluster::readd_member`]).
     pub fn heal(&mut self) -> anyhow::Result<()> {
         for p in &self.proxies {
             p.heal();
+        }
+        if let Some(d) = &self.disks {
+            d.clear();
         }
         for i in 0..self.len() {
             if self.members[i].paused {
@@ -455,6 +476,11 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         bail!("cluster not healthy within {timeout:?} (last: {last})")
+    }
+
+    /// Member `i`'s lazyfs disk, when the cluster runs on them.
+    pub fn disk(&self, i: usize) -> Option<lazyfs::Control> {
+        self.disks.as_ref().map(|d| d.control(i))
     }
 
     /// Where member `i`'s log is written.
