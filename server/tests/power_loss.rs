@@ -1,39 +1,15 @@
-//! Durability under power loss and disk faults (DESIGN.md invariant 4): a
-//! member whose data dir is on a lazyfs mount (writes durable only when
-//! fsynced, directory entries only when their directory is fsynced) is
-//! killed, everything unsynced is dropped, and it must come back with every
-//! acknowledged write; and a member whose fsyncs fail must not acknowledge
-//! writes as if they were durable.
+//! Durability under power loss (DESIGN.md invariant 4): a member whose data
+//! dir is on a lazyfs mount (writes durable only when fsynced, directory
+//! entries only when their directory is fsynced) is killed, everything
+//! unsynced is dropped, and it must come back with every acknowledged write.
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use support::disk::Disk;
+
+use std::path::Path;
 
 use timon_proto::etcdserverpb::{PutRequest, RangeRequest};
-
-/// A lazyfs mount with an empty data dir on it, made durable as a
-/// provisioned disk would hold it.
-struct Disk {
-    mount: lazyfs::Mount,
-    _dir: tempfile::TempDir,
-}
-
-impl Disk {
-    fn new() -> Disk {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mount = lazyfs::Mount::new(dir.path()).expect("mount lazyfs (needs /dev/fuse and root)");
-        std::fs::create_dir(mount.path().join("data")).expect("data dir");
-        std::fs::File::open(mount.path())
-            .and_then(|d| d.sync_all())
-            .expect("fsync the mount's root");
-        Disk { mount, _dir: dir }
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.mount.path().join("data")
-    }
-}
 
 async fn put(endpoint: &str, key: &str, value: &str) -> Result<(), tonic::Status> {
     let (mut kv, _) = support::connect(endpoint).await;
@@ -74,7 +50,7 @@ async fn a_power_loss_keeps_every_acknowledged_write() {
                 .expect("put");
         }
         member.kill9();
-        let lost = disk.mount.control().lose_unsynced(round % 2 == 1);
+        let lost = disk.control().lose_unsynced(round % 2 == 1);
         eprintln!("round {round}: {lost:?}");
         member.restart();
         for r in 0..=round {

@@ -10,6 +10,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod disk;
 pub mod http;
 pub mod watch;
 
