@@ -13,6 +13,7 @@
 //! - `workload`: clients that generate operations and record the history
 //!   (register, watch, kubernetes, lock, lease, auth).
 //! - `durability`: the final-read check (no acknowledged write lost).
+//! - `panics`: no member logged a panic.
 //! - `run`: one scenario end to end, and the quick and long suites.
 //! - `timeline`: timeline.svg, the history drawn (ops per client, fault windows).
 
@@ -21,6 +22,7 @@ pub mod cluster;
 pub mod durability;
 pub mod history;
 pub mod nemesis;
+pub mod panics;
 pub mod recorder;
 pub mod run;
 pub mod timeline;

@@ -15,7 +15,7 @@
 //!
 //! [`run`] takes a [`Checker`]; the command line passes [`full_check`]
 //! (`crate::check::check_all`). The final-read check ([`crate::durability`])
-//! always runs too.
+//! always runs too, and so does [`crate::panics`] (no member logged a panic).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -403,6 +403,7 @@ async fn execute(
     }
     let history = rec.snapshot();
     problems.extend(crate::durability::check(&history, &finals));
+    problems.extend(crate::panics::check(&cluster.logs()));
     if sc.workload == Workload::Auth {
         progress.set_message("final permissions");
         problems.extend(final_permissions(&endpoints, &history, dir).await?);
