@@ -13,6 +13,7 @@
 //! - `workload`: clients that generate operations and record the history
 //!   (register, watch, kubernetes, lock, lease, auth).
 //! - `durability`: the final-read check (no acknowledged write lost).
+//! - `panics`: no member logged a panic.
 //! - `run`: one scenario end to end, and the quick and long suites.
 //! - `suite`: the long suite's plan per server, what counts as a checked
 //!   operation, and its results file (JSON lines, Markdown table, total).
@@ -26,6 +27,7 @@ pub mod cluster;
 pub mod durability;
 pub mod history;
 pub mod nemesis;
+pub mod panics;
 pub mod recorder;
 pub mod run;
 pub mod suite;

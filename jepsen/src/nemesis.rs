@@ -12,6 +12,7 @@
 //! and clock faults through libfaketime ([`clock`]).
 
 pub mod clock;
+pub mod disk;
 pub mod links;
 pub mod membership;
 pub mod ops;
@@ -70,6 +71,16 @@ pub enum Kind {
     MoveLeader,
     /// Compact to a recent revision, then Defragment every member.
     CompactDefrag,
+    /// kill -9 a member and drop what its disk holds unsynced (lazyfs).
+    LoseUnsynced,
+    /// kill -9 every member and drop what every disk holds unsynced.
+    LoseUnsyncedAll,
+    /// One member's fsyncs fail with EIO.
+    FsyncError,
+    /// One member's writes fail with ENOSPC.
+    DiskFull,
+    /// Fsyncs answer 200 ms–2 s late on one member or on all.
+    SlowDisk,
 }
 
 /// The nemeses added with issue 5's second round, for a longer suite
@@ -95,6 +106,11 @@ impl Kind {
             Kind::LearnerPromote => "learner-promote",
             Kind::MoveLeader => "move-leader",
             Kind::CompactDefrag => "compact-defrag",
+            Kind::LoseUnsynced => "lose-unsynced",
+            Kind::LoseUnsyncedAll => "lose-unsynced-all",
+            Kind::FsyncError => "fsync-error",
+            Kind::DiskFull => "disk-full",
+            Kind::SlowDisk => "slow-disk",
         }
     }
 }
@@ -179,6 +195,9 @@ async fn inject(kind: Kind, cluster: &mut Cluster, rng: &mut StdRng) -> anyhow::
         Kind::LearnerPromote => ops::replace(cluster, rng, true).await?,
         Kind::MoveLeader => ops::move_leader(cluster, rng).await?,
         Kind::CompactDefrag => ops::compact_defrag(cluster, rng).await?,
+        Kind::LoseUnsynced | Kind::LoseUnsyncedAll | Kind::FsyncError | Kind::DiskFull | Kind::SlowDisk => {
+            disk::inject(kind, cluster, rng).await?
+        }
     })
 }
 

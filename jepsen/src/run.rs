@@ -15,7 +15,7 @@
 //!
 //! [`run`] takes a [`Checker`]; the command line passes [`full_check`]
 //! (`crate::check::check_all`). The final-read check ([`crate::durability`])
-//! always runs too.
+//! always runs too, and so does [`crate::panics`] (no member logged a panic).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -359,6 +359,7 @@ async fn execute(
             nemesis::Kind::ClockRate => Some(crate::cluster::clock::Fake::WallAndMonotonic),
             _ => None,
         },
+        lazy_disks: nemesis::disk::needs_disks(sc.nemesis),
     };
     progress.set_message("starting cluster");
     let cluster = Cluster::start(&spec, Duration::from_secs(60)).await?;
@@ -438,6 +439,7 @@ async fn execute(
     }
     let history = rec.snapshot();
     problems.extend(crate::durability::check(&history, &finals));
+    problems.extend(crate::panics::check(&cluster.logs()));
     if sc.workload == Workload::Auth {
         progress.set_message("final permissions");
         problems.extend(final_permissions(&endpoints, &history, dir).await?);

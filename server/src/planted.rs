@@ -17,6 +17,10 @@
 //!   every member then loses them, as a power cut would lose log writes the
 //!   OS had not fsynced (kill -9 alone keeps the page cache, so this is the
 //!   in-process model of power loss, not the real thing).
+//! - `ack-before-wal-sync`: raft log appends are written to RocksDB's
+//!   write-ahead log but not fsynced before they are reported flushed. A
+//!   kill -9 keeps them (the OS still has the pages), so only a power loss
+//!   loses them: the harness's `lose-unsynced-all` nemesis on lazyfs.
 //! - `renew-before-apply`: the leader applies lease revokes 300 ms late
 //!   (the `slow-leader-apply` fault below) and answers keep-alives without
 //!   first catching up with its commit index (etcd's `waitAppliedIndex`),
@@ -44,6 +48,11 @@
 //! - `compact-drops-latest`: compaction at revision R also drops the live
 //!   version of every key not written after R (caught by `compact-defrag`
 //!   with the lease workload: a leased key vanishes while its lease lives).
+//! - `skip-dir-fsync`: the member never fsyncs the directories it makes at
+//!   start (`DataDir::sync_layout`): its raft log is fsynced, but the
+//!   entries naming the database (`member/`, `member/db`) are not, so a
+//!   power loss (the harness's `lose-unsynced-all` nemesis on lazyfs) takes
+//!   the whole database away and the member starts again empty.
 //!
 //! And faults that are not bugs, which timon must survive:
 //! - `slow-leader-apply`: the leader applies lease revokes 300 ms after

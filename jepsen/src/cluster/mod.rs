@@ -12,6 +12,7 @@
 
 pub mod clock;
 pub mod dial;
+pub mod disks;
 pub mod membership;
 pub mod ops;
 pub mod proxy;
@@ -50,6 +51,9 @@ pub struct Spec {
     /// Run every member under libfaketime with a clock file the harness
     /// rewrites ([`clock`]): its wall clock, or both clocks.
     pub faketime: Option<clock::Fake>,
+    /// Each member's data dir on a lazyfs mount ([`disks::Disks`]), for the
+    /// disk nemeses.
+    pub lazy_disks: bool,
 }
 
 /// One member process and its addresses.
@@ -89,6 +93,9 @@ pub struct Cluster {
     clocks: Option<clock::Clocks>,
     /// Members started in place of removed ones, for their names ([`ops`]).
     replacements: usize,
+    /// The members' lazyfs disks, with [`Spec::lazy_disks`]. Declared
+    /// last: dropped after [`Drop`] killed the members.
+    disks: Option<disks::Disks>,
 }
 
 /// A port nobody listens on right now (small race until the member binds
@@ -187,11 +194,21 @@ impl Cluster {
         let initial: Vec<String> = (0..spec.nodes)
             .map(|i| format!("{}={scheme}://{}", name(i), proxies[i].addr()))
             .collect();
+        let (disks, lazy_dirs) = if spec.lazy_disks {
+            let names: Vec<String> = (0..spec.nodes).map(name).collect();
+            let (d, dirs) = disks::Disks::mount(&spec.dir, &names)?;
+            (Some(d), Some(dirs))
+        } else {
+            (None, None)
+        };
         let mut members = Vec::new();
         for i in 0..spec.nodes {
             let (client_port, peer_port) = (ports[2 * i], ports[2 * i + 1]);
             let client = format!("{scheme}://127.0.0.1:{client_port}");
-            let data_dir = spec.dir.join(format!("{}.data", name(i)));
+            let data_dir = match &lazy_dirs {
+                Some(dirs) => dirs[i].clone(),
+                None => spec.dir.join(format!("{}.data", name(i))),
+            };
             let args: Vec<String> = [
                 "--name",
                 &name(i),
@@ -235,6 +252,7 @@ impl Cluster {
             scheme,
             clocks: spec.faketime.map(|fake| clock::Clocks::new(&spec.dir, fake)),
             replacements: 0,
+            disks,
         };
         cluster.init_clocks()?;
         for i in 0..spec.nodes {
@@ -370,11 +388,14 @@ impl Cluster {
         }
     }
 
-    /// Every link passes, paused members continue, killed members restart
-    /// (removed members stay down: see [`Cluster::readd_member`]).
+    /// Every link passes, disk faults end, paused members continue, killed
+    /// (or crashed) members restart (removed members stay down: see [`Cluster::readd_member`]).
     pub fn heal(&mut self) -> anyhow::Result<()> {
         for p in &self.proxies {
             p.heal();
+        }
+        if let Some(d) = &self.disks {
+            d.clear();
         }
         for i in 0..self.len() {
             if self.members[i].paused {
@@ -470,6 +491,11 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         bail!("cluster not healthy within {timeout:?} (last: {last})")
+    }
+
+    /// Member `i`'s lazyfs disk, when the cluster runs on them.
+    pub fn disk(&self, i: usize) -> Option<lazyfs::Control> {
+        self.disks.as_ref().map(|d| d.control(i))
     }
 
     /// Where member `i`'s log is written.

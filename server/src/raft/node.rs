@@ -127,6 +127,7 @@ impl RaftNode {
         let reads = ReadBatcher::start(raft.clone());
         let proposals = ProposeBatcher::start(raft.clone());
         watch_own_removal(&raft, id, peers.clone());
+        stop_on_fatal_error(&raft);
         super::leader_log::spawn(&raft, id);
         // etcd's request timeout: 5 s plus two election timeouts.
         let request_timeout = Duration::from_millis(5_000 + 2 * settings.election_ms);
@@ -417,6 +418,33 @@ impl RaftNode {
             tracing::warn!("raft shutdown: {e}");
         }
     }
+}
+
+/// Stops the process once raft's core quits on an error (a log or vote
+/// write that failed: an fsync answering EIO, a full disk), as etcd's
+/// `lg.Fatal` does when its WAL cannot be saved. Serving on would leave a
+/// member that answers Status but can never write or confirm a read again,
+/// and that a supervisor never restarts; and an fsync that failed must not
+/// be retried (Linux may have dropped the pages it was to write). A
+/// restart recovers from what reached the disk.
+fn stop_on_fatal_error(raft: &types::Raft) {
+    let mut rx = raft.metrics();
+    tokio::spawn(async move {
+        loop {
+            let error = match &rx.borrow_and_update().running_state {
+                Err(openraft::error::Fatal::Stopped) => return,
+                Err(e) => Some(e.to_string()),
+                Ok(()) => None,
+            };
+            if let Some(error) = error {
+                crate::logs::fatal("raft stopped on a storage error; stopping the member", &error);
+                std::process::exit(1);
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 /// Marks this member removed once a membership config it belonged to is

@@ -11,6 +11,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod fuzz_methods;
+pub mod disk;
 pub mod http;
 pub mod mutate;
 pub mod raw_grpc;
