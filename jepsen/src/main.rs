@@ -271,6 +271,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<bool> {
     let checker = run::full_check();
     let mut results: Option<PathBuf> = None;
     let mut skipped = Vec::new();
+    let commit = suite::checkout_commit();
     let scenarios = match &cli.command {
         Cmd::Run {
             workload,
@@ -367,7 +368,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<bool> {
         bar.finish_and_clear();
         print(&report);
         if let Some(out) = &results {
-            let row = suite::Row::new(&report, sc.server, sc.nodes);
+            let row = suite::Row::new(&report, sc.server, sc.nodes, sc.time_limit.as_secs(), &commit);
             if let Err(e) = suite::append(out, &row) {
                 println!("    could not append to {}: {e:#}", out.display());
             }

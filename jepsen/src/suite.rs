@@ -117,10 +117,20 @@ pub struct Row {
     /// When it finished (seconds since the Unix epoch).
     #[serde(default)]
     pub finished: u64,
+    /// The scenario's `--time-limit`, seconds (0 in files from before it
+    /// was recorded).
+    #[serde(default)]
+    pub time_limit: u64,
+    /// The commit of the checkout the suite ran from (`git rev-parse
+    /// --short HEAD`, with `-dirty` for uncommitted changes; empty when
+    /// unknown): a file filled over several days says which code each
+    /// line tested.
+    #[serde(default)]
+    pub commit: String,
 }
 
 impl Row {
-    pub fn new(report: &Report, server: Server, nodes: usize) -> Row {
+    pub fn new(report: &Report, server: Server, nodes: usize, time_limit: u64, commit: &str) -> Row {
         Row {
             scenario: report.scenario.clone(),
             server: match server {
@@ -140,11 +150,34 @@ impl Row {
             finished: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            time_limit,
+            commit: commit.to_string(),
         }
     }
 
     pub fn passed(&self) -> bool {
         self.verdict == "PASS"
+    }
+}
+
+/// The checkout's commit for [`Row::commit`]: `git rev-parse --short HEAD`
+/// in the current directory, `-dirty` added when `git status` shows
+/// changes to tracked files; empty outside a git checkout.
+pub fn checkout_commit() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let Some(head) = git(&["rev-parse", "--short", "HEAD"]) else {
+        return String::new();
+    };
+    match git(&["status", "--porcelain", "--untracked-files=no"]) {
+        Some(changes) if !changes.is_empty() => format!("{head}-dirty"),
+        _ => head,
     }
 }
 
@@ -375,7 +408,23 @@ mod tests {
             seconds: 130.0,
             checker_seconds: 0.5,
             finished: 0,
+            time_limit: 120,
+            commit: "abc1234".into(),
         }
+    }
+
+    /// A line written before `time_limit` and `commit` existed still loads.
+    #[test]
+    fn an_older_line_without_time_limit_or_commit_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long.jsonl");
+        let mut line = serde_json::to_value(row("timon-register-kill-3n", 1, 10, true)).unwrap();
+        let obj = line.as_object_mut().unwrap();
+        obj.remove("time_limit");
+        obj.remove("commit");
+        std::fs::write(&path, format!("{line}\n")).unwrap();
+        let rows = load(&path).unwrap();
+        assert_eq!((rows[0].time_limit, rows[0].commit.as_str()), (0, ""));
     }
 
     #[test]
