@@ -53,6 +53,15 @@
 //!   entries naming the database (`member/`, `member/db`) are not, so a
 //!   power loss (the harness's `lose-unsynced-all` nemesis on lazyfs) takes
 //!   the whole database away and the member starts again empty.
+//! - `snapshot-keeps-old-index`: after installing a snapshot from the
+//!   leader, the member keeps the MVCC store (key index, current revision)
+//!   it had before: the snapshot's data is on disk, but reads, watches and
+//!   later applies go through the pre-install index, so the member answers
+//!   values from when it fell behind at header revisions below writes
+//!   acknowledged long before (caught by `snapshot-restore`, the only
+//!   nemesis under which a member installs a snapshot: the others run with
+//!   the default `--snapshot-count` of 100 000, and a run applies far fewer
+//!   entries, so no leader's log ever starts after a member's next entry).
 //!
 //! And faults that are not bugs, which timon must survive:
 //! - `slow-leader-apply`: the leader applies lease revokes 300 ms after
