@@ -145,12 +145,16 @@ impl Cluster {
         let stop = Arc::new(AtomicBool::new(false));
         let written = Arc::new(AtomicU64::new(0));
         let last_error = Arc::new(std::sync::Mutex::new(None::<String>));
+        // A simple token is known to a member once it applied the log-in,
+        // so the writers of one member share one.
+        let tokens: Vec<Arc<RootToken>> = endpoints.iter().map(|_| Arc::default()).collect();
         let mut writers = Vec::new();
         for w in 0..FILLER_WRITERS {
             let endpoint = endpoints[w % endpoints.len()].clone();
+            let token = tokens[w % endpoints.len()].clone();
             let (stop, written, last_error) = (stop.clone(), written.clone(), last_error.clone());
             writers.push(tokio::spawn(async move {
-                if let Err(e) = filler_writer(endpoint, w as u64, &stop, &written).await {
+                if let Err(e) = filler_writer(endpoint, &token, w as u64, &stop, &written).await {
                     *last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
                 }
             }));
@@ -242,10 +246,15 @@ impl Cluster {
 /// One filler writer: Puts to its keys until `stop`, counting successes.
 /// Logs in as root when the cluster asks for a user (auth enabled) or
 /// refuses the token. Answers the error of its last Put, if that failed.
-async fn filler_writer(endpoint: Endpoint, writer: u64, stop: &AtomicBool, written: &AtomicU64) -> Result<(), String> {
+async fn filler_writer(
+    endpoint: Endpoint,
+    token: &RootToken,
+    writer: u64,
+    stop: &AtomicBool,
+    written: &AtomicU64,
+) -> Result<(), String> {
     let channel = endpoint.lazy().map_err(|e| format!("{e:#}"))?;
     let mut kv = KvClient::new(channel.clone());
-    let mut token: Option<String> = None;
     let mut n = writer;
     let mut result = Ok(());
     while !stop.load(Ordering::Relaxed) {
@@ -255,7 +264,8 @@ async fn filler_writer(endpoint: Endpoint, writer: u64, stop: &AtomicBool, writt
             value: n.to_string().into_bytes(),
             ..Default::default()
         });
-        if let Some(v) = token.as_deref().and_then(|t| MetadataValue::try_from(t).ok()) {
+        let (generation, current) = token.current().await;
+        if let Some(v) = current.as_deref().and_then(|t| MetadataValue::try_from(t).ok()) {
             request.metadata_mut().insert("token", v);
         }
         match tokio::time::timeout(CALL_TIMEOUT, kv.put(request)).await {
@@ -266,11 +276,8 @@ async fn filler_writer(endpoint: Endpoint, writer: u64, stop: &AtomicBool, writt
                 continue;
             }
             Ok(Err(status)) if crate::workload::auth::token_refused(status.message()) => {
-                match root_token(&channel).await {
-                    Ok(t) => {
-                        token = Some(t);
-                        continue;
-                    }
+                match token.renew(generation, &channel).await {
+                    Ok(()) => continue,
                     Err(e) => result = Err(format!("log in as root: {e}")),
                 }
             }
@@ -282,16 +289,38 @@ async fn filler_writer(endpoint: Endpoint, writer: u64, stop: &AtomicBool, writt
     result
 }
 
-/// A token for the auth workload's root user.
-async fn root_token(channel: &tonic::transport::Channel) -> Result<String, String> {
-    let login = AuthenticateRequest {
-        name: crate::workload::auth::ROOT.into(),
-        password: crate::workload::auth::password(crate::workload::auth::ROOT),
-    };
-    match tokio::time::timeout(CALL_TIMEOUT, AuthClient::new(channel.clone()).authenticate(login)).await {
-        Ok(Ok(r)) => Ok(r.into_inner().token),
-        Ok(Err(status)) => Err(crate::workload::register::describe(&status)),
-        Err(_) => Err("Authenticate timed out".into()),
+/// The auth workload's root token, shared by the filler writers of one
+/// member: the first writer refused with a token logs in again, the others
+/// take the new one (a log-in per refusal, not one per writer: each is a
+/// raft entry, and a permission change refuses every writer at once).
+#[derive(Default)]
+struct RootToken {
+    /// (generation, token): the generation counts log-ins.
+    current: tokio::sync::Mutex<(u64, Option<String>)>,
+}
+
+impl RootToken {
+    async fn current(&self) -> (u64, Option<String>) {
+        self.current.lock().await.clone()
+    }
+
+    /// Logs in as root unless another writer did since generation `seen`.
+    async fn renew(&self, seen: u64, channel: &tonic::transport::Channel) -> Result<(), String> {
+        let mut current = self.current.lock().await;
+        if current.0 != seen {
+            return Ok(());
+        }
+        let login = AuthenticateRequest {
+            name: crate::workload::auth::ROOT.into(),
+            password: crate::workload::auth::password(crate::workload::auth::ROOT),
+        };
+        let answer = tokio::time::timeout(CALL_TIMEOUT, AuthClient::new(channel.clone()).authenticate(login)).await;
+        *current = match answer {
+            Ok(Ok(r)) => (seen + 1, Some(r.into_inner().token)),
+            Ok(Err(status)) => return Err(crate::workload::register::describe(&status)),
+            Err(_) => return Err("Authenticate timed out".into()),
+        };
+        Ok(())
     }
 }
 
