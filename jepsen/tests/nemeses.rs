@@ -41,6 +41,17 @@ fn member_readd_removes_and_readds_a_follower_and_the_run_passes() {
 /// to pass, and answers the actions of its fault windows that were injected
 /// and healed.
 fn passing_actions(workload: &str, nemesis: &str) -> Vec<String> {
+    passing_windows(workload, nemesis)
+        .into_iter()
+        .filter(|(_, injected, healed)| *injected && *healed)
+        .map(|(action, _, _)| action)
+        .collect()
+}
+
+/// Runs `workload` under `nemesis` on timon for 15 s (seed 5), requires it
+/// to pass, and answers every fault window: its action (or `failed: why`),
+/// whether it was injected and whether the heal after it succeeded.
+fn passing_windows(workload: &str, nemesis: &str) -> Vec<(String, bool, bool)> {
     let results = tempfile::tempdir().expect("results dir");
     let out = Command::new(env!("CARGO_BIN_EXE_timon-jepsen"))
         .args(["run", "--workload", workload, "--nemesis", nemesis])
@@ -61,8 +72,10 @@ fn passing_actions(workload: &str, nemesis: &str) -> Vec<String> {
         .as_array()
         .expect("nemesis windows")
         .iter()
-        .filter(|w| w["injected"] == true && w["healed"] == true)
-        .filter_map(|w| w["action"].as_str().map(str::to_string))
+        .map(|w| {
+            let action = w["action"].as_str().unwrap_or_default().to_string();
+            (action, w["injected"] == true, w["healed"] == true)
+        })
         .collect()
 }
 
@@ -105,6 +118,23 @@ fn move_leader_moves_the_leadership_and_the_run_passes() {
 fn compact_defrag_compacts_and_defragments_and_the_run_passes() {
     let actions = passing_actions("register", "compact-defrag");
     assert!(actions.iter().any(|a| a.starts_with("compact at ")), "{actions:?}");
+}
+
+/// A member killed while the cluster wrote past it is sent its leader's
+/// snapshot when it starts again (the members run with `--snapshot-count
+/// 100`): every injection must say a snapshot was sent and applied (one
+/// that caught the member up from the log fails), and the run passes.
+#[test]
+fn snapshot_restore_restores_a_killed_member_from_its_leaders_snapshot_and_the_run_passes() {
+    let windows = passing_windows("register", "snapshot-restore");
+    assert!(!windows.is_empty(), "no fault window");
+    for (action, injected, healed) in &windows {
+        assert!(*injected && *healed, "{windows:?}");
+        assert!(
+            action.starts_with("snapshot restore n") && action.contains(" sent it a snapshot at index "),
+            "{windows:?}"
+        );
+    }
 }
 
 /// Wall clock jumps and rates on timon's leader change nothing its lease
