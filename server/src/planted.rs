@@ -58,10 +58,11 @@
 //!   it had before: the snapshot's data is on disk, but reads, watches and
 //!   later applies go through the pre-install index, so the member answers
 //!   values from when it fell behind at header revisions below writes
-//!   acknowledged long before (caught by `snapshot-restore`, the only
-//!   nemesis under which a member installs a snapshot: the others run with
-//!   the default `--snapshot-count` of 100 000, and a run applies far fewer
-//!   entries, so no leader's log ever starts after a member's next entry).
+//!   acknowledged long before (caught by `snapshot-restore`, the nemesis
+//!   that makes a member install a snapshot; under the others the members
+//!   keep the default `--snapshot-count` of 100 000 and a leader keeps
+//!   5000 entries after its snapshot, so no member of a test's run, which
+//!   applies a few thousand entries, is ever sent one).
 //!
 //! And faults that are not bugs, which timon must survive:
 //! - `slow-leader-apply`: the leader applies lease revokes 300 ms after
