@@ -38,10 +38,10 @@ pub const FILLER_PREFIX: &str = "nemesis/snapshot-restore/";
 const FILLER_KEYS: u64 = 64;
 /// Concurrent filler writers: etcd proposes each Put as its own raft entry
 /// and fsyncs together what arrives while the last fsync ran, so many
-/// writers make thousands of entries quick (on a loaded machine whose
-/// fsyncs take 100 ms, 32 writers made 260 entries a second); timon groups concurrent Puts
-/// into one entry (`raft::propose_batch`), so on timon it is fewer entries
-/// per Put.
+/// writers make thousands of entries quick (on a loaded machine, 32
+/// writers made 260 entries a second, 128 about 1000); timon groups
+/// concurrent Puts into one entry (`raft::propose_batch`), so on timon it
+/// is fewer entries per Put.
 const FILLER_WRITERS: usize = 128;
 /// How long one filler Put or Authenticate may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
