@@ -8,8 +8,8 @@
 //! Besides faults, operations an operator runs under traffic ([`ops`]):
 //! rolling restarts with SIGTERM (a leader hands its leadership over before
 //! it exits, with timon's leadership transfer as with etcd's), member
-//! replacement, learner promotion, MoveLeader and compaction with defrag;
-//! and clock faults through libfaketime ([`clock`]).
+//! replacement, learner promotion, MoveLeader, compaction with defrag and
+//! a member restored from its leader's snapshot; and clock faults through libfaketime ([`clock`]).
 
 pub mod clock;
 pub mod disk;
@@ -71,6 +71,10 @@ pub enum Kind {
     MoveLeader,
     /// Compact to a recent revision, then Defragment every member.
     CompactDefrag,
+    /// Stop a member, write until the raft log moved past it, restart it:
+    /// its leader must send it a snapshot (members run with
+    /// `--snapshot-count 100`).
+    SnapshotRestore,
     /// kill -9 a member and drop what its disk holds unsynced (lazyfs).
     LoseUnsynced,
     /// kill -9 every member and drop what every disk holds unsynced.
@@ -106,6 +110,7 @@ impl Kind {
             Kind::LearnerPromote => "learner-promote",
             Kind::MoveLeader => "move-leader",
             Kind::CompactDefrag => "compact-defrag",
+            Kind::SnapshotRestore => "snapshot-restore",
             Kind::LoseUnsynced => "lose-unsynced",
             Kind::LoseUnsyncedAll => "lose-unsynced-all",
             Kind::FsyncError => "fsync-error",
@@ -195,6 +200,7 @@ async fn inject(kind: Kind, cluster: &mut Cluster, rng: &mut StdRng) -> anyhow::
         Kind::LearnerPromote => ops::replace(cluster, rng, true).await?,
         Kind::MoveLeader => ops::move_leader(cluster, rng).await?,
         Kind::CompactDefrag => ops::compact_defrag(cluster, rng).await?,
+        Kind::SnapshotRestore => ops::snapshot_restore(cluster, rng).await?,
         Kind::LoseUnsynced | Kind::LoseUnsyncedAll | Kind::FsyncError | Kind::DiskFull | Kind::SlowDisk => {
             disk::inject(kind, cluster, rng).await?
         }

@@ -43,6 +43,47 @@ pub enum Server {
     Etcd,
 }
 
+impl Server {
+    /// Raft entries a leader keeps after its snapshot for slow followers
+    /// when the members run with `--snapshot-count` `count`: timon keeps
+    /// `count.clamp(1, 5000)` (server/src/raft/node.rs,
+    /// `max_in_snapshot_log_to_keep`); etcd 3.4 keeps 5000 whatever the
+    /// count (`SnapshotCatchUpEntries`, which is not a flag in 3.4).
+    pub fn log_kept_after_snapshot(self, count: u64) -> u64 {
+        match self {
+            Server::Timon => count.clamp(1, 5_000),
+            Server::Etcd => 5_000,
+        }
+    }
+
+    /// How many raft entries past a stopped member make sure its leader's
+    /// log starts after it, with `--snapshot-count` `count`: up to `count`
+    /// entries until the next snapshot, the entries kept after it, and
+    /// `count` more as a margin (a snapshot is built after the entries it
+    /// covers were applied, and the stopped member may hold entries past
+    /// the index it last reported).
+    pub fn snapshot_outrun(self, count: u64) -> u64 {
+        2 * count + self.log_kept_after_snapshot(count)
+    }
+
+    /// How long a leader that sent a snapshot keeps its whole raft log:
+    /// etcd 3.4 compacts nothing for 30 s after a snapshot was sent
+    /// (`releaseDelayAfterSnapshot`, "skip compaction since there is an
+    /// inflight snapshot"), so a follower it sends one gets the entries
+    /// after it; timon (openraft) only keeps what is being sent.
+    pub fn log_held_after_sending_a_snapshot(self) -> Duration {
+        match self {
+            Server::Timon => Duration::ZERO,
+            Server::Etcd => Duration::from_secs(30),
+        }
+    }
+}
+
+/// `--snapshot-count` of the members under the `snapshot-restore` nemesis:
+/// a snapshot every 100 entries, so a member stopped for a few hundred
+/// entries (timon) or a few thousand (etcd) must be sent one.
+pub const RESTORE_SNAPSHOT_COUNT: u64 = 100;
+
 /// Which workload the clients run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -348,6 +389,14 @@ async fn execute(
             extra_args.extend(["--auth-token".to_string(), jwt_keys(dir)?]);
         }
     }
+    let mut snapshot_restore = None;
+    if sc.nemesis == nemesis::Kind::SnapshotRestore {
+        extra_args.extend(["--snapshot-count".to_string(), RESTORE_SNAPSHOT_COUNT.to_string()]);
+        snapshot_restore = Some(crate::cluster::snapshot::Restore {
+            outrun: sc.server.snapshot_outrun(RESTORE_SNAPSHOT_COUNT),
+            held_after_send: sc.server.log_held_after_sending_a_snapshot(),
+        });
+    }
     let spec = Spec {
         binary: sc.binary.clone(),
         nodes: sc.nodes,
@@ -360,6 +409,7 @@ async fn execute(
             _ => None,
         },
         lazy_disks: nemesis::disk::needs_disks(sc.nemesis),
+        snapshot_restore,
     };
     progress.set_message("starting cluster");
     let cluster = Cluster::start(&spec, Duration::from_secs(60)).await?;
@@ -626,6 +676,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn snapshot_restore_writes_past_the_log_each_server_keeps_after_a_snapshot() {
+        // timon keeps min(count, 5000) entries after its snapshot, etcd 3.4
+        // 5000 whatever the count.
+        assert_eq!(Server::Timon.snapshot_outrun(RESTORE_SNAPSHOT_COUNT), 300);
+        assert_eq!(Server::Etcd.snapshot_outrun(RESTORE_SNAPSHOT_COUNT), 5_200);
+        assert_eq!(Server::Timon.log_kept_after_snapshot(100_000), 5_000);
     }
 
     #[test]

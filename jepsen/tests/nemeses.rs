@@ -41,19 +41,39 @@ fn member_readd_removes_and_readds_a_follower_and_the_run_passes() {
 /// to pass, and answers the actions of its fault windows that were injected
 /// and healed.
 fn passing_actions(workload: &str, nemesis: &str) -> Vec<String> {
+    passing_windows(workload, nemesis)
+        .into_iter()
+        .filter(|(_, injected, healed)| *injected && *healed)
+        .map(|(action, _, _)| action)
+        .collect()
+}
+
+/// Runs `workload` under `nemesis` on timon for 15 s (seed 5), requires it
+/// to pass, and answers every fault window: its action (or `failed: why`),
+/// whether it was injected and whether the heal after it succeeded.
+fn passing_windows(workload: &str, nemesis: &str) -> Vec<(String, bool, bool)> {
+    passing_windows_on("timon", workload, nemesis, 15)
+}
+
+/// [`passing_windows`] on `server` (etcd: `$ETCD_BIN` or /usr/bin/etcd)
+/// for `seconds`.
+fn passing_windows_on(server: &str, workload: &str, nemesis: &str, seconds: u64) -> Vec<(String, bool, bool)> {
     let results = tempfile::tempdir().expect("results dir");
-    let out = Command::new(env!("CARGO_BIN_EXE_timon-jepsen"))
-        .args(["run", "--workload", workload, "--nemesis", nemesis])
-        .args(["--time-limit", "15", "--seed", "5", "--keep-results"])
-        .arg("--binary")
-        .arg(timon_binary())
+    let mut run = Command::new(env!("CARGO_BIN_EXE_timon-jepsen"));
+    run.args(["run", "--server", server, "--workload", workload, "--nemesis", nemesis])
+        .args(["--time-limit", &seconds.to_string(), "--seed", "5", "--keep-results"])
         .arg("--results")
-        .arg(results.path())
-        .output()
-        .expect("run timon-jepsen");
+        .arg(results.path());
+    if server == "timon" {
+        run.arg("--binary").arg(timon_binary());
+    }
+    let out = run.output().expect("run timon-jepsen");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    let dir = results.path().join(format!("timon-{workload}-{nemesis}-3n")).join("5");
+    let dir = results
+        .path()
+        .join(format!("{server}-{workload}-{nemesis}-3n"))
+        .join("5");
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary.json"))
             .expect("summary is JSON");
@@ -61,8 +81,10 @@ fn passing_actions(workload: &str, nemesis: &str) -> Vec<String> {
         .as_array()
         .expect("nemesis windows")
         .iter()
-        .filter(|w| w["injected"] == true && w["healed"] == true)
-        .filter_map(|w| w["action"].as_str().map(str::to_string))
+        .map(|w| {
+            let action = w["action"].as_str().unwrap_or_default().to_string();
+            (action, w["injected"] == true, w["healed"] == true)
+        })
         .collect()
 }
 
@@ -105,6 +127,37 @@ fn move_leader_moves_the_leadership_and_the_run_passes() {
 fn compact_defrag_compacts_and_defragments_and_the_run_passes() {
     let actions = passing_actions("register", "compact-defrag");
     assert!(actions.iter().any(|a| a.starts_with("compact at ")), "{actions:?}");
+}
+
+/// A member killed while the cluster wrote past it is sent its leader's
+/// snapshot when it starts again (the members run with `--snapshot-count
+/// 100`): every injection must say a snapshot was sent and applied (one
+/// that caught the member up from the log fails), and the run passes.
+#[test]
+fn snapshot_restore_restores_a_killed_member_from_its_leaders_snapshot_and_the_run_passes() {
+    let windows = passing_windows("register", "snapshot-restore");
+    assert!(!windows.is_empty(), "no fault window");
+    for (action, injected, healed) in &windows {
+        assert!(*injected && *healed, "{windows:?}");
+        assert!(
+            action.starts_with("snapshot restore n") && action.contains(" sent it a snapshot at index "),
+            "{windows:?}"
+        );
+    }
+}
+
+/// The same on etcd 3.4 for 30 s: etcd keeps 5000 entries after a
+/// snapshot (the nemesis writes over 5200), and its leader compacts
+/// nothing for 30 s after it sent a snapshot, so a second injection within
+/// that time kills the leader, whose successor sends the snapshot.
+#[test]
+fn snapshot_restore_restores_a_killed_etcd_member_from_its_leaders_snapshot() {
+    let windows = passing_windows_on("etcd", "register", "snapshot-restore", 30);
+    assert!(!windows.is_empty(), "no fault window");
+    for (action, injected, healed) in &windows {
+        assert!(*injected && *healed, "{windows:?}");
+        assert!(action.contains(" sent it a snapshot at index "), "{windows:?}");
+    }
 }
 
 /// Wall clock jumps and rates on timon's leader change nothing its lease

@@ -274,3 +274,29 @@ fn short_lease_deadlines_are_caught_when_the_leaders_clock_runs_fast() {
     assert!(text.contains("lease Invalid"), "{text}");
     assert!(text.contains("ended early"), "{text}");
 }
+
+/// A member that installed its leader's snapshot but kept the key index
+/// and revision it had before: `snapshot-restore` kills a member, writes
+/// past it until its leader must send it a snapshot, and restarts it; the
+/// restored member then serves values from when it was killed, at header
+/// revisions below writes acknowledged long before.
+#[test]
+fn a_member_that_keeps_its_old_index_after_a_snapshot_is_caught_by_snapshot_restore() {
+    let (failed, text) = run_with_bug("snapshot-keeps-old-index", "snapshot-restore");
+    assert!(
+        failed,
+        "the harness passed a build that keeps its old index after a snapshot:\n{text}"
+    );
+    assert!(text.contains(" Invalid"), "{text}");
+}
+
+/// The same build under `kill` passes: with the default `--snapshot-count`
+/// no leader's log starts after a restarted member's next entry, so no
+/// member installs a snapshot and the bug never runs. Only
+/// `snapshot-restore` tests the install.
+#[test]
+fn a_member_that_keeps_its_old_index_after_a_snapshot_passes_a_kill() {
+    let (failed, text) = run_with_bug("snapshot-keeps-old-index", "kill");
+    assert!(!failed, "{text}");
+    assert!(text.lines().any(|l| l == "1 passed, 0 failed"), "{text}");
+}

@@ -53,6 +53,16 @@
 //!   entries naming the database (`member/`, `member/db`) are not, so a
 //!   power loss (the harness's `lose-unsynced-all` nemesis on lazyfs) takes
 //!   the whole database away and the member starts again empty.
+//! - `snapshot-keeps-old-index`: after installing a snapshot from the
+//!   leader, the member keeps the MVCC store (key index, current revision)
+//!   it had before: the snapshot's data is on disk, but reads, watches and
+//!   later applies go through the pre-install index, so the member answers
+//!   values from when it fell behind at header revisions below writes
+//!   acknowledged long before (caught by `snapshot-restore`, the nemesis
+//!   that makes a member install a snapshot; under the others the members
+//!   keep the default `--snapshot-count` of 100 000 and a leader keeps
+//!   5000 entries after its snapshot, so no member of a test's run, which
+//!   applies a few thousand entries, is ever sent one).
 //!
 //! And faults that are not bugs, which timon must survive:
 //! - `slow-leader-apply`: the leader applies lease revokes 300 ms after

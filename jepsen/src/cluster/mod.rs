@@ -16,6 +16,7 @@ pub mod disks;
 pub mod membership;
 pub mod ops;
 pub mod proxy;
+pub mod snapshot;
 pub mod source;
 
 use std::fs::OpenOptions;
@@ -54,6 +55,10 @@ pub struct Spec {
     /// Each member's data dir on a lazyfs mount ([`disks::Disks`]), for the
     /// disk nemeses.
     pub lazy_disks: bool,
+    /// What the snapshot-restore nemesis must know of the server and its
+    /// flags (None when the members keep the default `--snapshot-count`:
+    /// the nemesis then refuses to run).
+    pub snapshot_restore: Option<snapshot::Restore>,
 }
 
 /// One member process and its addresses.
@@ -93,6 +98,11 @@ pub struct Cluster {
     clocks: Option<clock::Clocks>,
     /// Members started in place of removed ones, for their names ([`ops`]).
     replacements: usize,
+    /// [`Spec::snapshot_restore`].
+    snapshot_restore: Option<snapshot::Restore>,
+    /// When each member's log was last seen to say it sent a snapshot
+    /// ([`Cluster::wait_snapshot_restored`]).
+    snapshot_sent_at: Vec<Option<Instant>>,
     /// The members' lazyfs disks, with [`Spec::lazy_disks`]. Declared
     /// last: dropped after [`Drop`] killed the members.
     disks: Option<disks::Disks>,
@@ -252,6 +262,8 @@ impl Cluster {
             scheme,
             clocks: spec.faketime.map(|fake| clock::Clocks::new(&spec.dir, fake)),
             replacements: 0,
+            snapshot_restore: spec.snapshot_restore,
+            snapshot_sent_at: vec![None; spec.nodes],
             disks,
         };
         cluster.init_clocks()?;

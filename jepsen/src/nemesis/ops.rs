@@ -14,6 +14,19 @@
 //!   follower.
 //! - `compact-defrag`: Compact (physical) to at most [`COMPACT_BEHIND`]
 //!   revisions below the current one, then Defragment every member.
+//! - `snapshot-restore`: kill -9 a random member (the leader too; the
+//!   leader itself when it sent a snapshot so recently that it keeps its
+//!   whole log: etcd for 30 s), write filler Puts (`cluster::snapshot`)
+//!   until the cluster applied enough raft entries past it that its
+//!   leader's log no longer holds its next entry (the members run with a
+//!   small `--snapshot-count`: `run::RESTORE_SNAPSHOT_COUNT`), start it
+//!   again, and wait until a member's log says it sent it a snapshot and
+//!   it applied that snapshot; if none was sent the injection fails.
+//!   An operator's backup restore (`timonctl`/`etcdutl snapshot restore`)
+//!   is not this: it makes a new cluster, and etcd has no way to restore
+//!   one member of a live cluster from a backup; what a live cluster does
+//!   is this in-cluster restore, which every member that fell behind the
+//!   leader's log goes through.
 
 use std::time::Duration;
 
@@ -30,6 +43,12 @@ use crate::cluster::Cluster;
 const STOP_PATIENCE: Duration = Duration::from_secs(30);
 /// How long a (re)started member may take to serve again.
 const READY_PATIENCE: Duration = Duration::from_secs(30);
+/// How long `snapshot-restore`'s filler writes may take (etcd needs over
+/// 5000 entries; a few seconds on an idle machine).
+const FILL_PATIENCE: Duration = Duration::from_secs(90);
+/// How long after it serves again a restarted member may take to be sent,
+/// and to apply, its leader's snapshot.
+const RESTORE_PATIENCE: Duration = Duration::from_secs(30);
 /// How long MemberRemove, MemberAdd and MemberPromote keep being retried
 /// (refused while the cluster has no leader, in etcd while a member was not
 /// connected for 5 s, a promotion while the learner is behind).
@@ -160,4 +179,56 @@ pub async fn compact_defrag(cluster: &mut Cluster, rng: &mut StdRng) -> anyhow::
         bail!("compacted at {at}; {}", failed.join("; "));
     }
     Ok(format!("compact at {at} (current {current}), defragment every member"))
+}
+
+/// Kill a random member, write until the cluster's raft log moved past it,
+/// restart it and wait until its leader's snapshot restored it.
+pub async fn snapshot_restore(cluster: &mut Cluster, rng: &mut StdRng) -> anyhow::Result<String> {
+    let Some(restore) = cluster.snapshot_restore() else {
+        bail!("the members run with the default --snapshot-count: no snapshot would be sent");
+    };
+    // Learns every running member's ID.
+    let leader = cluster.leader().await;
+    // A leader that sent a snapshot less than 30 s ago (etcd) keeps its
+    // whole log: only a new leader would send one.
+    let i = match leader {
+        Some(l) if cluster.holds_its_log(l) => l,
+        _ => rng.gen_range(0..cluster.len()),
+    };
+    let name = cluster.members[i].name.clone();
+    let id = cluster.member_id(i);
+    if id == 0 {
+        bail!("{name}'s member ID is not known");
+    }
+    let led = if Some(i) == leader { " (leader)" } else { "" };
+    let mut stopped_at = cluster.raft_indexes(i).await.map_or(0, |r| r.index);
+    cluster.kill(i);
+    let offsets = cluster.log_offsets();
+    for j in (0..cluster.len()).filter(|j| *j != i) {
+        if let Ok(r) = cluster.raft_indexes(j).await {
+            stopped_at = stopped_at.max(r.index);
+        }
+    }
+    let filling = Instant::now();
+    let (puts, applied) = cluster
+        .fill_until_applied(stopped_at + restore.outrun, FILL_PATIENCE)
+        .await
+        .with_context(|| format!("{name} killed at index {stopped_at}"))?;
+    let filled = filling.elapsed().as_secs_f64();
+    cluster.start_member(i)?;
+    cluster
+        .wait_member_ready(i, READY_PATIENCE)
+        .await
+        .with_context(|| format!("after restarting {name}"))?;
+    let sent = cluster
+        .wait_snapshot_restored(i, &offsets, RESTORE_PATIENCE)
+        .await
+        .with_context(|| {
+            format!("{name} killed at index {stopped_at}, {puts} filler puts to applied index {applied}")
+        })?;
+    Ok(format!(
+        "snapshot restore {name}{led}: killed at index {stopped_at}, {puts} filler puts in {filled:.1} s to applied \
+         index {applied}, restarted; {} sent it a snapshot at index {}, applied",
+        cluster.members[sent.from].name, sent.index
+    ))
 }

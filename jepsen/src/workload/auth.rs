@@ -87,7 +87,7 @@ pub fn user(i: usize) -> (String, String) {
     (format!("u{}", i + 1), format!("r{}", i + 1))
 }
 
-fn password(user: &str) -> String {
+pub(crate) fn password(user: &str) -> String {
     format!("{user}-secret")
 }
 
@@ -101,7 +101,7 @@ fn authed<T>(msg: T, token: Option<&str>) -> tonic::Request<T> {
 }
 
 /// Errors after which clientv3 authenticates again and retries.
-fn token_refused(text: &str) -> bool {
+pub(crate) fn token_refused(text: &str) -> bool {
     [
         "etcdserver: invalid auth token",
         "etcdserver: revision of auth store is old",

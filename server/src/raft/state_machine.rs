@@ -371,7 +371,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             tokio::task::spawn_blocking(move || install_received(&engine, &snapshots, &gate, &meta, received))
                 .await
                 .map_err(sm_write)??;
-        self.store.replace(rebuilt);
+        if crate::planted::active("snapshot-keeps-old-index") {
+            // The planted bug (`crate::planted`): the store rebuilt from the
+            // snapshot is dropped, and the member goes on with the key index
+            // and revision it had before the install.
+            drop(rebuilt);
+        } else {
+            self.store.replace(rebuilt);
+        }
         if let Some(hub) = &self.watch {
             hub.resync_all();
         }
