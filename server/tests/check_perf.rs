@@ -19,7 +19,10 @@ fn etcdctl_check_perf_small_load_passes() {
     let members = start_cluster(timon_bin(), 3, &[]);
     let endpoints: Vec<String> = members.iter().map(|m| m.endpoint()).collect();
     let endpoints = endpoints.join(",");
-    let (ok, out, err) = etcdctl(&endpoints, &["check", "perf", "--load=s", "--auto-compact", "--auto-defrag"]);
+    let (ok, out, err) = etcdctl(
+        &endpoints,
+        &["check", "perf", "--load=s", "--auto-compact", "--auto-defrag"],
+    );
     // The progress bar goes to stdout too; the verdict is its last lines.
     let verdict: Vec<&str> = out
         .lines()
@@ -30,7 +33,12 @@ fn etcdctl_check_perf_small_load_passes() {
     assert!(ok, "etcdctl check perf failed: {out}\n{err}");
     let shapes: Vec<&str> = verdict
         .iter()
-        .map(|l| l.split(|c: char| c.is_ascii_digit()).next().unwrap_or_default().trim_end())
+        .map(|l| {
+            l.split(|c: char| c.is_ascii_digit())
+                .next()
+                .unwrap_or_default()
+                .trim_end()
+        })
         .collect();
     assert_eq!(
         shapes,

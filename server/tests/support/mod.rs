@@ -10,8 +10,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-pub mod fuzz_methods;
 pub mod disk;
+pub mod fuzz_methods;
 pub mod http;
 pub mod mutate;
 pub mod raw_grpc;
