@@ -42,6 +42,7 @@ pub mod snapshot_store;
 pub mod state_machine;
 pub mod transfer;
 pub mod types;
+pub mod vouch;
 
 #[cfg(test)]
 mod auth_apply_tests;

@@ -193,6 +193,11 @@ impl Peers {
     }
 
     /// Records that this member was removed from the cluster.
+    /// The dialer every peer call goes through.
+    pub fn dialer(&self) -> &PeerDialer {
+        &self.dialer
+    }
+
     pub fn mark_removed(&self) {
         self.removed.send_replace(true);
     }
@@ -251,24 +256,30 @@ impl Peers {
 pub async fn fetch_cluster_info(dialer: &PeerDialer, peer_urls: &[String]) -> Result<ClusterInfoResponse, String> {
     let mut last = String::from("no peer URL given");
     for url in peer_urls {
-        let endpoint = match dialer.endpoint(url) {
-            Ok(e) => e.timeout(Duration::from_secs(5)),
-            Err(e) => {
-                last = format!("{url}: {e}");
-                continue;
+        match ask_cluster_info(dialer, url, Duration::from_secs(5)).await {
+            Ok(info) => return Ok(info),
+            Err(error) => {
+                tracing::warn!(address = %url, error = %error, "failed to reach the peer URL");
+                last = format!("{url}: {error}");
             }
-        };
-        let error = match dialer.connect(endpoint).await {
-            Ok(ch) => match PeerClient::new(ch).cluster_info(ClusterInfoRequest {}).await {
-                Ok(r) => return Ok(r.into_inner()),
-                Err(e) => e.to_string(),
-            },
-            Err(e) => e.to_string(),
-        };
-        tracing::warn!(address = %url, error = %error, "failed to reach the peer URL");
-        last = format!("{url}: {error}");
+        }
     }
     Err(last)
+}
+
+/// Asks the member at `url` for the cluster's ID and members.
+pub async fn ask_cluster_info(
+    dialer: &PeerDialer,
+    url: &str,
+    timeout: Duration,
+) -> Result<ClusterInfoResponse, String> {
+    let endpoint = dialer.endpoint(url)?.timeout(timeout);
+    let channel = dialer.connect(endpoint).await.map_err(|e| e.to_string())?;
+    PeerClient::new(channel)
+        .cluster_info(ClusterInfoRequest {})
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|e| e.to_string())
 }
 
 pub struct NetworkFactory {

@@ -15,7 +15,9 @@
 //! the headers (a timon from before they existed, during a rolling
 //! upgrade) is judged by the sender its raft message names, if any. A
 //! member that has no membership yet (joining, before the leader's first
-//! entries) admits any sender of its cluster.
+//! entries) admits any sender of its cluster. A member whose membership is
+//! behind the cluster's asks its peers about an unknown sender and admits
+//! it once one of them names it as a member ([`super::vouch`]).
 
 use std::sync::Arc;
 
@@ -36,16 +38,22 @@ use super::node::RaftNode;
 use super::state_machine::is_removed;
 use super::transfer::TimeoutNow;
 use super::types::TypeConfig;
+use super::vouch::Vouched;
 use super::ProposeError;
 
 pub struct PeerService {
     node: Arc<RaftNode>,
     cluster_id: u64,
+    vouched: Arc<Vouched>,
 }
 
 impl PeerService {
     pub fn new(node: Arc<RaftNode>, cluster_id: u64) -> Self {
-        Self { node, cluster_id }
+        Self {
+            node,
+            cluster_id,
+            vouched: Vouched::new(),
+        }
     }
 }
 
@@ -98,12 +106,24 @@ impl PeerService {
     }
 
     /// The second half: refuses a removed sender, or one missing from this
-    /// member's membership (unless it has none yet).
+    /// member's membership (unless it has none yet) that no peer vouched
+    /// for; such a sender makes this member ask its peers.
     fn check_sender(&self, id: u64) -> Result<(), Status> {
         self.refuse_removed(Some(id))?;
         let membership = self.node.raft().metrics().borrow().membership_config.clone();
         let joining = membership.membership().nodes().next().is_none();
         if !joining && !membership.membership().nodes().any(|(n, _)| *n == id) {
+            if self.vouched.contains(id) {
+                return Ok(());
+            }
+            let peer_urls = membership
+                .membership()
+                .nodes()
+                .filter(|(n, _)| **n != self.node.id())
+                .flat_map(|(_, m)| m.peer_urls.iter().cloned())
+                .collect();
+            self.vouched
+                .ask(self.node.peers.dialer().clone(), self.cluster_id, peer_urls);
             tracing::warn!(
                 { "local-member-id" = %format!("{:x}", self.node.id()),
                 "remote-peer-id" = %format!("{id:x}"),
