@@ -88,12 +88,7 @@ fn learner_add_start_promote_remove() {
         &["member", "add", "m3", "--learner", &format!("--peer-urls={peer_url}")],
     );
     assert!(ok, "member add: {err}");
-    let initial_cluster = out
-        .lines()
-        .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER=\""))
-        .and_then(|v| v.strip_suffix('"'))
-        .expect("member add prints ETCD_INITIAL_CLUSTER")
-        .to_string();
+    let initial_cluster = initial_cluster_of(&out);
     assert!(out.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""), "{out}");
     let row = member_list(&eps)
         .into_iter()
@@ -379,6 +374,16 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
     raw.split(' ').nth(1)?.parse().ok()
 }
 
+/// The `ETCD_INITIAL_CLUSTER` value `etcdctl member add` printed.
+fn initial_cluster_of(member_add_output: &str) -> String {
+    member_add_output
+        .lines()
+        .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER=\""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("member add prints ETCD_INITIAL_CLUSTER")
+        .to_string()
+}
+
 /// `etcdctl member add NAME` then starts the member as member add told,
 /// waiting until it serves.
 fn add_and_start(eps: &str, name: &str) -> Member {
@@ -386,12 +391,7 @@ fn add_and_start(eps: &str, name: &str) -> Member {
     let peer_url = format!("http://127.0.0.1:{peer_port}");
     let (ok, out, err) = etcdctl(eps, &["member", "add", name, &format!("--peer-urls={peer_url}")]);
     assert!(ok, "member add {name}: {err}");
-    let initial_cluster = out
-        .lines()
-        .find_map(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER=\""))
-        .and_then(|v| v.strip_suffix('"'))
-        .expect("member add prints ETCD_INITIAL_CLUSTER")
-        .to_string();
+    let initial_cluster = initial_cluster_of(&out);
     start_joining(timon_bin(), name, peer_port, &initial_cluster, &[])
 }
 
