@@ -13,6 +13,8 @@
 //! - [`recorder`]: per-client latency histogram, error and note counts.
 //! - [`report`]: HDR-histogram summary (etcd's text layout, or JSON).
 //! - [`progress`]: the progress bar, shown only on a terminal.
+//! - [`bulk`]: unmeasured bulk loading (Txns of random-valued puts) for
+//!   the benches that need a big store.
 //! - [`workload`]: one module per workload (put, range, txn-put,
 //!   k8s-update, k8s-list, watch, lease-keepalive).
 //! - [`compare`]: starts a timon and an etcd cluster, runs every workload
@@ -22,6 +24,7 @@
 //! - [`defrag`]: write latency while one member defragments a store of
 //!   `--size`, on timon and on etcd.
 
+pub mod bulk;
 pub mod compare;
 pub mod conns;
 pub mod defrag;
