@@ -209,7 +209,7 @@ async fn measure(label: &str, bin: &Path, args: &DefragArgs, common: &Common) ->
         db_size_after,
         du_before,
         du_after,
-        phases: results::phases(&samples, started, defrag_start, defrag_end, end),
+        phases: results::phases(&samples, "defrag", started, defrag_start, defrag_end, end),
     })
 }
 
