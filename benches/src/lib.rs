@@ -23,6 +23,8 @@
 //!   timon and on etcd.
 //! - [`defrag`]: write latency while one member defragments a store of
 //!   `--size`, on timon and on etcd.
+//! - [`scale`]: timon and etcd with big stores: 1M keys, big lists, a
+//!   12 GiB member, a compaction of 1M revisions under writes.
 
 pub mod bulk;
 pub mod compare;
@@ -35,5 +37,6 @@ pub mod rate;
 pub mod recorder;
 pub mod report;
 pub mod runner;
+pub mod scale;
 pub mod stall;
 pub mod workload;
