@@ -92,10 +92,18 @@ pub enum Keys {
     Overwrite(u64),
 }
 
-/// Puts into `space` over `pool` until `until`, and returns how many puts
-/// were made; with [`Keys::Fresh`] the keys written are exactly indexes
-/// `0..returned`. Every Txn sent is awaited. `revision` ends at least at
-/// the highest revision a Txn answered with; `seed` makes values repeatable.
+/// What a load did.
+#[derive(Debug, Clone, Copy)]
+pub struct Done {
+    /// Puts made; with [`Keys::Fresh`] the keys written are exactly
+    /// indexes `0..puts`.
+    pub puts: u64,
+    /// The highest revision a Txn answered with.
+    pub revision: i64,
+}
+
+/// Puts into `space` over `pool` until `until`; every Txn sent is awaited.
+/// `seed` makes the values repeatable.
 pub async fn put(
     pool: &Pool,
     space: &KeySpace,
@@ -103,15 +111,15 @@ pub async fn put(
     shape: &Shape,
     until: Until,
     seed: u64,
-    revision: &Arc<AtomicI64>,
     progress: &Progress,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Done> {
     let limit = match until {
         Until::Puts(n) => n,
         Until::DbSize(..) => u64::MAX,
     };
     let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
+    let revision = Arc::new(AtomicI64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for client in 0..shape.clients.max(1) {
@@ -178,5 +186,8 @@ pub async fn put(
         task.await.context("load client panicked")??;
     }
     watched?;
-    Ok(done.load(Ordering::SeqCst))
+    Ok(Done {
+        puts: done.load(Ordering::SeqCst),
+        revision: revision.load(Ordering::SeqCst),
+    })
 }

@@ -1,7 +1,8 @@
 //! Starts a 3-member cluster of timon or etcd (both take etcd's flags) on
 //! free loopback ports, with data dirs and logs under a directory the caller
-//! owns, and waits until every member names the same leader. Dropping the
-//! [`Cluster`] SIGKILLs and reaps every member it started.
+//! owns, and waits until every member names the same leader. A member can
+//! be stopped with SIGTERM and started again with the same flags and data
+//! dir. Dropping the [`Cluster`] SIGKILLs and reaps every member it started.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -6,8 +6,6 @@
 //! Puts go in Txns of `batch` puts from `clients` concurrent clients
 //! ([`bulk`]). Unmeasured (only its duration is reported).
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -51,7 +49,6 @@ pub struct Loaded {
 /// member) as the module doc says.
 pub async fn fill(pool: &Pool, status: &Channel, plan: &Plan, progress: &Progress) -> anyhow::Result<Loaded> {
     let started = Instant::now();
-    let revision = Arc::new(AtomicI64::new(0));
     let shape = Shape {
         value_size: plan.value_size,
         clients: plan.clients,
@@ -66,23 +63,22 @@ pub async fn fill(pool: &Pool, status: &Channel, plan: &Plan, progress: &Progres
         &shape,
         until(plan.size / 4 * 3),
         0xdef7a9,
-        &revision,
         progress,
     )
     .await?;
-    anyhow::ensure!(fresh > 0, "no key was written before the store reached its size");
+    let fresh_puts = fresh.puts;
+    anyhow::ensure!(fresh_puts > 0, "no key was written before the store reached its size");
     let overwrites = bulk::put(
         pool,
         &space,
-        Keys::Overwrite(fresh),
+        Keys::Overwrite(fresh_puts),
         &shape,
         until(plan.size),
         0xdef7a9 + (1 << 32),
-        &revision,
         progress,
     )
     .await?;
-    let compact_revision = revision.load(Ordering::SeqCst);
+    let compact_revision = fresh.revision.max(overwrites.revision);
     KvClient::new(status.clone())
         .compact(CompactionRequest {
             revision: compact_revision,
@@ -91,8 +87,8 @@ pub async fn fill(pool: &Pool, status: &Channel, plan: &Plan, progress: &Progres
         .await
         .with_context(|| format!("Compaction at revision {compact_revision}"))?;
     Ok(Loaded {
-        keys: fresh,
-        overwrites,
+        keys: fresh_puts,
+        overwrites: overwrites.puts,
         compact_revision,
         secs: started.elapsed().as_secs_f64(),
     })

@@ -6,8 +6,6 @@
 //! largest recommended quota); etcd runs with 8 GiB, loaded to at most
 //! [`ETCD_MAX`] so the put run still fits under its quota.
 
-use std::sync::atomic::AtomicI64;
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -79,10 +77,10 @@ pub async fn run(env: &Env<'_>, server: &Server) -> anyhow::Result<BigRun> {
         &shape,
         Until::DbSize(status.clone(), target),
         0xb16,
-        &Arc::new(AtomicI64::new(0)),
         &progress,
     )
-    .await?;
+    .await?
+    .puts;
     progress.finish();
     drop(pool);
     let load_secs = started.elapsed().as_secs_f64();

@@ -15,8 +15,6 @@
 //! member counted it. The write latencies are split at the call and at
 //! that point ([`phases`]).
 
-use std::sync::atomic::AtomicI64;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -88,7 +86,6 @@ pub async fn run(env: &Env<'_>, server: &Server) -> anyhow::Result<CompactionRun
         &shape,
         Until::Puts(args.compaction_revisions),
         0xc0,
-        &Arc::new(AtomicI64::new(0)),
         &progress,
     )
     .await?;

@@ -11,8 +11,6 @@
 //!    spawn until a linearizable Range on it answers with the key;
 //! 6. each member's peak RSS again (the restarted one's since its restart).
 
-use std::sync::atomic::AtomicI64;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -99,7 +97,6 @@ pub async fn run(env: &Env<'_>, server: &Server) -> anyhow::Result<KeysRun> {
         batch: args.batch,
     };
     let progress = Progress::new(!common.json, Some(args.keys), &format!("{label} load"));
-    let revision = Arc::new(AtomicI64::new(0));
     let space = space();
     bulk::put(
         &pool,
@@ -108,7 +105,6 @@ pub async fn run(env: &Env<'_>, server: &Server) -> anyhow::Result<KeysRun> {
         &shape,
         Until::Puts(args.keys),
         0x5ca1e,
-        &revision,
         &progress,
     )
     .await?;

@@ -11,8 +11,6 @@
 //! sampled around it ([`memory`](super::memory)). A server that refuses
 //! the request has its error text reported as the result.
 
-use std::sync::atomic::AtomicI64;
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -127,7 +125,6 @@ async fn list(
         &shape,
         Until::Puts(objects),
         0x1157,
-        &Arc::new(AtomicI64::new(0)),
         &progress,
     )
     .await?;
