@@ -100,6 +100,19 @@ pub struct Done {
     pub puts: u64,
     /// The highest revision a Txn answered with.
     pub revision: i64,
+    /// Txns sent again after the server timed out (see [`ATTEMPTS`]).
+    pub retries: u64,
+}
+
+/// Sends of one Txn before a timeout fails the load. A server that times
+/// out a Txn (etcd's `request timed out`, after 7 s) may still apply it;
+/// sending it again writes the same keys once more (one more version each),
+/// which a bulk load can afford and a long run should not die of.
+pub const ATTEMPTS: u32 = 3;
+
+fn timed_out(status: &tonic::Status) -> bool {
+    matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded)
+        && status.message().contains("timed out")
 }
 
 /// Puts into `space` over `pool` until `until`; every Txn sent is awaited.
@@ -120,15 +133,17 @@ pub async fn put(
     let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let revision = Arc::new(AtomicI64::new(0));
+    let retries = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for client in 0..shape.clients.max(1) {
         let mut kv = pool.kv(client);
-        let (next, done, stop, revision, progress) = (
+        let (next, done, stop, revision, retries, progress) = (
             next.clone(),
             done.clone(),
             stop.clone(),
             revision.clone(),
+            retries.clone(),
             progress.clone(),
         );
         let (batch, value_size, space) = (shape.batch.max(1) as u64, shape.value_size, space.clone());
@@ -152,14 +167,24 @@ pub async fn put(
                         })),
                     })
                     .collect();
-                let answer = kv
-                    .txn(TxnRequest {
-                        success,
-                        ..Default::default()
-                    })
-                    .await
-                    .with_context(|| format!("load Txn of puts {first}..{last}"))?
-                    .into_inner();
+                let request = TxnRequest {
+                    success,
+                    ..Default::default()
+                };
+                let mut attempt = 1;
+                let answer = loop {
+                    match kv.txn(request.clone()).await {
+                        Ok(answer) => break answer.into_inner(),
+                        Err(e) if attempt < ATTEMPTS && timed_out(&e) => {
+                            attempt += 1;
+                            retries.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(e) => {
+                            return Err(e)
+                                .with_context(|| format!("load Txn of puts {first}..{last}, attempt {attempt}"))
+                        }
+                    }
+                };
                 revision.fetch_max(answer.header.map_or(0, |h| h.revision), Ordering::SeqCst);
                 done.fetch_add(last - first, Ordering::SeqCst);
                 progress.inc(last - first);
@@ -189,5 +214,6 @@ pub async fn put(
     Ok(Done {
         puts: done.load(Ordering::SeqCst),
         revision: revision.load(Ordering::SeqCst),
+        retries: retries.load(Ordering::SeqCst),
     })
 }

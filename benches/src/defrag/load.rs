@@ -42,6 +42,8 @@ pub struct Loaded {
     pub overwrites: u64,
     /// The revision compacted at (the latest after the load).
     pub compact_revision: i64,
+    /// Txns sent again after the server timed out them.
+    pub retries: u64,
     pub secs: f64,
 }
 
@@ -90,6 +92,7 @@ pub async fn fill(pool: &Pool, status: &Channel, plan: &Plan, progress: &Progres
         keys: fresh_puts,
         overwrites: overwrites.puts,
         compact_revision,
+        retries: fresh.retries + overwrites.retries,
         secs: started.elapsed().as_secs_f64(),
     })
 }

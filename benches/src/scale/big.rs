@@ -32,6 +32,8 @@ pub struct BigRun {
     pub keys: u64,
     pub value_size: usize,
     pub load_secs: f64,
+    /// Load Txns sent again after the server timed out them ([`bulk::ATTEMPTS`]).
+    pub load_retries: u64,
     /// After the load.
     pub db_size: u64,
     pub du: u64,
@@ -70,7 +72,7 @@ pub async fn run(env: &Env<'_>, server: &Server) -> anyhow::Result<BigRun> {
         batch: args.batch,
     };
     let progress = Progress::new(!common.json, None, &format!("{label} load"));
-    let keys = bulk::put(
+    let load = bulk::put(
         &pool,
         &KeySpace::new(b"scale/big/", 10),
         Keys::Fresh,
@@ -79,8 +81,8 @@ pub async fn run(env: &Env<'_>, server: &Server) -> anyhow::Result<BigRun> {
         0xb16,
         &progress,
     )
-    .await?
-    .puts;
+    .await?;
+    let keys = load.puts;
     progress.finish();
     drop(pool);
     let load_secs = started.elapsed().as_secs_f64();
@@ -101,6 +103,7 @@ pub async fn run(env: &Env<'_>, server: &Server) -> anyhow::Result<BigRun> {
         keys,
         value_size: common.val_size,
         load_secs,
+        load_retries: load.retries,
         db_size,
         du,
         peak_rss_kib: rss::peak_kib(member.pid()).unwrap_or(0),

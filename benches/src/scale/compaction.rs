@@ -45,6 +45,8 @@ pub struct CompactionRun {
     pub keys: u64,
     pub value_size: usize,
     pub load_secs: f64,
+    /// Load Txns sent again after the server timed out them ([`bulk::ATTEMPTS`]).
+    pub load_retries: u64,
     pub compact_revision: i64,
     /// From the call to its answer.
     pub answer_secs: f64,
@@ -79,7 +81,7 @@ pub async fn run(env: &Env<'_>, server: &Server) -> anyhow::Result<CompactionRun
     };
     let progress = Progress::new(!common.json, Some(args.compaction_revisions), &format!("{label} load"));
     let space = KeySpace::new(b"scale/compaction/", 10);
-    bulk::put(
+    let load = bulk::put(
         &pool,
         &space,
         Keys::Overwrite(args.compaction_keys),
@@ -143,6 +145,7 @@ pub async fn run(env: &Env<'_>, server: &Server) -> anyhow::Result<CompactionRun
         keys: args.compaction_keys,
         value_size: common.val_size,
         load_secs,
+        load_retries: load.retries,
         compact_revision,
         answer_secs: (answered - call).as_secs_f64(),
         finished_secs: (finished - call).as_secs_f64(),

@@ -57,6 +57,8 @@ pub struct KeysRun {
     pub keys: u64,
     pub value_size: usize,
     pub load_secs: f64,
+    /// Load Txns sent again after the server timed out them ([`bulk::ATTEMPTS`]).
+    pub load_retries: u64,
     /// What a count-only Range over the loaded keys answered.
     pub counted: i64,
     pub empty: Throughput,
@@ -98,7 +100,7 @@ pub async fn run(env: &Env<'_>, server: &Server) -> anyhow::Result<KeysRun> {
     };
     let progress = Progress::new(!common.json, Some(args.keys), &format!("{label} load"));
     let space = space();
-    bulk::put(
+    let load = bulk::put(
         &pool,
         &space,
         Keys::Fresh,
@@ -155,6 +157,7 @@ pub async fn run(env: &Env<'_>, server: &Server) -> anyhow::Result<KeysRun> {
         keys: args.keys,
         value_size: common.val_size,
         load_secs,
+        load_retries: load.retries,
         counted,
         empty,
         loaded,

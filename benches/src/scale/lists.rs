@@ -36,6 +36,8 @@ pub struct List {
     pub objects: u64,
     pub value_size: u64,
     pub load_secs: f64,
+    /// Load Txns sent again after the server timed out them ([`bulk::ATTEMPTS`]).
+    pub load_retries: u64,
     /// Objects the list returned (0 if it failed).
     pub listed: u64,
     pub pages: u64,
@@ -118,7 +120,7 @@ async fn list(
         batch: args.batch.min((1 << 20) / value_size.max(1) as usize).max(1),
     };
     let progress = Progress::new(!env.common.json, Some(objects), &format!("{label} load"));
-    bulk::put(
+    let load = bulk::put(
         &pool,
         space,
         Keys::Fresh,
@@ -156,6 +158,7 @@ async fn list(
         objects,
         value_size,
         load_secs,
+        load_retries: load.retries,
         listed,
         pages,
         secs,

@@ -73,7 +73,7 @@ pub struct ScaleArgs {
     /// [default: /var/tmp].
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Keep the data dirs and logs.
+    /// Keep the data dirs and logs (also when the run fails).
     #[arg(long)]
     pub keep: bool,
     /// Concurrent clients loading the stores.
@@ -185,11 +185,21 @@ pub async fn run(args: &ScaleArgs, common: &Common) -> anyhow::Result<results::R
         .prefix("timon-bench-scale-")
         .tempdir_in(&parent)
         .with_context(|| format!("make a directory in {}", parent.display()))?;
-    eprintln!("scale: data dirs and logs in {}", dir.path().display());
+    // With --keep the directory outlives this run, failed runs included.
+    let (path, _removed_on_drop) = if args.keep {
+        (dir.keep(), None)
+    } else {
+        (dir.path().to_path_buf(), Some(dir))
+    };
+    eprintln!(
+        "scale: data dirs and logs in {}{}",
+        path.display(),
+        if args.keep { " (kept)" } else { "" }
+    );
     let env = Env {
         args,
         common,
-        dir: dir.path(),
+        dir: &path,
     };
     let mut out = results::Results::default();
     for server in &servers {
@@ -209,9 +219,6 @@ pub async fn run(args: &ScaleArgs, common: &Common) -> anyhow::Result<results::R
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print!("{}", out.text());
-    }
-    if args.keep {
-        eprintln!("scale: data dirs and logs kept in {}", dir.keep().display());
     }
     Ok(out)
 }

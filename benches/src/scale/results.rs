@@ -55,8 +55,8 @@ fn keys(s: &mut String, runs: &[KeysRun]) {
     for r in runs {
         let _ = writeln!(
             s,
-            "{} (version {}): {} keys of {} B loaded in {:.0} s, {} counted",
-            r.label, r.version, r.keys, r.value_size, r.load_secs, r.counted
+            "{} (version {}): {} keys of {} B loaded in {:.0} s ({} Txns sent again after a timeout), {} counted",
+            r.label, r.version, r.keys, r.value_size, r.load_secs, r.load_retries, r.counted
         );
         let _ = writeln!(
             s,
@@ -141,9 +141,10 @@ fn lists(s: &mut String, runs: &[ListsRun]) {
                 l.error.as_deref().unwrap_or("-")
             );
         }
+        let retries: u64 = r.lists.iter().map(|l| l.load_retries).sum();
         let _ = writeln!(
             s,
-            "  ({} {}, {}; memory in MiB)",
+            "  ({} {}, {}; memory in MiB; {retries} load Txns sent again after a timeout)",
             r.label,
             r.member,
             if r.leader { "the leader" } else { "a follower" }
@@ -186,6 +187,13 @@ fn big(s: &mut String, runs: &[BigRun]) {
             r.big_put.latency_ms.p99,
             r.empty_put.errors + r.big_put.errors
         );
+        if r.load_retries > 0 {
+            let _ = writeln!(
+                s,
+                "  ({}: {} load Txns sent again after a timeout)",
+                r.label, r.load_retries
+            );
+        }
     }
 }
 
@@ -197,7 +205,7 @@ fn compaction(s: &mut String, runs: &[CompactionRun]) {
     for r in runs {
         let _ = writeln!(
             s,
-            "{} (version {}): {} puts ({} per revision) over {} keys of {} B, loaded in {:.0} s; compacted at {}: answered after {:.3} s, finished after {:.3} s (by {}){}",
+            "{} (version {}): {} puts ({} per revision) over {} keys of {} B, loaded in {:.0} s ({} Txns sent again); compacted at {}: answered after {:.3} s, finished after {:.3} s (by {}){}",
             r.label,
             r.version,
             r.revisions,
@@ -205,6 +213,7 @@ fn compaction(s: &mut String, runs: &[CompactionRun]) {
             r.keys,
             r.value_size,
             r.load_secs,
+            r.load_retries,
             r.compact_revision,
             r.answer_secs,
             r.finished_secs,
