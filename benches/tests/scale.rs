@@ -101,8 +101,14 @@ fn every_part_measures_what_it_loaded_on_timon_and_etcd() {
     }
     for r in servers(&out["compaction"]) {
         assert!(r["compact_revision"].as_u64().unwrap() > REVISIONS, "{r}");
-        let by = if r["label"] == "timon" { "answer" } else { "metrics" };
+        let by = if r["label"] == "timon" {
+            "compact revision"
+        } else {
+            "histogram"
+        };
         assert_eq!(r["finished_by"], by, "{r}");
+        assert_eq!(r["answer_error"], Value::Null, "{r}");
+        assert!(r["finished_secs"].as_f64() >= r["answer_secs"].as_f64(), "{r}");
         let phases = r["phases"].as_array().unwrap();
         let names: Vec<&str> = phases.iter().map(|p| p["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["baseline", "compaction", "after"], "{r}");

@@ -6,14 +6,16 @@
 //! false`, as etcd's auto-compaction and kube-apiserver send it; writing
 //! goes on until the compaction finished and for `--tail` more.
 //!
-//! When it finished: timon compacts inside the apply of the request, so
-//! its answer comes when the member answering has compacted. etcd answers
-//! once the compaction is scheduled and compacts in the background; each
-//! member then counts it in the histogram
-//! `etcd_debugging_mvcc_db_compaction_total_duration_milliseconds` on its
-//! client URL's `/metrics`, polled every 50 ms: finished is when every
-//! member counted it. The write latencies are split at the call and at
-//! that point ([`phases`]).
+//! When it finished, from each member's `/metrics` (client URL, polled
+//! every 50 ms), once every member has: etcd answers once the compaction is
+//! scheduled and compacts in the background, then counts it in the
+//! histogram `etcd_debugging_mvcc_db_compaction_total_duration_milliseconds`
+//! (whose sum gives each member's compaction time); timon compacts inside
+//! the apply of the request and sets `etcd_debugging_mvcc_compact_revision`
+//! when that is committed (etcd sets it at scheduling, so it only serves
+//! timon). A Compact call that fails (a server may time it out and still
+//! compact) is reported and the wait goes on. The write latencies are split
+//! at the call and at the finish ([`phases`]).
 
 use std::time::Duration;
 
@@ -31,9 +33,13 @@ use crate::conns::Pool;
 use crate::defrag::results::{phases, Phase};
 use crate::defrag::writer::Writer;
 use crate::progress::Progress;
+use crate::recorder::status_text;
 
-/// etcd's histogram of whole compactions.
-const METRIC: &str = "etcd_debugging_mvcc_db_compaction_total_duration_milliseconds";
+/// etcd's histogram of whole compactions (timon has none).
+const HISTOGRAM: &str = "etcd_debugging_mvcc_db_compaction_total_duration_milliseconds";
+/// The store's compacted revision: timon sets it when the compaction is
+/// committed; etcd when it is scheduled, so it only serves timon.
+const COMPACT_REVISION: &str = "etcd_debugging_mvcc_compact_revision";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CompactionRun {
@@ -50,11 +56,14 @@ pub struct CompactionRun {
     pub compact_revision: i64,
     /// From the call to its answer.
     pub answer_secs: f64,
+    /// The call's error (a server may time it out and still compact).
+    pub answer_error: Option<String>,
     /// From the call until the compaction finished (see the module doc).
     pub finished_secs: f64,
-    /// How the end was seen: `answer` or `metrics`.
+    /// How the end was seen: `histogram` (etcd), `compact revision`
+    /// (timon), or `answer` (a server without /metrics).
     pub finished_by: String,
-    /// etcd only: the compaction's duration per member, from the metric.
+    /// etcd only: the compaction's duration per member, from the histogram.
     pub member_compaction_ms: Vec<f64>,
     /// `baseline`, `compaction`, `after`.
     pub phases: Vec<Phase>,
@@ -95,7 +104,7 @@ pub async fn run(env: &Env<'_>, server: &Server) -> anyhow::Result<CompactionRun
     drop(pool);
     let load_secs = started.elapsed().as_secs_f64();
 
-    let before = metrics(&cluster).await;
+    let before = scrape_all(&cluster).await;
     let pool = Pool::connect(&endpoints, args.write_clients, None).await?;
     eprintln!(
         "scale compaction: {label}: loaded in {load_secs:.0} s; writing {} puts/s",
@@ -112,25 +121,42 @@ pub async fn run(env: &Env<'_>, server: &Server) -> anyhow::Result<CompactionRun
     tokio::time::sleep(args.baseline).await;
     let compact_revision = super::latest_revision(&first).await?;
     let call = Instant::now();
-    KvClient::new(first.clone())
+    let answer = KvClient::new(first.clone())
         .compact(CompactionRequest {
             revision: compact_revision,
             physical: false,
         })
-        .await
-        .with_context(|| format!("Compaction at revision {compact_revision}"))?;
+        .await;
     let answered = Instant::now();
-    let (finished, finished_by, member_compaction_ms) = match before {
-        Some(before) => {
-            let (at, after) = wait_counted(&cluster, &before).await?;
-            let ms = after.iter().zip(&before).map(|(a, b)| a.1 - b.1).collect();
-            (at, "metrics", ms)
+    let answer_error = answer.err().map(|e| status_text(&e));
+    let (finished, finished_by, member_compaction_ms) = match &before {
+        Ok(before) => {
+            let (at, after) = wait_finished(&cluster, before, compact_revision).await?;
+            let by = if before[0].count.is_some() {
+                "histogram"
+            } else {
+                "compact revision"
+            };
+            let ms = after
+                .iter()
+                .zip(before)
+                .filter_map(|(a, b)| Some(a.sum? - b.sum?))
+                .collect();
+            (at, by, ms)
         }
-        None => (answered, "answer", Vec::new()),
+        Err(e) => {
+            if let Some(error) = &answer_error {
+                anyhow::bail!(
+                    "Compaction at revision {compact_revision}: {error}; and no /metrics to see it finish: {e:#}"
+                );
+            }
+            (answered, "answer", Vec::new())
+        }
     };
     eprintln!(
-        "scale compaction: {label}: compacted at {compact_revision}: answered after {:.3} s, finished after {:.3} s ({finished_by}); writing for {:?} more",
+        "scale compaction: {label}: compacted at {compact_revision}: answered after {:.3} s{}, finished after {:.3} s (by {finished_by}); writing for {:?} more",
         (answered - call).as_secs_f64(),
+        answer_error.as_ref().map_or(String::new(), |e| format!(" ({e})")),
         (finished - call).as_secs_f64(),
         args.tail
     );
@@ -148,6 +174,7 @@ pub async fn run(env: &Env<'_>, server: &Server) -> anyhow::Result<CompactionRun
         load_retries: load.retries,
         compact_revision,
         answer_secs: (answered - call).as_secs_f64(),
+        answer_error,
         finished_secs: (finished - call).as_secs_f64(),
         finished_by: finished_by.into(),
         member_compaction_ms,
@@ -155,34 +182,60 @@ pub async fn run(env: &Env<'_>, server: &Server) -> anyhow::Result<CompactionRun
     })
 }
 
-/// Every member's (count, sum) of [`METRIC`], or None if one does not
-/// expose it (timon).
-async fn metrics(cluster: &Cluster) -> Option<Vec<(f64, f64)>> {
-    let mut out = Vec::new();
-    for m in &cluster.members {
-        out.push(compactions(&m.endpoint).await.ok()??);
-    }
-    Some(out)
+/// What a member's `/metrics` says about compactions.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    /// [`HISTOGRAM`]'s count and sum (etcd).
+    count: Option<f64>,
+    sum: Option<f64>,
+    /// [`COMPACT_REVISION`] (both).
+    compact_revision: Option<i64>,
 }
 
-/// Polls until every member counted one more compaction than `before`;
-/// returns when, and the counts then.
-async fn wait_counted(cluster: &Cluster, before: &[(f64, f64)]) -> anyhow::Result<(Instant, Vec<(f64, f64)>)> {
+impl Seen {
+    /// Whether the member finished compacting at `revision` since `before`.
+    fn finished(&self, before: &Seen, revision: i64) -> bool {
+        match (before.count, self.count) {
+            (Some(b), Some(n)) => n > b,
+            _ => self.compact_revision.is_some_and(|r| r >= revision),
+        }
+    }
+}
+
+/// Every member's [`Seen`].
+async fn scrape_all(cluster: &Cluster) -> anyhow::Result<Vec<Seen>> {
+    let mut out = Vec::new();
+    for m in &cluster.members {
+        let seen = scrape(&m.endpoint)
+            .await
+            .with_context(|| format!("{} /metrics", m.name))?;
+        anyhow::ensure!(
+            seen.count.is_some() || seen.compact_revision.is_some(),
+            "{}: /metrics has neither {HISTOGRAM} nor {COMPACT_REVISION}",
+            m.name
+        );
+        out.push(seen);
+    }
+    Ok(out)
+}
+
+/// Polls until every member finished compacting at `revision`; returns
+/// when, and what the members said then.
+async fn wait_finished(cluster: &Cluster, before: &[Seen], revision: i64) -> anyhow::Result<(Instant, Vec<Seen>)> {
     let deadline = Instant::now() + Duration::from_secs(1800);
     while Instant::now() < deadline {
-        if let Some(now) = metrics(cluster).await {
-            if now.iter().zip(before).all(|(n, b)| n.0 > b.0) {
+        if let Ok(now) = scrape_all(cluster).await {
+            if now.iter().zip(before).all(|(n, b)| n.finished(b, revision)) {
                 return Ok((Instant::now(), now));
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    anyhow::bail!("the compaction did not finish on every member within 30 minutes ({METRIC})")
+    anyhow::bail!("the compaction at {revision} did not finish on every member within 30 minutes")
 }
 
-/// `(count, sum)` of [`METRIC`] from `<endpoint>/metrics` (plain HTTP/1.0),
-/// None if the page does not have it.
-async fn compactions(endpoint: &str) -> anyhow::Result<Option<(f64, f64)>> {
+/// Reads `<endpoint>/metrics` (plain HTTP/1.0).
+async fn scrape(endpoint: &str) -> anyhow::Result<Seen> {
     let host = endpoint.trim_start_matches("http://");
     let fetch = async {
         let mut stream = tokio::net::TcpStream::connect(host).await?;
@@ -196,11 +249,15 @@ async fn compactions(endpoint: &str) -> anyhow::Result<Option<(f64, f64)>> {
     let page = tokio::time::timeout(Duration::from_secs(2), fetch)
         .await
         .context("GET /metrics timed out")??;
-    let value = |suffix: &str| {
-        let name = format!("{METRIC}_{suffix} ");
+    let value = |name: &str| {
+        let name = format!("{name} ");
         page.lines()
             .find_map(|l| l.strip_prefix(&name))
             .and_then(|v| v.trim().parse::<f64>().ok())
     };
-    Ok(value("count").zip(value("sum")))
+    Ok(Seen {
+        count: value(&format!("{HISTOGRAM}_count")),
+        sum: value(&format!("{HISTOGRAM}_sum")),
+        compact_revision: value(COMPACT_REVISION).map(|r| r as i64),
+    })
 }

@@ -205,7 +205,7 @@ fn compaction(s: &mut String, runs: &[CompactionRun]) {
     for r in runs {
         let _ = writeln!(
             s,
-            "{} (version {}): {} puts ({} per revision) over {} keys of {} B, loaded in {:.0} s ({} Txns sent again); compacted at {}: answered after {:.3} s, finished after {:.3} s (by {}){}",
+            "{} (version {}): {} puts ({} per revision) over {} keys of {} B, loaded in {:.0} s ({} Txns sent again); compacted at {}: answered after {:.3} s{}, finished after {:.3} s (by {}){}",
             r.label,
             r.version,
             r.revisions,
@@ -216,6 +216,7 @@ fn compaction(s: &mut String, runs: &[CompactionRun]) {
             r.load_retries,
             r.compact_revision,
             r.answer_secs,
+            r.answer_error.as_ref().map_or(String::new(), |e| format!(" with {e}")),
             r.finished_secs,
             r.finished_by,
             if r.member_compaction_ms.is_empty() {
