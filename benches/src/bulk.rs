@@ -100,19 +100,21 @@ pub struct Done {
     pub puts: u64,
     /// The highest revision a Txn answered with.
     pub revision: i64,
-    /// Txns sent again after the server timed out (see [`ATTEMPTS`]).
+    /// Txns sent again after the server was unavailable (see [`ATTEMPTS`]).
     pub retries: u64,
 }
 
-/// Sends of one Txn before a timeout fails the load. A server that times
-/// out a Txn (etcd's `request timed out`, after 7 s) may still apply it;
-/// sending it again writes the same keys once more (one more version each),
-/// which a bulk load can afford and a long run should not die of.
-pub const ATTEMPTS: u32 = 3;
+/// Sends of one Txn before an unavailable server fails the load. A server
+/// that times a Txn out (etcd's `request timed out`, after 7 s) may still
+/// apply it, and one without a leader for a moment will have one again;
+/// sending the Txn again ([`RETRY_AFTER`] later) writes the same keys once
+/// more (one more version each), which a bulk load can afford and a long
+/// run should not die of. The results count these retries.
+pub const ATTEMPTS: u32 = 5;
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-fn timed_out(status: &tonic::Status) -> bool {
+fn unavailable(status: &tonic::Status) -> bool {
     matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded)
-        && status.message().contains("timed out")
 }
 
 /// Puts into `space` over `pool` until `until`; every Txn sent is awaited.
@@ -175,9 +177,10 @@ pub async fn put(
                 let answer = loop {
                     match kv.txn(request.clone()).await {
                         Ok(answer) => break answer.into_inner(),
-                        Err(e) if attempt < ATTEMPTS && timed_out(&e) => {
+                        Err(e) if attempt < ATTEMPTS && unavailable(&e) => {
                             attempt += 1;
                             retries.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(RETRY_AFTER).await;
                         }
                         Err(e) => {
                             return Err(e)

@@ -42,7 +42,7 @@ pub struct Loaded {
     pub overwrites: u64,
     /// The revision compacted at (the latest after the load).
     pub compact_revision: i64,
-    /// Txns sent again after the server timed out them.
+    /// Txns sent again after the server was unavailable.
     pub retries: u64,
     pub secs: f64,
 }

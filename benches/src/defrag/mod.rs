@@ -150,7 +150,7 @@ async fn measure(label: &str, bin: &Path, args: &DefragArgs, common: &Common) ->
     progress.finish();
     drop(load_pool);
     eprintln!(
-        "{label}: {} keys, {} overwrites ({} Txns sent again after a timeout), compacted at {} in {:.0} s; data dir {}; idle for {:?}",
+        "{label}: {} keys, {} overwrites ({} Txns sent again), compacted at {} in {:.0} s; data dir {}; idle for {:?}",
         loaded.keys,
         loaded.overwrites,
         loaded.retries,

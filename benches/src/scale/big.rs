@@ -32,7 +32,7 @@ pub struct BigRun {
     pub keys: u64,
     pub value_size: usize,
     pub load_secs: f64,
-    /// Load Txns sent again after the server timed out them ([`bulk::ATTEMPTS`]).
+    /// Load Txns sent again after the server was unavailable ([`bulk::ATTEMPTS`]).
     pub load_retries: u64,
     /// After the load.
     pub db_size: u64,

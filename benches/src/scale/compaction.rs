@@ -51,7 +51,7 @@ pub struct CompactionRun {
     pub keys: u64,
     pub value_size: usize,
     pub load_secs: f64,
-    /// Load Txns sent again after the server timed out them ([`bulk::ATTEMPTS`]).
+    /// Load Txns sent again after the server was unavailable ([`bulk::ATTEMPTS`]).
     pub load_retries: u64,
     pub compact_revision: i64,
     /// From the call to its answer.

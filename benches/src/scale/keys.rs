@@ -27,6 +27,7 @@ use crate::compare::rss;
 use crate::conns::{self, Pool};
 use crate::defrag::du;
 use crate::progress::Progress;
+use crate::recorder::status_text;
 use crate::report::Report;
 use crate::workload::{Consistency, Workload};
 
@@ -57,7 +58,7 @@ pub struct KeysRun {
     pub keys: u64,
     pub value_size: usize,
     pub load_secs: f64,
-    /// Load Txns sent again after the server timed out them ([`bulk::ATTEMPTS`]).
+    /// Load Txns sent again after the server was unavailable ([`bulk::ATTEMPTS`]).
     pub load_retries: u64,
     /// What a count-only Range over the loaded keys answered.
     pub counted: i64,
@@ -67,6 +68,8 @@ pub struct KeysRun {
     pub peak_rss_after_load_kib: Vec<u64>,
     pub peak_rss_end_kib: Vec<u64>,
     pub compact_revision: i64,
+    /// The Compact call's error (a server may time it out and still compact).
+    pub compaction_error: Option<String>,
     pub after_compaction: Vec<Disk>,
     /// Seconds each member's Defragment took.
     pub defrag_secs: Vec<f64>,
@@ -120,15 +123,19 @@ pub async fn run(env: &Env<'_>, server: &Server) -> anyhow::Result<KeysRun> {
     let loaded = throughput(env, &endpoints, &format!("{} keys", args.keys)).await?;
 
     let compact_revision = super::latest_revision(&first).await?;
-    KvClient::new(first.clone())
+    let compaction_error = KvClient::new(first.clone())
         .compact(CompactionRequest {
             revision: compact_revision,
             physical: true,
         })
         .await
-        .with_context(|| format!("Compaction at revision {compact_revision}"))?;
+        .err()
+        .map(|e| status_text(&e));
     eprintln!(
-        "scale keys: {label}: compacted at {compact_revision}; idle for {:?}",
+        "scale keys: {label}: compacted at {compact_revision}{}; idle for {:?}",
+        compaction_error
+            .as_ref()
+            .map_or(String::new(), |e| format!(" (the call failed: {e})")),
         args.settle
     );
     tokio::time::sleep(args.settle).await;
@@ -164,6 +171,7 @@ pub async fn run(env: &Env<'_>, server: &Server) -> anyhow::Result<KeysRun> {
         peak_rss_after_load_kib,
         peak_rss_end_kib,
         compact_revision,
+        compaction_error,
         after_compaction,
         defrag_secs,
         after_defrag,

@@ -36,7 +36,7 @@ pub struct List {
     pub objects: u64,
     pub value_size: u64,
     pub load_secs: f64,
-    /// Load Txns sent again after the server timed out them ([`bulk::ATTEMPTS`]).
+    /// Load Txns sent again after the server was unavailable ([`bulk::ATTEMPTS`]).
     pub load_retries: u64,
     /// Objects the list returned (0 if it failed).
     pub listed: u64,
@@ -116,8 +116,9 @@ async fn list(
     let shape = Shape {
         value_size: value_size as usize,
         clients: args.load_clients,
-        // A Txn stays under etcd's default --max-request-bytes (1.5 MiB).
-        batch: args.batch.min((1 << 20) / value_size.max(1) as usize).max(1),
+        // At most 256 KiB per Txn: far under etcd's default
+        // --max-request-bytes (1.5 MiB), and small raft entries.
+        batch: args.batch.min((256 << 10) / value_size.max(1) as usize).max(1),
     };
     let progress = Progress::new(!env.common.json, Some(objects), &format!("{label} load"));
     let load = bulk::put(

@@ -55,7 +55,7 @@ fn keys(s: &mut String, runs: &[KeysRun]) {
     for r in runs {
         let _ = writeln!(
             s,
-            "{} (version {}): {} keys of {} B loaded in {:.0} s ({} Txns sent again after a timeout), {} counted",
+            "{} (version {}): {} keys of {} B loaded in {:.0} s ({} Txns sent again), {} counted",
             r.label, r.version, r.keys, r.value_size, r.load_secs, r.load_retries, r.counted
         );
         let _ = writeln!(
@@ -66,8 +66,11 @@ fn keys(s: &mut String, runs: &[KeysRun]) {
         );
         let _ = writeln!(
             s,
-            "  compacted at {}: du {} (db size {})",
+            "  compacted at {}{}: du {} (db size {})",
             r.compact_revision,
+            r.compaction_error
+                .as_ref()
+                .map_or(String::new(), |e| format!(" (the call failed: {e})")),
             join(&r.after_compaction, |d| human(d.du)),
             join(&r.after_compaction, |d| human(d.db_size))
         );
@@ -144,7 +147,7 @@ fn lists(s: &mut String, runs: &[ListsRun]) {
         let retries: u64 = r.lists.iter().map(|l| l.load_retries).sum();
         let _ = writeln!(
             s,
-            "  ({} {}, {}; memory in MiB; {retries} load Txns sent again after a timeout)",
+            "  ({} {}, {}; memory in MiB; {retries} load Txns sent again)",
             r.label,
             r.member,
             if r.leader { "the leader" } else { "a follower" }
@@ -188,11 +191,7 @@ fn big(s: &mut String, runs: &[BigRun]) {
             r.empty_put.errors + r.big_put.errors
         );
         if r.load_retries > 0 {
-            let _ = writeln!(
-                s,
-                "  ({}: {} load Txns sent again after a timeout)",
-                r.label, r.load_retries
-            );
+            let _ = writeln!(s, "  ({}: {} load Txns sent again)", r.label, r.load_retries);
         }
     }
 }
