@@ -202,25 +202,33 @@ pub async fn run(args: &ScaleArgs, common: &Common) -> anyhow::Result<results::R
         dir: &path,
     };
     let mut out = results::Results::default();
-    for server in &servers {
-        let context = || format!("{} ({})", server.label, server.bin.display());
-        for part in &args.parts {
-            match part {
-                Part::Keys => out.keys.push(keys::run(&env, server).await.with_context(context)?),
-                Part::Lists => out.lists.push(lists::run(&env, server).await.with_context(context)?),
-                Part::Big => out.big.push(big::run(&env, server).await.with_context(context)?),
-                Part::Compaction => out
-                    .compaction
-                    .push(compaction::run(&env, server).await.with_context(context)?),
-            }
-        }
-    }
+    let measured = run_parts(&env, &servers, &mut out).await;
+    // What was measured is printed even when a later part failed.
     if common.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print!("{}", out.text());
     }
+    measured?;
     Ok(out)
+}
+
+/// Each part on each server in turn (timon, then etcd), into `out`.
+async fn run_parts(env: &Env<'_>, servers: &[Server], out: &mut results::Results) -> anyhow::Result<()> {
+    for part in &env.args.parts {
+        for server in servers {
+            let context = || format!("{part:?} on {} ({})", server.label, server.bin.display());
+            match part {
+                Part::Keys => out.keys.push(keys::run(env, server).await.with_context(context)?),
+                Part::Lists => out.lists.push(lists::run(env, server).await.with_context(context)?),
+                Part::Big => out.big.push(big::run(env, server).await.with_context(context)?),
+                Part::Compaction => out
+                    .compaction
+                    .push(compaction::run(env, server).await.with_context(context)?),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Starts `size` members of `server` in `<dir>/<part>-<label>/`.
