@@ -13,6 +13,8 @@
 //! - [`recorder`]: per-client latency histogram, error and note counts.
 //! - [`report`]: HDR-histogram summary (etcd's text layout, or JSON).
 //! - [`progress`]: the progress bar, shown only on a terminal.
+//! - [`bulk`]: unmeasured bulk loading (Txns of random-valued puts) for
+//!   the benches that need a big store.
 //! - [`workload`]: one module per workload (put, range, txn-put,
 //!   k8s-update, k8s-list, watch, lease-keepalive).
 //! - [`compare`]: starts a timon and an etcd cluster, runs every workload
@@ -21,7 +23,10 @@
 //!   timon and on etcd.
 //! - [`defrag`]: write latency while one member defragments a store of
 //!   `--size`, on timon and on etcd.
+//! - [`scale`]: timon and etcd with big stores: 1M keys, big lists, a
+//!   12 GiB member, a compaction of 1M revisions under writes.
 
+pub mod bulk;
 pub mod compare;
 pub mod conns;
 pub mod defrag;
@@ -32,5 +37,6 @@ pub mod rate;
 pub mod recorder;
 pub mod report;
 pub mod runner;
+pub mod scale;
 pub mod stall;
 pub mod workload;

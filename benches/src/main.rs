@@ -7,6 +7,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use timon_bench::compare::{self, CompareArgs};
 use timon_bench::defrag::{self, DefragArgs};
 use timon_bench::options::Common;
+use timon_bench::scale::{self, ScaleArgs};
 use timon_bench::stall::{self, StallArgs};
 use timon_bench::workload::{self, Workload};
 
@@ -34,6 +35,12 @@ enum Cmd {
     /// (1 GiB), on timon and on etcd. Without --rate/--clients/--conns/
     /// --val-size it writes 500 puts/s of 1 KiB from 4 clients on 4 connections.
     Defrag(DefragArgs),
+    /// Big stores, timon against etcd (issue 15): 1M keys, big lists, a
+    /// 12 GiB member, a compaction of 1M revisions under writes; --parts
+    /// picks some. Without --val-size/--duration/--clients/--conns the
+    /// throughput runs put 1 KiB values for 10 s from 100 clients on 10
+    /// connections.
+    Scale(ScaleArgs),
 }
 
 #[tokio::main]
@@ -74,6 +81,21 @@ async fn main() -> anyhow::Result<()> {
                 cli.common.val_size = defrag::DEFAULT_VALUE_SIZE;
             }
             defrag::run(args, &cli.common).await?;
+        }
+        Cmd::Scale(args) => {
+            if defaulted("val_size") {
+                cli.common.val_size = scale::DEFAULT_VALUE_SIZE;
+            }
+            if cli.common.duration.is_none() {
+                cli.common.duration = Some(scale::DEFAULT_DURATION);
+            }
+            if defaulted("clients") {
+                cli.common.clients = scale::DEFAULT_CLIENTS;
+            }
+            if defaulted("conns") {
+                cli.common.conns = scale::DEFAULT_CONNS;
+            }
+            scale::run(args, &cli.common).await?;
         }
     }
     Ok(())

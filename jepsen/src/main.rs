@@ -390,7 +390,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<bool> {
             out.display(),
             table.display()
         );
-        println!("{}", suite::total_line(&rows));
+        println!("{}", suite::total_line(&suite::counted(&rows, &skipped).0));
     }
     Ok(failed == 0)
 }

@@ -52,14 +52,21 @@ pub fn checked_ops(ops: &[Operation]) -> usize {
     ops.iter().filter(|o| is_checked(o)).count()
 }
 
-/// Why a nemesis cannot run against a server, if it cannot: the clock
-/// nemeses (`clock-*`) fake the clock through libfaketime's `LD_PRELOAD`,
-/// and a Go program such as etcd reads the time through the vDSO, never
-/// through libc.
+/// Why a nemesis cannot run against a server, if it cannot. On etcd:
+/// - the clock nemeses (`clock-*`) fake the clock through libfaketime's
+///   `LD_PRELOAD`, and a Go program such as etcd reads the time through
+///   the vDSO, never through libc;
+/// - the disk nemeses put the data dir on lazyfs, which opens files with
+///   FUSE's direct I/O (so no page cache holds what it will lose), and
+///   bbolt mmaps its database: the kernel refuses that mmap (ENODEV) and
+///   etcd exits at start-up, "cannot open database ... (no such device)".
 pub fn skip_reason(server: Server, nemesis: nemesis::Kind) -> Option<&'static str> {
     match server {
         Server::Etcd if nemesis.name().starts_with("clock-") => {
             Some("libfaketime (LD_PRELOAD) cannot reach a Go program's clock (vDSO)")
+        }
+        Server::Etcd if nemesis::disk::needs_disks(nemesis) => {
+            Some("bbolt mmaps its file, which lazyfs's direct-I/O FUSE files refuse (ENODEV)")
         }
         _ => None,
     }
@@ -225,8 +232,22 @@ pub fn total_line(rows: &[Row]) -> String {
     format!("Total: {} checked operations", total(rows))
 }
 
+/// The rows that count: those of scenarios the plan runs, and how many
+/// were left out (runs of scenarios the plan now skips).
+pub fn counted(rows: &[Row], skipped: &[(String, &'static str)]) -> (Vec<Row>, usize) {
+    let (left_out, kept): (Vec<&Row>, Vec<&Row>) = rows
+        .iter()
+        .partition(|r| skipped.iter().any(|(name, _)| *name == r.scenario));
+    (kept.into_iter().cloned().collect(), left_out.len())
+}
+
 /// The results as a Markdown table, then a summary and the total line.
+/// Rows of a scenario the plan now skips (runs made before it was known
+/// not to apply, which could not start) are left out of the table and the
+/// total; the summary counts them.
 pub fn markdown(rows: &[Row], skipped: &[(String, &'static str)]) -> String {
+    let (rows, left_out) = counted(rows, skipped);
+    let rows = &rows[..];
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -272,6 +293,12 @@ pub fn markdown(rows: &[Row], skipped: &[(String, &'static str)]) -> String {
             r.scenario,
             r.seed,
             r.problems.join("; ")
+        );
+    }
+    if left_out > 0 {
+        let _ = writeln!(
+            out,
+            "\n{left_out} earlier runs of scenarios now skipped are left out of the table."
         );
     }
     if !skipped.is_empty() {
@@ -378,12 +405,12 @@ mod tests {
     }
 
     #[test]
-    fn only_clock_nemeses_are_skipped_and_only_on_etcd() {
+    fn only_clock_and_disk_nemeses_are_skipped_and_only_on_etcd() {
         for &n in nemesis::Kind::value_variants() {
             assert_eq!(skip_reason(Server::Timon, n), None);
             assert_eq!(
                 skip_reason(Server::Etcd, n).is_some(),
-                n.name().starts_with("clock-"),
+                n.name().starts_with("clock-") || nemesis::disk::needs_disks(n),
                 "{n:?}"
             );
         }
@@ -456,6 +483,8 @@ mod tests {
             row("timon-register-kill-3n", 1, 1000, true),
             row("etcd-lock-pause-5n", 1, 234, false),
         ];
+        let mut rows = rows;
+        rows.push(row("etcd-register-clock-skew-3n", 1, 7, false));
         let skipped = vec![("etcd-register-clock-skew-3n".to_string(), "libfaketime")];
         let md = markdown(&rows, &skipped);
         println!("{md}");
@@ -468,6 +497,10 @@ mod tests {
             .iter()
             .any(|l| l.starts_with("- FAIL etcd-lock-pause-5n seed 1: linearizable")));
         assert!(lines.contains(&"- etcd-register-clock-skew-3n: libfaketime"));
+        // The run of a scenario now skipped is neither in the table nor in the total.
+        assert!(!lines.iter().any(|l| l.starts_with("| etcd-register-clock-skew-3n")));
+        assert!(lines.contains(&"1 earlier runs of scenarios now skipped are left out of the table."));
+        assert!(lines.iter().any(|l| l.starts_with("2 scenarios, 1 passed, 1 failed;")), "{md}");
         assert_eq!(lines.last(), Some(&"Total: 1234 checked operations"));
     }
 }

@@ -1,7 +1,8 @@
 //! Starts a 3-member cluster of timon or etcd (both take etcd's flags) on
 //! free loopback ports, with data dirs and logs under a directory the caller
-//! owns, and waits until every member names the same leader. Dropping the
-//! [`Cluster`] SIGKILLs and reaps every member it started.
+//! owns, and waits until every member names the same leader. A member can
+//! be stopped with SIGTERM and started again with the same flags and data
+//! dir. Dropping the [`Cluster`] SIGKILLs and reaps every member it started.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -42,7 +43,12 @@ pub struct Member {
     pub name: String,
     pub endpoint: String,
     pub log: PathBuf,
+    /// The member's data dir.
+    pub data: PathBuf,
     child: Child,
+    /// How it was started, to start it again ([`Cluster::respawn`]).
+    binary: PathBuf,
+    args: Vec<String>,
 }
 
 impl Member {
@@ -169,35 +175,34 @@ impl Cluster {
             let name = format!("{label}{}", i + 1);
             let endpoint = format!("{scheme}://127.0.0.1:{client}");
             let log = dir.join(format!("{name}.log"));
-            let mut cmd = Command::new(binary);
-            // Both servers read ETCD_* variables as flags: none may leak in.
-            for (key, _) in std::env::vars_os() {
-                if key.to_str().is_some_and(|k| k.starts_with("ETCD")) {
-                    cmd.env_remove(key);
-                }
-            }
-            let file = File::create(&log)?;
-            let child = cmd
-                .args(["--name", &name, "--data-dir"])
-                .arg(dir.join(format!("{name}.data")))
-                .args(["--listen-client-urls", &endpoint, "--advertise-client-urls", &endpoint])
-                .args(["--listen-peer-urls", &format!("{scheme}://127.0.0.1:{peer}")])
-                .args(["--initial-advertise-peer-urls", &format!("{scheme}://127.0.0.1:{peer}")])
-                .args(tls.map(Tls::member_flags).unwrap_or_default())
-                .args(["--initial-cluster", &initial.join(",")])
-                .args(["--initial-cluster-state", "new"])
-                .args(["--initial-cluster-token", &format!("bench-{label}")])
-                .args(settings.flags())
-                .stdin(Stdio::null())
-                .stdout(file.try_clone()?)
-                .stderr(file)
-                .spawn()
-                .with_context(|| format!("spawn {}", binary.display()))?;
+            let data = dir.join(format!("{name}.data"));
+            let peer_url = format!("{scheme}://127.0.0.1:{peer}");
+            let mut args: Vec<String> = vec!["--name".into(), name.clone(), "--data-dir".into()];
+            args.push(data.to_str().context("data dir path is not UTF-8")?.into());
+            args.extend(["--listen-client-urls", &endpoint, "--advertise-client-urls", &endpoint].map(String::from));
+            args.extend(
+                [
+                    "--listen-peer-urls",
+                    &peer_url,
+                    "--initial-advertise-peer-urls",
+                    &peer_url,
+                ]
+                .map(String::from),
+            );
+            args.extend(tls.map(Tls::member_flags).unwrap_or_default());
+            args.extend(["--initial-cluster".into(), initial.join(",")]);
+            args.extend(["--initial-cluster-state", "new"].map(String::from));
+            args.extend(["--initial-cluster-token".into(), format!("bench-{label}")]);
+            args.extend(settings.flags());
+            let child = spawn(binary, &args, File::create(&log)?)?;
             cluster.members.push(Member {
                 name,
                 endpoint,
                 log,
+                data,
                 child,
+                binary: binary.to_path_buf(),
+                args,
             });
         }
         cluster.wait_ready(timeout).await?;
@@ -251,6 +256,55 @@ impl Cluster {
             tail(&self.members[0].log)
         )
     }
+}
+
+impl Cluster {
+    /// Sends SIGTERM to member `i` and waits up to `grace` for it to exit
+    /// (then SIGKILLs it); its data dir stays for [`Cluster::respawn`].
+    pub fn terminate(&mut self, i: usize, grace: Duration) -> anyhow::Result<()> {
+        let m = &mut self.members[i];
+        let ok = Command::new("kill")
+            .args(["-TERM", &m.child.id().to_string()])
+            .status()
+            .context("run kill")?
+            .success();
+        anyhow::ensure!(ok, "kill -TERM {} ({}) failed", m.child.id(), m.name);
+        let deadline = Instant::now() + grace;
+        while m.child.try_wait()?.is_none() {
+            if Instant::now() >= deadline {
+                let _ = m.child.kill();
+                bail!("{} did not exit within {grace:?} of SIGTERM", m.name);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    /// Starts member `i` again with the flags and data dir it had, its
+    /// output appended to its log. Does not wait for it to serve.
+    pub fn respawn(&mut self, i: usize) -> anyhow::Result<()> {
+        let m = &mut self.members[i];
+        let log = File::options().append(true).open(&m.log)?;
+        m.child = spawn(&m.binary, &m.args, log)?;
+        Ok(())
+    }
+}
+
+/// Starts `binary args` with its stdout and stderr in `log`.
+fn spawn(binary: &Path, args: &[String], log: File) -> anyhow::Result<Child> {
+    let mut cmd = Command::new(binary);
+    // Both servers read ETCD_* variables as flags: none may leak in.
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(|k| k.starts_with("ETCD")) {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("spawn {}", binary.display()))
 }
 
 impl Drop for Cluster {

@@ -19,6 +19,11 @@ pub fn peak_kib(pid: u32) -> Option<u64> {
     status_kib(pid, "VmHWM")
 }
 
+/// Current resident set (VmRSS) in KiB.
+pub fn current_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

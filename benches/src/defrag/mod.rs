@@ -21,6 +21,7 @@ use timon_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use timon_proto::etcdserverpb::{DefragmentRequest, StatusRequest};
 use tokio::time::Instant;
 
+use crate::bulk;
 use crate::compare::cluster::{Cluster, Settings};
 use crate::conns::{self, Pool};
 use crate::options::{parse_duration, parse_size, Common};
@@ -149,9 +150,10 @@ async fn measure(label: &str, bin: &Path, args: &DefragArgs, common: &Common) ->
     progress.finish();
     drop(load_pool);
     eprintln!(
-        "{label}: {} keys, {} overwrites, compacted at {} in {:.0} s; data dir {}; idle for {:?}",
+        "{label}: {} keys, {} overwrites ({} Txns sent again), compacted at {} in {:.0} s; data dir {}; idle for {:?}",
         loaded.keys,
         loaded.overwrites,
+        loaded.retries,
         loaded.compact_revision,
         loaded.secs,
         results::human(du(&data_dir)),
@@ -166,9 +168,16 @@ async fn measure(label: &str, bin: &Path, args: &DefragArgs, common: &Common) ->
     );
 
     let pool = Pool::connect(&endpoints, common.conns, None).await?;
-    let writer = writer::Writer::start(&pool, common.clients, common.rate, loaded.keys, common.val_size);
+    let writer = writer::Writer::start(
+        &pool,
+        common.clients,
+        common.rate,
+        &load::space(),
+        loaded.keys,
+        common.val_size,
+    );
     tokio::time::sleep(args.baseline).await;
-    let db_size_before = load::db_size(&control).await?;
+    let db_size_before = bulk::db_size(&control).await?;
     let du_before = du(&data_dir);
     let defrag_start = Instant::now();
     MaintenanceClient::new(control.clone())
@@ -184,7 +193,7 @@ async fn measure(label: &str, bin: &Path, args: &DefragArgs, common: &Common) ->
     tokio::time::sleep(args.tail).await;
     let started = writer.started;
     let (end, samples) = writer.stop().await?;
-    let db_size_after = load::db_size(&control).await?;
+    let db_size_after = bulk::db_size(&control).await?;
     let du_after = du(&data_dir);
     drop(cluster);
     Ok(ServerRun {
@@ -201,7 +210,7 @@ async fn measure(label: &str, bin: &Path, args: &DefragArgs, common: &Common) ->
         db_size_after,
         du_before,
         du_after,
-        phases: results::phases(&samples, started, defrag_start, defrag_end, end),
+        phases: results::phases(&samples, "defrag", started, defrag_start, defrag_end, end),
     })
 }
 

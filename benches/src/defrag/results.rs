@@ -53,9 +53,11 @@ pub struct ServerRun {
 }
 
 /// Splits `samples` at `defrag_start` and `defrag_end` (by slot) and ends
-/// the last phase at `end`.
+/// the last phase at `end`: phases `baseline`, `middle` (what ran from
+/// `defrag_start` to `defrag_end`: `defrag`, `compaction`) and `after`.
 pub fn phases(
     samples: &[Sample],
+    middle: &str,
     started: Instant,
     defrag_start: Instant,
     defrag_end: Instant,
@@ -65,12 +67,13 @@ pub fn phases(
     acked.sort();
     let windows = [
         ("baseline", started, defrag_start),
-        ("defrag", defrag_start, defrag_end),
+        (middle, defrag_start, defrag_end),
         ("after", defrag_end, end),
     ];
     windows
         .iter()
-        .map(|(name, from, to)| {
+        .enumerate()
+        .map(|(i, (name, from, to))| {
             let mut rec = Recorder::default();
             for s in samples.iter().filter(|s| s.slot >= *from && s.slot < *to) {
                 match &s.error {
@@ -80,9 +83,9 @@ pub fn phases(
             }
             let secs = *to - *from;
             let report = Report::new(name, rec, secs);
-            let counts = |w: &[Instant]| match *name {
-                "baseline" => w[1] <= *to,
-                "defrag" => w[1] >= *from && w[0] <= *to,
+            let counts = |w: &[Instant]| match i {
+                0 => w[1] <= *to,
+                1 => w[1] >= *from && w[0] <= *to,
                 _ => w[0] >= *from,
             };
             let gap = acked
@@ -216,7 +219,7 @@ mod tests {
             put(t, 200, 301),
             put(t, 350, 351),
         ];
-        let p = phases(&samples, t, ms(100), ms(300), ms(400));
+        let p = phases(&samples, "defrag", t, ms(100), ms(300), ms(400));
         assert_eq!(p.iter().map(|p| p.writes).collect::<Vec<_>>(), vec![2, 2, 1]);
         assert!((p[1].latency_ms.max - 180.0).abs() < 1.0, "{:?}", p[1].latency_ms);
         assert!((p[1].longest_gap_ms - 249.0).abs() < 1.0, "{}", p[1].longest_gap_ms);

@@ -1,4 +1,5 @@
-//! The steady writer that runs while a defrag is measured: `clients`
+//! The steady writer that runs while a defrag (or, in `scale`, a
+//! compaction) is measured: `clients`
 //! clients (one connection each unless `--conns` says otherwise) share one
 //! `--rate` schedule and send each put when it is due without waiting for
 //! their earlier puts (open loop, as a fleet of independent writers does).
@@ -15,8 +16,8 @@ use timon_proto::etcdserverpb::PutRequest;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use crate::bulk::{self, KeySpace};
 use crate::conns::Pool;
-use crate::defrag::load;
 use crate::rate::Limiter;
 use crate::recorder::status_text;
 
@@ -42,15 +43,15 @@ pub struct Writer {
 
 impl Writer {
     /// Starts writing `rate` puts/s of `value_size` random bytes to keys
-    /// `0..keys`, from `clients` clients over `pool`.
-    pub fn start(pool: &Pool, clients: usize, rate: f64, keys: u64, value_size: usize) -> Writer {
+    /// `0..keys` of `space`, from `clients` clients over `pool`.
+    pub fn start(pool: &Pool, clients: usize, rate: f64, space: &KeySpace, keys: u64, value_size: usize) -> Writer {
         let started = Instant::now();
         let limiter = Arc::new(Limiter::new(rate));
         let stop_at: Arc<Mutex<Option<Instant>>> = Arc::default();
         let tasks = (0..clients)
             .map(|client| {
                 let kv = pool.kv(client);
-                let (limiter, stop_at) = (limiter.clone(), stop_at.clone());
+                let (limiter, stop_at, space) = (limiter.clone(), stop_at.clone(), space.clone());
                 tokio::spawn(async move {
                     let mut rng = StdRng::seed_from_u64(0x5734_d000 + client as u64);
                     let mut puts = JoinSet::new();
@@ -65,8 +66,8 @@ impl Writer {
                             break;
                         }
                         let req = PutRequest {
-                            key: load::key(rng.gen_range(0..keys.max(1))),
-                            value: load::random_value(&mut rng, value_size),
+                            key: space.key(rng.gen_range(0..keys.max(1))),
+                            value: bulk::random_value(&mut rng, value_size),
                             ..Default::default()
                         };
                         let mut kv = kv.clone();

@@ -29,31 +29,7 @@ struct Lister {
 
 impl Client for Lister {
     async fn call(&mut self, _seq: u64) -> Result<Outcome, tonic::Status> {
-        let (mut key, mut revision, mut seen) = (PREFIX.to_vec(), 0, 0u64);
-        loop {
-            let resp = self
-                .kv
-                .range(RangeRequest {
-                    key: key.clone(),
-                    range_end: self.end.clone(),
-                    limit: self.limit,
-                    revision,
-                    ..Default::default()
-                })
-                .await?
-                .into_inner();
-            if revision == 0 {
-                revision = resp.header.as_ref().map_or(0, |h| h.revision);
-            }
-            seen += resp.kvs.len() as u64;
-            match resp.kvs.last() {
-                Some(last) if resp.more => {
-                    key = last.key.clone();
-                    key.push(0);
-                }
-                _ => break,
-            }
-        }
+        let (seen, _pages) = list(&mut self.kv, PREFIX, &self.end, self.limit).await?;
         if seen != self.expect {
             return Err(tonic::Status::data_loss(format!(
                 "listed {seen} objects, expected {}",
@@ -61,6 +37,43 @@ impl Client for Lister {
             )));
         }
         Ok(Outcome::Done)
+    }
+}
+
+/// One whole list of `[start, end)` as the apiserver pages it: pages of
+/// `limit` (0: one page), page 1 at the current revision and the rest
+/// pinned to it, each next page from the last key + "\0". Returns the
+/// objects and the pages.
+pub async fn list(
+    kv: &mut KvClient<Channel>,
+    start: &[u8],
+    end: &[u8],
+    limit: i64,
+) -> Result<(u64, u64), tonic::Status> {
+    let (mut key, mut revision, mut seen, mut pages) = (start.to_vec(), 0, 0u64, 0u64);
+    loop {
+        let resp = kv
+            .range(RangeRequest {
+                key: key.clone(),
+                range_end: end.to_vec(),
+                limit,
+                revision,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        pages += 1;
+        if revision == 0 {
+            revision = resp.header.as_ref().map_or(0, |h| h.revision);
+        }
+        seen += resp.kvs.len() as u64;
+        match resp.kvs.last() {
+            Some(last) if resp.more => {
+                key = last.key.clone();
+                key.push(0);
+            }
+            _ => return Ok((seen, pages)),
+        }
     }
 }
 

@@ -111,6 +111,15 @@ impl LogStore {
     }
 }
 
+/// Bytes of entries one AppendEntries carries at most (etcd's
+/// `maxSizePerMsg`, 1 MiB), unless its first entry alone is larger.
+/// openraft gives a replication RPC one heartbeat interval to be answered,
+/// the follower's append and fsync included, and sends the same range again
+/// when it is not: without a cap, a follower behind by hundreds of
+/// megabytes of large writes was sent them all at once, again and again,
+/// and never caught up.
+pub const MAX_APPEND_BYTES: usize = 1 << 20;
+
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
@@ -126,22 +135,43 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(i) => Some(*i),
             Bound::Unbounded => None,
         };
+        self.entries(start, end, usize::MAX)
+    }
+
+    /// What replication sends: the entries from `start`, up to
+    /// [`MAX_APPEND_BYTES`] (at least one).
+    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry>, StorageError> {
+        self.entries(start, Some(end), MAX_APPEND_BYTES)
+    }
+}
+
+impl LogStore {
+    /// The entries in `[start, end)`, stopping before the one that would
+    /// take their stored size past `max_bytes` (the first is always read).
+    fn entries(&self, start: u64, end: Option<u64>, max_bytes: usize) -> Result<Vec<Entry>, StorageError> {
         let end_key = end.map(index_key);
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         let mut failure = None;
         self.engine
             .scan(
                 Cf::RaftLog,
                 &index_key(start),
                 end_key.as_ref().map(|k| &k[..]),
-                &mut |_, v| match bincode::deserialize::<Entry>(v) {
-                    Ok(e) => {
-                        out.push(e);
-                        Scan::Continue
+                &mut |_, v| {
+                    bytes = bytes.saturating_add(v.len());
+                    if bytes > max_bytes && !out.is_empty() {
+                        return Scan::Stop;
                     }
-                    Err(e) => {
-                        failure = Some(e);
-                        Scan::Stop
+                    match bincode::deserialize::<Entry>(v) {
+                        Ok(e) => {
+                            out.push(e);
+                            Scan::Continue
+                        }
+                        Err(e) => {
+                            failure = Some(e);
+                            Scan::Stop
+                        }
                     }
                 },
             )
@@ -272,5 +302,54 @@ mod tests {
         assert_eq!(store.read_vote().await.unwrap(), None);
         store.save_vote(&Vote::new_committed(3, 7)).await.unwrap();
         assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new(3, 7)));
+    }
+
+    /// Entries 1..=n, each a put of a `size`-byte value, written as
+    /// `append` writes them.
+    fn store_with_entries(n: u64, size: usize) -> LogStore {
+        use openraft::testing::log_id;
+        use openraft::EntryPayload;
+        use timon_proto::etcdserverpb::PutRequest;
+        use timon_proto::timonpb::internal_raft_request::Request;
+        use timon_proto::timonpb::InternalRaftRequest;
+        let store = LogStore::new(Arc::new(MemEngine::new()));
+        let mut batch = WriteBatch::new();
+        for i in 1..=n {
+            let entry = Entry {
+                log_id: log_id(1, 1, i),
+                payload: EntryPayload::Normal(InternalRaftRequest {
+                    request: Some(Request::Put(PutRequest {
+                        key: format!("k{i}").into_bytes(),
+                        value: vec![b'v'; size],
+                        ..Default::default()
+                    })),
+                }),
+            };
+            batch.put(Cf::RaftLog, index_key(i).to_vec(), bincode::serialize(&entry).unwrap());
+        }
+        store.engine.write(batch, false).unwrap();
+        store
+    }
+
+    fn indexes(entries: &[Entry]) -> Vec<u64> {
+        entries.iter().map(|e| e.log_id.index).collect()
+    }
+
+    #[tokio::test]
+    async fn replication_reads_about_a_mebibyte_of_entries_at_a_time() {
+        // 10 entries of 300 KiB: three fit in 1 MiB, a fourth would not.
+        let mut store = store_with_entries(10, 300 << 10);
+        assert_eq!(indexes(&store.limited_get_log_entries(1, 11).await.unwrap()), [1, 2, 3]);
+        assert_eq!(indexes(&store.limited_get_log_entries(9, 11).await.unwrap()), [9, 10]);
+        // Everything when asked for a range (openraft's other readers).
+        assert_eq!(store.try_get_log_entries(1..=10).await.unwrap().len(), 10);
+    }
+
+    #[tokio::test]
+    async fn an_entry_larger_than_the_cap_is_still_sent_alone() {
+        let mut store = store_with_entries(3, MAX_APPEND_BYTES + 1);
+        assert_eq!(indexes(&store.limited_get_log_entries(2, 4).await.unwrap()), [2]);
+        let mut small = store_with_entries(5, 10);
+        assert_eq!(indexes(&small.limited_get_log_entries(1, 6).await.unwrap()), [1, 2, 3, 4, 5]);
     }
 }
