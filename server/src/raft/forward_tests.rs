@@ -226,7 +226,7 @@ async fn writes_queued_behind_a_call_go_together_and_each_gets_its_own_answer() 
     // Fill the other in-flight slots with held calls, then queue thirty.
     let mut held = vec![go_on];
     let mut writes = vec![lone];
-    for n in 1..super::propose_batch::IN_FLIGHT as u64 {
+    for n in 1..super::forward::WRITES_IN_FLIGHT as u64 {
         let f = s.forwarder.clone();
         writes.push(tokio::spawn(async move { f.propose(L, put(n)).await }));
         let (call, go_on) = s.next_call().await;
@@ -246,7 +246,7 @@ async fn writes_queued_behind_a_call_go_together_and_each_gets_its_own_answer() 
     for h in held {
         h.send(0).unwrap();
     }
-    let expected = (0..super::propose_batch::IN_FLIGHT as u64).chain(queued);
+    let expected = (0..super::forward::WRITES_IN_FLIGHT as u64).chain(queued);
     for (write, n) in writes.into_iter().zip(expected) {
         assert_eq!(write.await.unwrap(), applied(n));
     }
