@@ -10,12 +10,14 @@
 //! - [`cluster`]: starting and stopping a 3-member cluster of either server.
 //! - [`plan`]: the workloads and their options.
 //! - [`rss`]: peak RSS from `/proc/<pid>/status`.
+//! - [`cpu`]: CPU time from `/proc/<pid>/stat`.
 //! - [`results`]: the JSON shape and the timon/etcd ratios.
 //! - [`table`], [`chart`]: the text table and the SVG chart.
 //! - [`date`]: the UTC stamp naming the result files.
 
 pub mod chart;
 pub mod cluster;
+pub mod cpu;
 pub mod date;
 pub mod plan;
 pub mod results;
@@ -95,7 +97,9 @@ fn default_timon_bin() -> PathBuf {
     target.join("release").join("timon")
 }
 
-/// Runs `step` on `cluster` and reads every member's peak RSS afterwards.
+/// Runs `step` on `cluster` and reads every member's peak RSS afterwards;
+/// the CPU time the members used meanwhile (setup included) goes in the
+/// report's notes as [`results::SERVER_CPU_US`].
 async fn measure(
     step: &plan::Step,
     cluster: &Cluster,
@@ -108,10 +112,15 @@ async fn measure(
         (options.cacert, options.cert, options.key) = (client.ca_file, client.cert_file, client.key_file);
     }
     eprintln!("compare: {} on {} ...", step.name, cluster.label);
+    let cpu = || cluster.members.iter().filter_map(|m| cpu::cpu_us(m.pid())).sum::<u64>();
+    let cpu_before = cpu();
     let mut report = workload::run(&step.workload, &options, true)
         .await
         .with_context(|| format!("{} on {}", step.name, cluster.label))?;
     report.workload = step.name.clone();
+    report
+        .notes
+        .insert(results::SERVER_CPU_US.into(), cpu().saturating_sub(cpu_before));
     let rss = cluster
         .members
         .iter()

@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::Report;
 
+/// The report note holding the CPU time (µs) the server's members used
+/// during the workload, its setup included.
+pub const SERVER_CPU_US: &str = "server_cpu_us";
+
 /// One server's result for one workload.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Side {
@@ -30,6 +34,12 @@ impl Side {
             runs,
             peak_rss_kib,
         }
+    }
+
+    /// CPU µs the members used per successful request of the reported run.
+    pub fn cpu_us_per_op(&self) -> Option<f64> {
+        let us = *self.report.notes.get(SERVER_CPU_US)?;
+        (self.report.count > 0).then(|| us as f64 / self.report.count as f64)
     }
 
     /// The largest member's peak RSS in KiB.

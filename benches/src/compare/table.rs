@@ -1,5 +1,6 @@
 //! The comparison table printed at the end: per workload, each server's
 //! throughput, p99 latency, errors and peak RSS, with timon/etcd ratios,
+//! and the members' CPU time per request,
 //! followed by the notes that matter (lost watch events, conflicts).
 
 use std::fmt::Write as _;
@@ -12,6 +13,10 @@ fn ratio(r: Option<f64>) -> String {
 
 fn mib(kib: u64) -> String {
     format!("{:.0}", kib as f64 / 1024.0)
+}
+
+fn per_op(us: Option<f64>) -> String {
+    us.map_or("-".into(), |us| format!("{us:.1}"))
 }
 
 /// Fixed-width text, one line per workload.
@@ -29,6 +34,8 @@ pub fn render(rows: &[Row]) -> String {
         "timon RSS MiB",
         "etcd RSS MiB",
         "RSS t/e",
+        "timon CPU us/op",
+        "etcd CPU us/op",
     ];
     let mut lines: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for r in rows {
@@ -46,6 +53,8 @@ pub fn render(rows: &[Row]) -> String {
             mib(r.timon.max_rss_kib()),
             mib(r.etcd.max_rss_kib()),
             ratio(r.ratios.peak_rss),
+            per_op(r.timon.cpu_us_per_op()),
+            per_op(r.etcd.cpu_us_per_op()),
         ]);
     }
     let widths: Vec<usize> = (0..header.len())
@@ -92,7 +101,7 @@ pub fn render(rows: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compare::results::Side;
+    use crate::compare::results::{Side, SERVER_CPU_US};
     use crate::recorder::Recorder;
     use crate::report::Report;
     use std::time::Duration;
@@ -112,13 +121,14 @@ mod tests {
     fn one_line_per_workload_with_ratios() {
         let mut t = side(1, 200, 20 * 1024);
         t.report.notes.insert("lost_events".into(), 3);
+        t.report.notes.insert(SERVER_CPU_US.into(), 24_000);
         let rows = vec![Row::new("put", t, side(2, 100, 40 * 1024))];
         let text = render(&rows);
         let put = text.lines().find(|l| l.starts_with("put")).unwrap();
         let cells: Vec<&str> = put.split_whitespace().collect();
         assert_eq!(cells[1..4], ["200.0", "100.0", "2.00x"]);
         assert_eq!(cells[6], "0.50x");
-        assert_eq!(cells[9..], ["20", "40", "0.50x"]);
+        assert_eq!(cells[9..], ["20", "40", "0.50x", "120.0", "-"]);
         assert!(text.contains("put: timon lost_events = 3"));
     }
 }

@@ -14,6 +14,7 @@
 //! - `network`: the peer transport, client side (openraft's network, forwarding).
 //! - `service`: the peer transport, server side (the `timonpb.Peer` service).
 //! - `read_index`: batched read-index rounds on the leader.
+//! - `forward`: a follower's reads and writes to its leader, batched into shared calls.
 //! - `node`: [`RaftNode`], start-up, proposing, reads.
 //! - `membership`: the member list and membership changes with etcd's checks.
 //! - `lease`: lease deadlines on the leader, expiry revokes, renew/time-to-live forwarding.
@@ -26,6 +27,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod apply_log;
+mod forward;
 pub mod hash_peers;
 pub mod leader_log;
 pub mod lease;
@@ -50,6 +52,8 @@ mod auth_apply_tests;
 mod batch_apply_tests;
 #[cfg(test)]
 mod conformance_test;
+#[cfg(test)]
+mod forward_tests;
 #[cfg(test)]
 mod snapshot_tests;
 

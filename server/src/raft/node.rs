@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::error::{InitializeError, RaftError};
-use timon_proto::timonpb::{InternalRaftRequest, ReadIndexRequest};
+use timon_proto::timonpb::InternalRaftRequest;
 
-use super::network::{decode, NetworkFactory, PeerRpc, Peers};
+use super::forward::Forwarder;
+use super::network::{NetworkFactory, PeerRpc, Peers};
 use super::propose_batch::{self, ProposeBatcher};
 use super::read_index::ReadBatcher;
 use super::state_machine::{StateMachine, StoreHandle};
@@ -58,6 +59,8 @@ pub struct RaftNode {
     pub(super) peers: Arc<Peers>,
     reads: ReadBatcher,
     proposals: ProposeBatcher,
+    /// A follower's reads and writes on their way to the leader.
+    forwarder: Forwarder,
     watch: Arc<WatchHub>,
     request_timeout: Duration,
     /// --election-timeout, in ms.
@@ -126,6 +129,10 @@ impl RaftNode {
         }
         let reads = ReadBatcher::start(raft.clone());
         let proposals = ProposeBatcher::start(raft.clone());
+        let forwarder = {
+            let (raft, peers) = (raft.clone(), peers.clone());
+            Forwarder::start(move |id| peer_client(&raft, &peers, id))
+        };
         watch_own_removal(&raft, id, peers.clone());
         stop_on_fatal_error(&raft);
         super::leader_log::spawn(&raft, id);
@@ -138,6 +145,7 @@ impl RaftNode {
             peers,
             reads,
             proposals,
+            forwarder,
             watch,
             request_timeout,
             election_ms: settings.election_ms,
@@ -199,7 +207,7 @@ impl RaftNode {
                 if leader == self.id {
                     return self.propose_local(req.clone()).await;
                 }
-                let (result, index) = self.forward(leader, req.clone()).await?;
+                let (result, index) = self.forwarder.propose(leader, req.clone()).await?;
                 // Answer once this member applied it too, so a read here
                 // that follows the write sees it.
                 self.wait_applied(index, deadline).await?;
@@ -225,20 +233,6 @@ impl RaftNode {
         propose_batch::client_write(&self.raft, req).await
     }
 
-    /// Asks `leader` to propose `req`. `NotLeader` when the request certainly
-    /// did not reach a leader (connection refused, or it is leader no more);
-    /// `LeaderChanged` when the connection failed and its fate is unknown.
-    async fn forward(&self, leader: u64, req: InternalRaftRequest) -> Result<Indexed, ProposeError> {
-        let mut client = self.peer(leader)?;
-        match client.propose(req).await {
-            Ok(resp) => {
-                decode::<Result<Indexed, ProposeError>>(&resp.into_inner()).map_err(|_| ProposeError::Stopped)?
-            }
-            Err(status) if status.code() == tonic::Code::Unavailable => Err(ProposeError::NotLeader),
-            Err(_) => Err(ProposeError::LeaderChanged),
-        }
-    }
-
     /// Waits briefly for a leader other than `old`, so a retry does not
     /// hammer a member that just failed; errors once `deadline` passed.
     pub(super) async fn wait_leader_change(&self, old: u64, deadline: Instant) -> Result<(), ProposeError> {
@@ -252,8 +246,7 @@ impl RaftNode {
     }
 
     pub(super) fn peer(&self, id: u64) -> Result<PeerRpc, ProposeError> {
-        let member = self.member(id).ok_or(ProposeError::NoLeader)?;
-        self.peers.client(id, &member).map_err(|_| ProposeError::NoLeader)
+        peer_client(&self.raft, &self.peers, id)
     }
 
     /// Makes the next read linearizable: learns the read index (from the
@@ -289,10 +282,7 @@ impl RaftNode {
             let result = if leader == self.id {
                 self.reads.read_index().await
             } else {
-                match self.peer(leader)?.read_index(ReadIndexRequest {}).await {
-                    Ok(r) => Ok(r.into_inner().index),
-                    Err(status) => Err(super::service::propose_error_from_status(&status)),
-                }
+                self.forwarder.read_index(leader).await
             };
             match result {
                 // A read is safe to ask again: wait for the new leader.
@@ -363,11 +353,6 @@ impl RaftNode {
         }
         let left = deadline.saturating_duration_since(Instant::now());
         self.wait_for_leader(left).await.ok_or(ProposeError::NoLeader)
-    }
-
-    fn member(&self, id: u64) -> Option<Member> {
-        let m = self.raft.metrics().borrow().membership_config.clone();
-        m.membership().get_node(&id).cloned()
     }
 
     pub fn status(&self) -> RaftStatus {
@@ -472,4 +457,11 @@ fn watch_own_removal(raft: &types::Raft, id: u64, peers: Arc<Peers>) {
             }
         }
     });
+}
+
+/// A client of member `id`, at the URL the membership names.
+fn peer_client(raft: &types::Raft, peers: &Peers, id: u64) -> Result<PeerRpc, ProposeError> {
+    let membership = raft.metrics().borrow().membership_config.clone();
+    let member = membership.membership().get_node(&id).cloned().ok_or(ProposeError::NoLeader)?;
+    peers.client(id, &member).map_err(|_| ProposeError::NoLeader)
 }

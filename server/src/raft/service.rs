@@ -26,7 +26,7 @@ use serde::Serialize;
 use timon_proto::etcdserverpb::{HashKvRequest, HashKvResponse, LeaseKeepAliveRequest, LeaseTimeToLiveRequest};
 use timon_proto::timonpb::peer_server::Peer;
 use timon_proto::timonpb::{
-    ClusterInfoRequest, ClusterInfoResponse, InternalRaftRequest, PeerMember, RaftMessage, ReadIndexRequest,
+    ClusterInfoRequest, ClusterInfoResponse, Batch, InternalRaftRequest, PeerMember, RaftMessage, ReadIndexRequest,
     ReadIndexResponse,
 };
 use tonic::metadata::MetadataMap;
@@ -220,6 +220,14 @@ impl Peer for PeerService {
     async fn propose(&self, request: Request<InternalRaftRequest>) -> Result<Response<RaftMessage>, Status> {
         self.admit(request.metadata())?;
         answer(&self.node.propose_local(request.into_inner()).await)
+    }
+
+    async fn propose_many(&self, request: Request<Batch>) -> Result<Response<RaftMessage>, Status> {
+        self.admit(request.metadata())?;
+        // Proposed concurrently, so they queue together and usually share
+        // one entry (`propose_batch`); answered in the order they came.
+        let each = request.into_inner().requests.into_iter().map(|req| self.node.propose_local(req));
+        answer(&futures::future::join_all(each).await)
     }
 
     async fn read_index(&self, request: Request<ReadIndexRequest>) -> Result<Response<ReadIndexResponse>, Status> {

@@ -5,7 +5,7 @@
 use prost::Message;
 use timon_proto::authpb::{permission::Type as PermType, Permission, UserAddOptions};
 use timon_proto::etcdserverpb::*;
-use timon_proto::timonpb::{
+use timon_proto::timonpb::{Batch, 
     internal_raft_request, ClusterInfoRequest, InternalRaftRequest, RaftMessage, ReadIndexRequest,
 };
 use timon_proto::v3electionpb::{CampaignRequest, LeaderKey, LeaderRequest, ProclaimRequest, ResignRequest};
@@ -108,6 +108,10 @@ fn skip_downgrade(m: &[u8], _: &Guard) -> bool {
 /// request is a write by a trusted peer, not hostile input.
 fn skip_propose(m: &[u8], _: &Guard) -> bool {
     InternalRaftRequest::decode(m).is_ok_and(|r| r.request.is_some())
+}
+/// The same for each request of a ProposeMany.
+fn skip_propose_many(m: &[u8], _: &Guard) -> bool {
+    Batch::decode(m).is_ok_and(|b| b.requests.iter().any(|r| r.request.is_some()))
 }
 fn skip_unlock(m: &[u8], g: &Guard) -> bool {
     UnlockRequest::decode(m).is_ok_and(|r| r.key.starts_with(&g.prefix))
@@ -580,6 +584,9 @@ pub fn peer_methods() -> Vec<Method> {
             ..Default::default()
         })),
     });
+    let propose_many = enc(Batch {
+        requests: vec![InternalRaftRequest::decode(propose.as_slice()).expect("a proposal"); 2],
+    });
     let p = |path, kind, seeds| Method {
         peer: true,
         ..m(path, kind, seeds)
@@ -598,6 +605,10 @@ pub fn peer_methods() -> Vec<Method> {
         Method {
             skip: skip_propose,
             ..p("/timonpb.Peer/Propose", Write, vec![propose])
+        },
+        Method {
+            skip: skip_propose_many,
+            ..p("/timonpb.Peer/ProposeMany", Write, vec![propose_many])
         },
         p("/timonpb.Peer/ReadIndex", Read, vec![enc(ReadIndexRequest {})]),
         p("/timonpb.Peer/ClusterInfo", Read, vec![enc(ClusterInfoRequest {})]),
