@@ -37,9 +37,8 @@ use timon_proto::timonpb::{Batch, InternalRaftRequest, ReadIndexRequest};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::network::{decode, PeerRpc};
-use super::node::Indexed;
 use super::propose_batch::{MAX_BYTES, MAX_REQUESTS};
-use super::service::propose_error_from_status;
+use super::types::Indexed;
 use super::ProposeError;
 
 /// `ReadIndex` calls out at once: one. The leader answers a call from its
@@ -114,7 +113,7 @@ impl Route {
     async fn read_index(&self, leader: u64) -> Result<u64, ProposeError> {
         match self.client(leader)?.read_index(ReadIndexRequest {}).await {
             Ok(r) => Ok(r.into_inner().index),
-            Err(status) => Err(propose_error_from_status(&status)),
+            Err(status) => Err(ProposeError::from_status(&status)),
         }
     }
 

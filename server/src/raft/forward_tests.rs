@@ -19,8 +19,7 @@ use tonic::{Request, Response, Status};
 
 use super::forward::Forwarder;
 use super::network::{encode, PeerDialer, Peers};
-use super::node::Indexed;
-use super::types::Member;
+use super::types::{Indexed, Member};
 use super::ProposeError;
 use crate::apply::Response as Applied;
 

@@ -18,7 +18,6 @@ use timon_proto::timonpb::InternalRaftRequest;
 
 use super::network::decode;
 use super::node::RaftNode;
-use super::service::propose_error_from_status;
 use super::ProposeError;
 use crate::apply::{lease, EtcdError};
 use crate::lease::{RenewError, MAX_CHECKPOINT_BATCH};
@@ -158,7 +157,7 @@ impl RaftNode {
             } else {
                 match self.peer(leader)?.lease_renew(LeaseKeepAliveRequest { id }).await {
                     Ok(r) => decode(&r.into_inner()).map_err(|_| ProposeError::Stopped)?,
-                    Err(status) => Err(propose_error_from_status(&status)),
+                    Err(status) => Err(ProposeError::from_status(&status)),
                 }
             };
             match result {
@@ -208,7 +207,7 @@ impl RaftNode {
             } else {
                 match self.peer(leader)?.lease_time_to_live(req).await {
                     Ok(r) => decode(&r.into_inner()).map_err(|_| ProposeError::Stopped)?,
-                    Err(status) => Err(propose_error_from_status(&status)),
+                    Err(status) => Err(ProposeError::from_status(&status)),
                 }
             };
             match result {

@@ -106,3 +106,29 @@ pub enum ProposeError {
     #[error("server stopped")]
     Stopped,
 }
+
+impl ProposeError {
+    /// The status a leader answers a follower's read-index request (or
+    /// lease call) with when it fails; [`ProposeError::from_status`] reads
+    /// it back.
+    pub(crate) fn to_status(&self) -> tonic::Status {
+        use tonic::Status;
+        match self {
+            Self::NotLeader | Self::LeaderChanged => Status::failed_precondition("leader changed"),
+            Self::NoLeader => Status::unavailable("no leader"),
+            Self::Timeout | Self::AppliedIndexTimeout => Status::deadline_exceeded("request timed out"),
+            Self::Stopped => Status::aborted("server stopped"),
+        }
+    }
+
+    /// A leader's failed answer read back.
+    pub(crate) fn from_status(s: &tonic::Status) -> Self {
+        match s.code() {
+            tonic::Code::FailedPrecondition => Self::LeaderChanged,
+            tonic::Code::DeadlineExceeded => Self::Timeout,
+            tonic::Code::Aborted => Self::Stopped,
+            // The leader could not be reached: it is gone or partitioned.
+            _ => Self::LeaderChanged,
+        }
+    }
+}

@@ -19,7 +19,7 @@ use super::propose_batch::{self, ProposeBatcher};
 use super::read_index::ReadBatcher;
 use super::state_machine::{StateMachine, StoreHandle};
 use super::transfer::TransferGate;
-use super::types::{self, Member};
+use super::types::{self, Indexed, Member};
 use super::{log_store, ProposeError, RaftSettings};
 use crate::apply::{EtcdError, Response};
 use crate::lease::Deadlines;
@@ -49,8 +49,6 @@ pub struct MemberInfo {
 /// What applying a proposal answered, or why it was not applied.
 pub type ProposeResult = Result<Result<Response, EtcdError>, ProposeError>;
 
-/// An apply result with the log index of its entry.
-pub type Indexed = (Result<Response, EtcdError>, u64);
 
 pub struct RaftNode {
     raft: types::Raft,

@@ -20,8 +20,8 @@ use timon_proto::timonpb::internal_raft_request::Request;
 use timon_proto::timonpb::{Batch, InternalRaftRequest};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::node::Indexed;
-use super::{types, ProposeError};
+use super::types::{self, Indexed};
+use super::ProposeError;
 use crate::apply::Response;
 
 /// Entries of this batcher in raft at once.

@@ -39,7 +39,6 @@ use super::state_machine::is_removed;
 use super::transfer::TimeoutNow;
 use super::types::TypeConfig;
 use super::vouch::Vouched;
-use super::ProposeError;
 
 pub struct PeerService {
     node: Arc<RaftNode>,
@@ -165,27 +164,6 @@ fn answer<T: Serialize>(v: &T) -> Result<Response<RaftMessage>, Status> {
         .map_err(|e| Status::internal(format!("cannot encode answer: {e}")))
 }
 
-/// The status a leader answers a read-index request with, and its inverse.
-fn propose_error_status(e: &ProposeError) -> Status {
-    match e {
-        ProposeError::NotLeader | ProposeError::LeaderChanged => Status::failed_precondition("leader changed"),
-        ProposeError::NoLeader => Status::unavailable("no leader"),
-        ProposeError::Timeout | ProposeError::AppliedIndexTimeout => Status::deadline_exceeded("request timed out"),
-        ProposeError::Stopped => Status::aborted("server stopped"),
-    }
-}
-
-/// Reads a leader's read-index failure back into a [`ProposeError`].
-pub fn propose_error_from_status(s: &Status) -> ProposeError {
-    match s.code() {
-        tonic::Code::FailedPrecondition => ProposeError::LeaderChanged,
-        tonic::Code::DeadlineExceeded => ProposeError::Timeout,
-        tonic::Code::Aborted => ProposeError::Stopped,
-        // The leader could not be reached: it is gone or partitioned.
-        _ => ProposeError::LeaderChanged,
-    }
-}
-
 #[tonic::async_trait]
 impl Peer for PeerService {
     async fn append_entries(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
@@ -234,7 +212,7 @@ impl Peer for PeerService {
         self.admit(request.metadata())?;
         match self.node.local_read_index().await {
             Ok(index) => Ok(Response::new(ReadIndexResponse { index })),
-            Err(e) => Err(propose_error_status(&e)),
+            Err(e) => Err(e.to_status()),
         }
     }
 

@@ -41,6 +41,9 @@ openraft::declare_raft_types!(
         AsyncRuntime = openraft::TokioRuntime,
 );
 
+/// An apply result with the log index of its entry.
+pub type Indexed = (Result<Response, EtcdError>, u64);
+
 pub type Raft = openraft::Raft<TypeConfig>;
 pub type LogId = openraft::LogId<u64>;
 pub type Entry = openraft::Entry<TypeConfig>;
