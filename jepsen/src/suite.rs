@@ -500,7 +500,10 @@ mod tests {
         // The run of a scenario now skipped is neither in the table nor in the total.
         assert!(!lines.iter().any(|l| l.starts_with("| etcd-register-clock-skew-3n")));
         assert!(lines.contains(&"1 earlier runs of scenarios now skipped are left out of the table."));
-        assert!(lines.iter().any(|l| l.starts_with("2 scenarios, 1 passed, 1 failed;")), "{md}");
+        assert!(
+            lines.iter().any(|l| l.starts_with("2 scenarios, 1 passed, 1 failed;")),
+            "{md}"
+        );
         assert_eq!(lines.last(), Some(&"Total: 1234 checked operations"));
     }
 }

@@ -89,7 +89,9 @@ impl Forwarder {
     /// Asks `leader` to propose `req`: its apply result and entry index.
     pub async fn propose(&self, leader: u64, req: InternalRaftRequest) -> Result<Indexed, ProposeError> {
         let (tx, rx) = oneshot::channel();
-        self.writes.send((leader, (req, tx))).map_err(|_| ProposeError::Stopped)?;
+        self.writes
+            .send((leader, (req, tx)))
+            .map_err(|_| ProposeError::Stopped)?;
         rx.await.map_err(|_| ProposeError::Stopped)?
     }
 }
@@ -143,7 +145,10 @@ impl Route {
             Err(status) if status.code() == tonic::Code::Unimplemented => {
                 // Not proposed: the callers send them again, one call each.
                 tracing::info!(leader = %format!("{leader:x}"), "leader does not take forwarded writes together; sending them one by one");
-                self.old_leaders.lock().unwrap_or_else(|p| p.into_inner()).insert(leader, Instant::now());
+                self.old_leaders
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(leader, Instant::now());
                 return fail(replies, ProposeError::NotLeader);
             }
             Err(status) => return fail(replies, call_error(&status)),
@@ -248,7 +253,12 @@ async fn run_writes(route: Route, mut rx: mpsc::UnboundedReceiver<(u64, Write)>)
         }
         let route = route.clone();
         tokio::spawn(async move {
-            join_all(by_leader(queued).into_iter().map(|(leader, batch)| route.propose(leader, batch))).await;
+            join_all(
+                by_leader(queued)
+                    .into_iter()
+                    .map(|(leader, batch)| route.propose(leader, batch)),
+            )
+            .await;
             drop(slot);
         });
     }

@@ -220,7 +220,11 @@ async fn writes_queued_behind_a_call_go_together_and_each_gets_its_own_answer() 
     let f = s.forwarder.clone();
     let lone = tokio::spawn(async move { f.propose(L, put(0)).await });
     let (call, go_on) = s.next_call().await;
-    assert_eq!(call, Call::Propose(0), "a lone write is sent at once, in a call of its own");
+    assert_eq!(
+        call,
+        Call::Propose(0),
+        "a lone write is sent at once, in a call of its own"
+    );
 
     // Fill the other in-flight slots with held calls, then queue thirty.
     let mut held = vec![go_on];
@@ -240,7 +244,11 @@ async fn writes_queued_behind_a_call_go_together_and_each_gets_its_own_answer() 
     settle().await;
     held.remove(0).send(0).unwrap();
     let (call, go_on) = s.next_call().await;
-    assert_eq!(call, Call::ProposeMany(queued.clone()), "the queued writes share one call, in order");
+    assert_eq!(
+        call,
+        Call::ProposeMany(queued.clone()),
+        "the queued writes share one call, in order"
+    );
     go_on.send(0).unwrap();
     for h in held {
         h.send(0).unwrap();
@@ -284,7 +292,11 @@ async fn a_leader_without_propose_many_gets_one_call_per_write_after_its_first_r
 
 #[tokio::test]
 async fn a_leader_that_cannot_be_reached_fails_writes_as_not_proposed() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let f = Arc::new(forwarder_to(format!("http://127.0.0.1:{port}")));
     let writes: Vec<_> = (0..3)
         .map(|n| {

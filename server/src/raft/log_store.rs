@@ -350,6 +350,9 @@ mod tests {
         let mut store = store_with_entries(3, MAX_APPEND_BYTES + 1);
         assert_eq!(indexes(&store.limited_get_log_entries(2, 4).await.unwrap()), [2]);
         let mut small = store_with_entries(5, 10);
-        assert_eq!(indexes(&small.limited_get_log_entries(1, 6).await.unwrap()), [1, 2, 3, 4, 5]);
+        assert_eq!(
+            indexes(&small.limited_get_log_entries(1, 6).await.unwrap()),
+            [1, 2, 3, 4, 5]
+        );
     }
 }

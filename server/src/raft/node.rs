@@ -49,7 +49,6 @@ pub struct MemberInfo {
 /// What applying a proposal answered, or why it was not applied.
 pub type ProposeResult = Result<Result<Response, EtcdError>, ProposeError>;
 
-
 pub struct RaftNode {
     raft: types::Raft,
     pub(super) id: u64,
@@ -460,6 +459,10 @@ fn watch_own_removal(raft: &types::Raft, id: u64, peers: Arc<Peers>) {
 /// A client of member `id`, at the URL the membership names.
 fn peer_client(raft: &types::Raft, peers: &Peers, id: u64) -> Result<PeerRpc, ProposeError> {
     let membership = raft.metrics().borrow().membership_config.clone();
-    let member = membership.membership().get_node(&id).cloned().ok_or(ProposeError::NoLeader)?;
+    let member = membership
+        .membership()
+        .get_node(&id)
+        .cloned()
+        .ok_or(ProposeError::NoLeader)?;
     peers.client(id, &member).map_err(|_| ProposeError::NoLeader)
 }

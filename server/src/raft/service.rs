@@ -26,7 +26,7 @@ use serde::Serialize;
 use timon_proto::etcdserverpb::{HashKvRequest, HashKvResponse, LeaseKeepAliveRequest, LeaseTimeToLiveRequest};
 use timon_proto::timonpb::peer_server::Peer;
 use timon_proto::timonpb::{
-    ClusterInfoRequest, ClusterInfoResponse, Batch, InternalRaftRequest, PeerMember, RaftMessage, ReadIndexRequest,
+    Batch, ClusterInfoRequest, ClusterInfoResponse, InternalRaftRequest, PeerMember, RaftMessage, ReadIndexRequest,
     ReadIndexResponse,
 };
 use tonic::metadata::MetadataMap;
@@ -204,7 +204,11 @@ impl Peer for PeerService {
         self.admit(request.metadata())?;
         // Proposed concurrently, so they queue together and usually share
         // one entry (`propose_batch`); answered in the order they came.
-        let each = request.into_inner().requests.into_iter().map(|req| self.node.propose_local(req));
+        let each = request
+            .into_inner()
+            .requests
+            .into_iter()
+            .map(|req| self.node.propose_local(req));
         answer(&futures::future::join_all(each).await)
     }
 

@@ -5,8 +5,8 @@
 use prost::Message;
 use timon_proto::authpb::{permission::Type as PermType, Permission, UserAddOptions};
 use timon_proto::etcdserverpb::*;
-use timon_proto::timonpb::{Batch, 
-    internal_raft_request, ClusterInfoRequest, InternalRaftRequest, RaftMessage, ReadIndexRequest,
+use timon_proto::timonpb::{
+    internal_raft_request, Batch, ClusterInfoRequest, InternalRaftRequest, RaftMessage, ReadIndexRequest,
 };
 use timon_proto::v3electionpb::{CampaignRequest, LeaderKey, LeaderRequest, ProclaimRequest, ResignRequest};
 use timon_proto::v3lockpb::{LockRequest, UnlockRequest};
