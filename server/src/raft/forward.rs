@@ -14,7 +14,7 @@
 //!   every read it carries arrived: linearizable, as with a call per read.
 //! - **Writes.** Up to [`WRITES_IN_FLIGHT`] `ProposeMany` calls are out at once;
 //!   what arrives meanwhile waits and goes in the next one (up to
-//!   [`MAX_REQUESTS`] or about [`MAX_BYTES`]). The leader proposes the
+//!   `propose_batch::MAX_REQUESTS` or about `MAX_BYTES`). The leader proposes the
 //!   requests of a call together, so they usually share one log entry too
 //!   (`propose_batch`), and answers each its own result. A lone write goes
 //!   at once, so an idle follower adds no latency.
@@ -37,7 +37,7 @@ use timon_proto::timonpb::{Batch, InternalRaftRequest, ReadIndexRequest};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::network::{decode, PeerRpc};
-use super::propose_batch::{MAX_BYTES, MAX_REQUESTS};
+use super::propose_batch::next_batch;
 use super::types::Indexed;
 use super::ProposeError;
 
@@ -237,20 +237,9 @@ async fn run_writes(route: Route, mut rx: mpsc::UnboundedReceiver<(u64, Write)>)
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        let Some(first) = rx.recv().await else {
+        let Some(queued) = next_batch(&mut rx, |(_, (req, _))| req.encoded_len()).await else {
             return;
         };
-        let mut bytes = first.1 .0.encoded_len();
-        let mut queued = vec![first];
-        while queued.len() < MAX_REQUESTS && bytes < MAX_BYTES {
-            match rx.try_recv() {
-                Ok(next) => {
-                    bytes += next.1 .0.encoded_len();
-                    queued.push(next);
-                }
-                Err(_) => break,
-            }
-        }
         let route = route.clone();
         tokio::spawn(async move {
             join_all(

@@ -76,26 +76,34 @@ async fn run(raft: types::Raft, mut rx: mpsc::UnboundedReceiver<(InternalRaftReq
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        let Some(first) = rx.recv().await else {
+        let Some(batch) = next_batch(&mut rx, |(req, _)| req.encoded_len()).await else {
             return;
         };
-        let mut bytes = first.0.encoded_len();
-        let mut batch = vec![first];
-        while batch.len() < MAX_REQUESTS && bytes < MAX_BYTES {
-            match rx.try_recv() {
-                Ok(next) => {
-                    bytes += next.0.encoded_len();
-                    batch.push(next);
-                }
-                Err(_) => break,
-            }
-        }
         let raft = raft.clone();
         tokio::spawn(async move {
             propose(&raft, batch).await;
             drop(slot);
         });
     }
+}
+
+/// Waits for the next queued item and takes what else is queued with it,
+/// up to [`MAX_REQUESTS`] items or about [`MAX_BYTES`] by `size`; None once
+/// every sender is gone.
+pub(super) async fn next_batch<T>(rx: &mut mpsc::UnboundedReceiver<T>, size: impl Fn(&T) -> usize) -> Option<Vec<T>> {
+    let first = rx.recv().await?;
+    let mut bytes = size(&first);
+    let mut batch = vec![first];
+    while batch.len() < MAX_REQUESTS && bytes < MAX_BYTES {
+        match rx.try_recv() {
+            Ok(next) => {
+                bytes += size(&next);
+                batch.push(next);
+            }
+            Err(_) => break,
+        }
+    }
+    Some(batch)
 }
 
 /// Proposes `batch` as one entry and hands each request its own answer.
