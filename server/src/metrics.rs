@@ -125,6 +125,15 @@ fn metrics_text(ctx: &Ctx) -> String {
         "The revision of the last compaction in store.",
         store.compact_revision(),
     );
+    let compaction = &crate::mvcc::compact_metrics::METRICS;
+    for h in [
+        &compaction.index_pause_ms,
+        &compaction.db_pause_ms,
+        &compaction.total_ms,
+    ] {
+        let _ = registry.register(Box::new(h.clone()));
+    }
+    let _ = registry.register(Box::new(compaction.keys.clone()));
     let size = ctx.db_size() as i64;
     gauge(
         "etcd_mvcc_db_total_size_in_bytes",

@@ -341,6 +341,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
         peer_dialer: tls.peer_dialer.clone().with_identity(cluster_id, member_id),
         auth_tokens: tokens.clone(),
         warning_apply_duration: cfg.warning_apply_duration()?,
+        compaction_pacing: cfg.compaction_pacing()?,
     };
     let raft = Arc::new(RaftNode::start(member_id, engine.clone(), initial, join, &settings).await?);
     raft.start_lease_expiry();

@@ -7,13 +7,14 @@
 //! goes on until the compaction finished and for `--tail` more.
 //!
 //! When it finished, from each member's `/metrics` (client URL, polled
-//! every 50 ms), once every member has: etcd answers once the compaction is
-//! scheduled and compacts in the background, then counts it in the
-//! histogram `etcd_debugging_mvcc_db_compaction_total_duration_milliseconds`
-//! (whose sum gives each member's compaction time); timon compacts inside
-//! the apply of the request and sets `etcd_debugging_mvcc_compact_revision`
-//! when that is committed (etcd sets it at scheduling, so it only serves
-//! timon). A Compact call that fails (a server may time it out and still
+//! every 50 ms), once every member has: etcd and timon answer once the
+//! compaction is applied and compact storage in the background, then count
+//! it in the histogram
+//! `etcd_debugging_mvcc_db_compaction_total_duration_milliseconds` (whose
+//! sum gives each member's compaction time). A server without the histogram
+//! (timon before it compacted in the background, which compacted inside the
+//! apply of the request) is done when `etcd_debugging_mvcc_compact_revision`
+//! reaches the revision. A Compact call that fails (a server may time it out and still
 //! compact) is reported and the wait goes on. The write latencies are split
 //! at the call and at the finish ([`phases`]).
 
@@ -35,10 +36,11 @@ use crate::defrag::writer::Writer;
 use crate::progress::Progress;
 use crate::recorder::status_text;
 
-/// etcd's histogram of whole compactions (timon has none).
+/// etcd's histogram of whole compactions (timon's too, since it compacts in
+/// the background).
 const HISTOGRAM: &str = "etcd_debugging_mvcc_db_compaction_total_duration_milliseconds";
-/// The store's compacted revision: timon sets it when the compaction is
-/// committed; etcd when it is scheduled, so it only serves timon.
+/// The store's compacted revision: set when the compaction is applied, so
+/// it only tells when a server that compacts inside the apply is done.
 const COMPACT_REVISION: &str = "etcd_debugging_mvcc_compact_revision";
 
 #[derive(Debug, Clone, Serialize)]

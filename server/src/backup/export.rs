@@ -7,8 +7,9 @@
 //! (same bytes); `lease/` → `lease` (`leasepb.Lease`); `auth_enabled`,
 //! `auth_revision` → `auth`; `auth_user/`, `auth_role/` → `authUsers`,
 //! `authRoles`; `removed/` → `members_removed`; the applied log id →
-//! `meta`'s `consistent_index` and `term`; `compact_rev` → `meta`'s
-//! `scheduledCompactRev` and `finishedCompactRev`; `alarm/` → `alarm`.
+//! `meta`'s `consistent_index` and `term`; `compact_rev` and
+//! `finished_compact_rev` → `meta`'s `scheduledCompactRev` and
+//! `finishedCompactRev`; `alarm/` → `alarm`.
 //! `members` and `cluster` are written empty: a restore builds a new
 //! cluster's membership.
 
@@ -162,13 +163,20 @@ pub fn write_etcd_db(
     bucket.finish()?;
 
     let (index, term) = applied(view)?;
-    let compact = view.get(Cf::Meta, meta::COMPACT_REV)?.map(|v| i64_of(&v));
+    let scheduled = view.get(Cf::Meta, meta::COMPACT_REV)?.map(|v| i64_of(&v));
+    // A compaction still deleting in the background: etcd finishes it when
+    // it opens the file, as timon would.
+    let finished = match view.get(Cf::Meta, meta::FINISHED_COMPACT_REV)? {
+        Some(v) => Some(i64_of(&v)),
+        None => scheduled,
+    };
     let mut bucket = db.bucket(etcd::META);
     bucket.put(etcd::CONSISTENT_INDEX, &index.to_be_bytes())?;
-    if let Some(rev) = compact.filter(|r| *r > 0) {
-        let rev = Revision::new(rev, 0).to_bytes();
-        bucket.put(etcd::FINISHED_COMPACT_REV, &rev)?;
-        bucket.put(etcd::SCHEDULED_COMPACT_REV, &rev)?;
+    if let Some(rev) = finished.filter(|r| *r > 0) {
+        bucket.put(etcd::FINISHED_COMPACT_REV, &Revision::new(rev, 0).to_bytes())?;
+    }
+    if let Some(rev) = scheduled.filter(|r| *r > 0) {
+        bucket.put(etcd::SCHEDULED_COMPACT_REV, &Revision::new(rev, 0).to_bytes())?;
     }
     bucket.put(etcd::TERM, &term.to_be_bytes())?;
     bucket.finish()?;

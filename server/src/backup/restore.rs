@@ -218,15 +218,26 @@ fn load(db: &BoltReader, engine: &RocksEngine, progress: &mut dyn FnMut(u64, u64
         loader.put(Cf::Kv, k.to_vec(), v.to_vec())
     })?;
 
-    let mut compact = -1i64;
+    let (mut compact, mut finished) = (-1i64, -1i64);
     each(db, db.bucket(etcd::META)?.as_ref(), &mut |k, v| {
         if k == etcd::FINISHED_COMPACT_REV || k == etcd::SCHEDULED_COMPACT_REV {
             compact = compact.max(etcd::main_revision(v).unwrap_or(-1));
+        }
+        if k == etcd::FINISHED_COMPACT_REV {
+            finished = etcd::main_revision(v).unwrap_or(-1);
         }
         Ok(())
     })?;
     if compact > 0 {
         loader.put(Cf::Meta, meta::COMPACT_REV.to_vec(), compact.to_be_bytes().to_vec())?;
+        // Below the scheduled revision: the store finishes the compaction
+        // when it opens (etcd's "resume scheduled compaction").
+        let finished = finished.min(compact);
+        loader.put(
+            Cf::Meta,
+            meta::FINISHED_COMPACT_REV.to_vec(),
+            finished.to_be_bytes().to_vec(),
+        )?;
     }
     out.compact_revision = compact;
     out.revision = last_main.max(compact);

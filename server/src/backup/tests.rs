@@ -282,3 +282,49 @@ fn export_then_restore_keeps_revisions_leases_compaction_and_auth() {
         "a new cluster's raft log starts empty"
     );
 }
+
+#[test]
+fn a_compaction_still_running_travels_unfinished_and_the_restored_store_finishes_it() {
+    let src = sample_state();
+    // Compacted at 4 (the tombstone of `a`): applied, storage not yet done.
+    let mut b = WriteBatch::new();
+    b.put(Cf::Meta, meta::COMPACT_REV.to_vec(), 4i64.to_be_bytes().to_vec());
+    b.put(
+        Cf::Meta,
+        meta::FINISHED_COMPACT_REV.to_vec(),
+        2i64.to_be_bytes().to_vec(),
+    );
+    src.write(b, true).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("snap.db");
+    let (mut file, exported) = write_etcd_db(&src, File::create(&path).unwrap(), 0, &mut |_| {}).unwrap();
+    let data = std::fs::read(&path).unwrap();
+    file.write_all(&Sha256::digest(&data)).unwrap();
+    let db = BoltReader::open(File::open(&path).unwrap(), exported.size).unwrap();
+    let meta_bucket = read_bucket(&db, &db.bucket(etcd::META).unwrap().unwrap());
+    let get = |k: &[u8]| meta_bucket.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    assert_eq!(get(etcd::SCHEDULED_COMPACT_REV), Some(Revision::new(4, 0).to_bytes()));
+    assert_eq!(get(etcd::FINISHED_COMPACT_REV), Some(Revision::new(2, 0).to_bytes()));
+
+    let data_dir = tmp.path().join("restored");
+    let cfg = RestoreConfig {
+        snapshot: path,
+        data_dir: data_dir.clone(),
+        skip_hash_check: false,
+    };
+    assert_eq!(restore(&cfg, &mut |_, _| {}).unwrap().compact_revision, 4);
+    let dst: crate::storage::SharedEngine =
+        std::sync::Arc::new(RocksEngine::open(&data_dir.join("member").join("db")).unwrap());
+    assert_eq!(prefixed(dst.as_ref(), Cf::Kv, b"").len(), 3, "restored as it was");
+    let store = crate::mvcc::MvccStore::open(dst.clone()).unwrap();
+    store.wait_compaction();
+    let left: Vec<Vec<u8>> = prefixed(dst.as_ref(), Cf::Kv, b"")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(left, vec![Revision::new(3, 0).to_bytes()], "`a` and its tombstone went");
+    assert_eq!(
+        dst.get(Cf::Meta, meta::FINISHED_COMPACT_REV).unwrap(),
+        Some(4i64.to_be_bytes().to_vec())
+    );
+}

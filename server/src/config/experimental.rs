@@ -50,4 +50,20 @@ pub struct ExperimentalFlags {
     /// `--warning-apply-duration`).
     #[arg(long, env = "ETCD_EXPERIMENTAL_WARNING_APPLY_DURATION")]
     pub experimental_warning_apply_duration: Option<String>,
+
+    /// The most revisions the background compaction deletes per batch
+    /// (etcd's default 1000; 0: the default; negative: all in one batch;
+    /// 3.6: --compaction-batch-limit).
+    #[arg(
+        long,
+        env = "ETCD_EXPERIMENTAL_COMPACTION_BATCH_LIMIT",
+        allow_negative_numbers = true
+    )]
+    pub experimental_compaction_batch_limit: Option<i64>,
+
+    /// The pause between the background compaction's batches (a Go
+    /// duration; etcd's default 10ms; 0s: the default; 3.6:
+    /// --compaction-sleep-interval).
+    #[arg(long, env = "ETCD_EXPERIMENTAL_COMPACTION_SLEEP_INTERVAL")]
+    pub experimental_compaction_sleep_interval: Option<String>,
 }

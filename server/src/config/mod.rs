@@ -97,6 +97,8 @@ pub enum ConfigError {
     AutoCompaction(String),
     #[error("invalid value {0:?} for flag -experimental-warning-apply-duration: time: invalid duration")]
     BadWarningApplyDuration(String),
+    #[error("invalid value {0:?} for flag -experimental-compaction-sleep-interval: time: invalid duration")]
+    BadCompactionSleepInterval(String),
     #[error("invalid URL {url:?} in --{flag}: {reason}")]
     BadUrl {
         flag: &'static str,
@@ -281,11 +283,32 @@ impl Config {
         }
     }
 
+    /// --experimental-compaction-batch-limit and
+    /// --experimental-compaction-sleep-interval (3.6: without
+    /// `experimental-`): how fast the background compaction deletes, with
+    /// etcd's defaults for unset and 0.
+    pub fn compaction_pacing(&self) -> Result<crate::mvcc::Pacing, ConfigError> {
+        let mut pacing = crate::mvcc::Pacing::default();
+        match self.experimental.experimental_compaction_batch_limit {
+            Some(n) if n < 0 => pacing.batch_limit = usize::MAX,
+            Some(n) if n > 0 => pacing.batch_limit = usize::try_from(n).unwrap_or(usize::MAX),
+            _ => {}
+        }
+        if let Some(v) = &self.experimental.experimental_compaction_sleep_interval {
+            let d = parse_go_duration(v).ok_or_else(|| ConfigError::BadCompactionSleepInterval(v.clone()))?;
+            if !d.is_zero() {
+                pacing.sleep = d;
+            }
+        }
+        Ok(pacing)
+    }
+
     /// Checks the values clap cannot: URLs, limits, the initial cluster, TLS
     /// files present for https URLs.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.progress_notify_interval()?;
         self.warning_apply_duration()?;
+        self.compaction_pacing()?;
         self.lease_checkpoint_interval()?;
         self.corrupt_check_time()?;
         self.auto_compaction()?;

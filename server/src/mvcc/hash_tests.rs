@@ -1,35 +1,19 @@
 //! `HashKV` and `Hash` over the in-memory engine. Equality with etcd's own
 //! hashes is checked against a real etcd in `tests/hash.rs`.
 
-use std::sync::Arc;
-
+use super::super::test_store::{self, del, engine, put};
 use super::super::{MvccError, MvccStore};
 use crate::storage::keys::meta;
-use crate::storage::mem::MemEngine;
-use crate::storage::{Cf, Scan, SharedEngine, WriteBatch};
+use crate::storage::{Cf, Scan, WriteBatch};
 
 fn store() -> MvccStore {
-    let engine: SharedEngine = Arc::new(MemEngine::new());
-    MvccStore::open(engine).unwrap()
+    MvccStore::open(engine()).unwrap()
 }
 
-fn put(s: &MvccStore, k: &str, v: &str) -> i64 {
-    let mut t = s.write();
-    let rev = t.put(k.as_bytes(), v.as_bytes(), 0);
-    t.commit(WriteBatch::new()).unwrap();
-    rev
-}
-
-fn del(s: &MvccStore, k: &str) {
-    let mut t = s.write();
-    t.delete_range(k.as_bytes(), b"");
-    t.commit(WriteBatch::new()).unwrap();
-}
-
+/// Compacts at `rev`, storage included.
 fn compact(s: &MvccStore, rev: i64) {
-    let mut t = s.write();
-    t.compact(rev).unwrap();
-    t.commit(WriteBatch::new()).unwrap();
+    test_store::compact(s, rev);
+    s.wait_compaction();
 }
 
 /// The hash written out by hand: "key", then every stored revision key and

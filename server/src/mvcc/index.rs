@@ -155,15 +155,46 @@ impl TreeIndex {
     /// returns the revisions that must stay in storage.
     pub fn compact(&mut self, rev: i64) -> BTreeSet<Revision> {
         let mut available = BTreeSet::new();
+        let mut from = Vec::new();
+        while let Some(next) = self.compact_some(rev, &from, usize::MAX, &mut available) {
+            from = next;
+        }
+        available
+    }
+
+    /// [`TreeIndex::compact`] of at most `max` keys, from `from` on (the
+    /// background compaction takes the index lock once per such step).
+    /// Adds the revisions that must stay in storage to `available` and
+    /// returns the key to go on from, `None` when no key is left.
+    pub fn compact_some(
+        &mut self,
+        rev: i64,
+        from: &[u8],
+        max: usize,
+        available: &mut BTreeSet<Revision>,
+    ) -> Option<Vec<u8>> {
         // Planted (`compact-drops-latest`): a key not written since `rev`
         // loses its live version too.
         let drop_latest = crate::planted::active("compact-drops-latest");
-        self.tree.retain(|_, ki| {
-            ki.compact(rev, &mut available);
-            let dropped = drop_latest && ki.modified.main <= rev;
-            !ki.is_empty() && !dropped
-        });
-        available
+        let mut emptied = Vec::new();
+        let mut next = None;
+        let keys = self
+            .tree
+            .range_mut::<[u8], _>((Bound::Included(from), Bound::Unbounded));
+        for (i, (key, ki)) in keys.enumerate() {
+            if i == max {
+                next = Some(key.clone());
+                break;
+            }
+            ki.compact(rev, available);
+            if ki.is_empty() || (drop_latest && ki.modified.main <= rev) {
+                emptied.push(key.clone());
+            }
+        }
+        for key in emptied {
+            self.tree.remove(&key);
+        }
+        next
     }
 
     /// The revisions [`TreeIndex::compact`] at `rev` would keep.
@@ -236,5 +267,20 @@ mod tests {
         assert_eq!(avail.into_iter().collect::<Vec<_>>(), vec![r(2), r(5)]);
         assert_eq!(ti.len(), 2, "c was deleted at 6 and leaves the index");
         assert_eq!(ti.get(b"b", 6).map(|a| a.version), Some(2));
+    }
+
+    #[test]
+    fn compaction_in_steps_equals_compaction_at_once() {
+        let mut whole = index();
+        let want = whole.compact(6);
+        let mut stepped = index();
+        let (mut got, mut from, mut steps) = (BTreeSet::new(), Vec::new(), 0);
+        while let Some(next) = stepped.compact_some(6, &from, 1, &mut got) {
+            assert!(next > from, "each step goes on after the last");
+            from = next;
+            steps += 1;
+        }
+        assert_eq!(steps, 2, "three keys, one per step");
+        assert_eq!((got, stepped), (want, whole));
     }
 }

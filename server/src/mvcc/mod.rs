@@ -3,7 +3,8 @@
 //! Owns the revision history of every key: the on-disk layout of revisions
 //! in [`Cf::Kv`](crate::storage::Cf::Kv) ([`revision`]), each key's history
 //! ([`key_index`]), the ordered in-memory index over all keys ([`index`]), and
-//! the store that reads and writes them ([`store`], [`write`], [`compact`]),
+//! the store that reads and writes them ([`store`], [`write`]), compaction
+//! in the background ([`compact`], [`compact_metrics`]),
 //! and the hashes members compare ([`hash`]).
 //! It calls only [`crate::storage`]; it knows nothing of raft, requests or
 //! leases (`apply/` turns requests into calls here).
@@ -19,6 +20,7 @@
 
 pub mod changes;
 pub mod compact;
+pub mod compact_metrics;
 pub mod hash;
 pub mod index;
 pub mod key_index;
@@ -29,8 +31,13 @@ pub mod write;
 #[cfg(test)]
 mod changes_tests;
 #[cfg(test)]
+mod compact_tests;
+#[cfg(test)]
 mod store_tests;
+#[cfg(test)]
+mod test_store;
 
+pub use compact::{Pacing, Progress};
 pub use revision::Revision;
 pub use store::{MvccStore, ReadTxn};
 pub use write::{event_of, WriteTxn};

@@ -3,15 +3,17 @@
 //!
 //! Concurrency: one `RwLock` guards the index and the revision counters. A
 //! [`ReadTxn`] holds it shared; a [`WriteTxn`] holds it exclusively from
-//! start to commit, so readers never see a txn half applied and the engine's
-//! `Cf::Kv` only changes while no reader looks at it. Apply txns are short,
-//! so readers wait at most one entry's apply.
+//! start to commit, so readers never see a txn half applied. Apply txns are
+//! short, so readers wait at most one entry's apply. The background
+//! compaction ([`super::compact`]) takes it exclusively a few keys at a
+//! time, and deletes from storage only revisions no reader can ask for.
 
-use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use prost::Message;
 use timon_proto::mvccpb::KeyValue;
 
+use super::compact::{Compactor, Pacing, Progress};
 use super::index::TreeIndex;
 use super::key_index::KeyIndex;
 use super::revision::{is_tombstone, Revision};
@@ -27,14 +29,19 @@ pub(crate) struct State {
     /// The revision of the last write txn that changed something (1 when
     /// nothing was ever written).
     pub(crate) current_rev: i64,
-    /// The revision of the last compaction, -1 before the first.
+    /// The revision of the last compaction, -1 before the first (reads
+    /// below it are refused; storage may still hold what it drops).
     pub(crate) compact_rev: i64,
+    /// Set when the store was opened without
+    /// [`meta::FINISHED_COMPACT_REV`]: the next compaction writes it.
+    pub(crate) finished_unrecorded: bool,
 }
 
 /// The multi-version key-value store over a storage engine.
 pub struct MvccStore {
     pub(crate) engine: SharedEngine,
-    pub(crate) state: RwLock<State>,
+    pub(crate) state: Arc<RwLock<State>>,
+    pub(crate) compactor: Compactor,
 }
 
 impl std::fmt::Debug for MvccStore {
@@ -67,6 +74,10 @@ impl MvccStore {
             Some(raw) => decode_i64(&raw, "compact revision")?,
             None => -1,
         };
+        let finished = match engine.get(Cf::Meta, meta::FINISHED_COMPACT_REV)? {
+            Some(raw) => Some(decode_i64(&raw, "finished compact revision")?),
+            None => None,
+        };
         let saved_rev = match engine.get(Cf::Meta, meta::CURRENT_REV)? {
             Some(raw) => decode_i64(&raw, "current revision")?,
             None => 1,
@@ -88,13 +99,26 @@ impl MvccStore {
             return Err(e);
         }
         let current_rev = last_rev.max(compact_rev).max(saved_rev);
+        let state = Arc::new(RwLock::new(State {
+            index,
+            current_rev,
+            compact_rev,
+            finished_unrecorded: finished.is_none(),
+        }));
+        let finished = finished.unwrap_or(compact_rev);
+        let compactor = Compactor::new(engine.clone(), state.clone(), finished);
+        if compact_rev > finished {
+            tracing::info!(
+                { "meta-bucket-name-key" = "scheduledCompactRev",
+                  "scheduled-compact-revision" = compact_rev },
+                "resume scheduled compaction"
+            );
+            compactor.schedule(compact_rev);
+        }
         Ok(Self {
             engine,
-            state: RwLock::new(State {
-                index,
-                current_rev,
-                compact_rev,
-            }),
+            state,
+            compactor,
         })
     }
 
@@ -105,6 +129,35 @@ impl MvccStore {
     /// The revision of the last compaction, -1 before the first.
     pub fn compact_revision(&self) -> i64 {
         self.read_state().compact_rev
+    }
+
+    /// How far the background compaction is.
+    pub fn compaction(&self) -> Progress {
+        self.compactor.progress()
+    }
+
+    /// Sets how fast storage is compacted.
+    pub fn set_compaction_pacing(&self, pacing: Pacing) {
+        self.compactor.set_pacing(pacing);
+    }
+
+    /// Waits until storage is compacted at `rev` or later (the compaction
+    /// at `rev` may not even be applied yet), or the store is being
+    /// replaced: a Compaction with `physical` answers after this.
+    pub async fn compacted(&self, rev: i64) {
+        self.compactor.finished(rev).await;
+    }
+
+    /// Blocks until every compaction applied so far is finished in storage.
+    pub fn wait_compaction(&self) {
+        self.compactor.wait_idle();
+    }
+
+    /// Stops the background compaction for good (the store is about to be
+    /// replaced); when this returns, it writes nothing more. Another store
+    /// opened on the same engine resumes it.
+    pub fn stop_compaction(&self) {
+        self.compactor.stop();
     }
 
     /// A read view at the current revision. Writes wait while it lives, so
@@ -120,7 +173,7 @@ impl MvccStore {
     /// until [`WriteTxn::commit`] or drop (which undoes its changes).
     pub fn write(&self) -> WriteTxn<'_> {
         let state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        WriteTxn::new(&*self.engine, state)
+        WriteTxn::new(&*self.engine, &self.compactor, state)
     }
 
     /// The engine underneath (the same one the caller handed to `open`).

@@ -6,28 +6,10 @@ use std::sync::Arc;
 use timon_proto::mvccpb::event::EventType;
 use timon_proto::mvccpb::KeyValue;
 
+use super::test_store::{del_range, engine, put, stored};
 use super::*;
 use crate::storage::keys::meta;
-use crate::storage::mem::MemEngine;
-use crate::storage::{Cf, Scan, SharedEngine, WriteBatch};
-
-fn engine() -> SharedEngine {
-    Arc::new(MemEngine::new())
-}
-
-fn put(s: &MvccStore, k: &str, v: &str) -> i64 {
-    let mut t = s.write();
-    let rev = t.put(k.as_bytes(), v.as_bytes(), 0);
-    t.commit(WriteBatch::new()).unwrap();
-    rev
-}
-
-fn del(s: &MvccStore, k: &str, end: &str) -> (i64, i64) {
-    let mut t = s.write();
-    let out = t.delete_range(k.as_bytes(), end.as_bytes());
-    t.commit(WriteBatch::new()).unwrap();
-    out
-}
+use crate::storage::{Cf, WriteBatch};
 
 fn get_at(s: &MvccStore, k: &str, rev: i64) -> Result<Option<KeyValue>, MvccError> {
     let opts = RangeOptions {
@@ -46,16 +28,6 @@ fn kv(k: &str, v: &str, create: i64, m: i64, ver: i64) -> KeyValue {
         version: ver,
         lease: 0,
     }
-}
-
-fn kv_revisions(e: &SharedEngine) -> Vec<Vec<u8>> {
-    let mut keys = Vec::new();
-    e.scan(Cf::Kv, &[], None, &mut |k, _| {
-        keys.push(k.to_vec());
-        Scan::Continue
-    })
-    .unwrap();
-    keys
 }
 
 #[test]
@@ -89,7 +61,7 @@ fn delete_writes_tombstone_and_resets_version() {
     let s = MvccStore::open(e.clone()).unwrap();
     put(&s, "a", "1");
     put(&s, "a", "2");
-    assert_eq!(del(&s, "a", ""), (1, 4));
+    assert_eq!(del_range(&s, "a", ""), (1, 4));
     assert_eq!(get_at(&s, "a", 0).unwrap(), None);
     assert_eq!(get_at(&s, "a", 3).unwrap(), Some(kv("a", "2", 2, 3, 2)));
     assert_eq!(put(&s, "a", "3"), 5);
@@ -100,7 +72,7 @@ fn delete_writes_tombstone_and_resets_version() {
     );
     let tomb = Revision::new(4, 0).to_tombstone_bytes();
     assert!(
-        kv_revisions(&e).contains(&tomb),
+        stored(&e).contains(&tomb),
         "the delete is stored as a tombstone revision"
     );
     let raw = e.get(Cf::Kv, &tomb).unwrap().unwrap();
@@ -117,8 +89,8 @@ fn delete_writes_tombstone_and_resets_version() {
 fn delete_of_missing_key_keeps_revision() {
     let s = MvccStore::open(engine()).unwrap();
     put(&s, "a", "1");
-    assert_eq!(del(&s, "zz", ""), (0, 2));
-    assert_eq!(del(&s, "b", "c"), (0, 2));
+    assert_eq!(del_range(&s, "zz", ""), (0, 2));
+    assert_eq!(del_range(&s, "b", "c"), (0, 2));
     assert_eq!(s.current_revision(), 2);
     assert_eq!(put(&s, "b", "1"), 3, "the next write takes the next revision");
 }
@@ -233,10 +205,7 @@ fn txn_changes_share_one_revision_with_sub_revisions() {
         3,
         "delete event carries the revision"
     );
-    let revs: Vec<Revision> = kv_revisions(&e)
-        .iter()
-        .filter_map(|k| Revision::from_bytes(k))
-        .collect();
+    let revs: Vec<Revision> = stored(&e).iter().filter_map(|k| Revision::from_bytes(k)).collect();
     assert_eq!(
         revs,
         vec![
@@ -279,7 +248,7 @@ fn dropped_txn_leaves_no_trace() {
     assert_eq!(s.current_revision(), 2);
     assert_eq!(get_at(&s, "a", 0).unwrap(), Some(kv("a", "1", 2, 2, 1)));
     assert_eq!(get_at(&s, "b", 0).unwrap(), None);
-    assert_eq!(kv_revisions(&e).len(), 1);
+    assert_eq!(stored(&e).len(), 1);
     // Rolled back in place, then committed: only the revision meta lands.
     let mut t = s.write();
     t.put(b"c", b"1", 0);
@@ -298,7 +267,7 @@ fn compaction_keeps_latest_revision_of_live_keys() {
     put(&s, "a", "1"); // 2
     put(&s, "a", "2"); // 3
     put(&s, "b", "1"); // 4
-    del(&s, "b", ""); // 5
+    del_range(&s, "b", ""); // 5
     put(&s, "c", "1"); // 6
     put(&s, "a", "3"); // 7
 
@@ -307,12 +276,10 @@ fn compaction_keeps_latest_revision_of_live_keys() {
     t.compact(6).unwrap();
     t.commit(WriteBatch::new()).unwrap();
     assert_eq!(s.compact_revision(), 6);
+    s.wait_compaction();
     assert_eq!(s.current_revision(), 7, "compaction does not raise the revision");
 
-    let revs: Vec<Revision> = kv_revisions(&e)
-        .iter()
-        .filter_map(|k| Revision::from_bytes(k))
-        .collect();
+    let revs: Vec<Revision> = stored(&e).iter().filter_map(|k| Revision::from_bytes(k)).collect();
     assert_eq!(
         revs,
         vec![Revision::new(3, 0), Revision::new(6, 0), Revision::new(7, 0)]
@@ -336,10 +303,8 @@ fn compaction_keeps_latest_revision_of_live_keys() {
     assert!(matches!(t.compact(5), Err(MvccError::Compacted)));
     t.compact(7).unwrap();
     t.commit(WriteBatch::new()).unwrap();
-    let revs: Vec<Revision> = kv_revisions(&e)
-        .iter()
-        .filter_map(|k| Revision::from_bytes(k))
-        .collect();
+    s.wait_compaction();
+    let revs: Vec<Revision> = stored(&e).iter().filter_map(|k| Revision::from_bytes(k)).collect();
     assert_eq!(revs, vec![Revision::new(6, 0), Revision::new(7, 0)]);
 }
 
@@ -348,11 +313,12 @@ fn compaction_drops_keys_deleted_at_or_before_it() {
     let e = engine();
     let s = MvccStore::open(e.clone()).unwrap();
     put(&s, "a", "1"); // 2
-    del(&s, "a", ""); // 3
+    del_range(&s, "a", ""); // 3
     let mut t = s.write();
     t.compact(3).unwrap();
     t.commit(WriteBatch::new()).unwrap();
-    assert!(kv_revisions(&e).is_empty(), "value and tombstone both go");
+    s.wait_compaction();
+    assert!(stored(&e).is_empty(), "value and tombstone both go");
     assert!(s.state.read().unwrap().index.is_empty());
     // After a restart the revision survives though no revision is stored.
     let s = MvccStore::open(e).unwrap();
@@ -367,13 +333,14 @@ fn restart_rebuilds_index_and_revisions() {
     put(&s, "a", "1"); // 2
     put(&s, "a", "2"); // 3
     put(&s, "b", "1"); // 4
-    del(&s, "b", ""); // 5
+    del_range(&s, "b", ""); // 5
     put(&s, "c", "1"); // 6
     let mut t = s.write();
     t.compact(3).unwrap();
     t.commit(WriteBatch::new()).unwrap();
     put(&s, "a", "3"); // 7
     put(&s, "b", "2"); // 8
+    s.wait_compaction();
     let before = s.state.read().unwrap().index.clone();
     drop(s);
 
@@ -396,7 +363,7 @@ fn restart_rebuilds_index_and_revisions() {
 fn changes_since_lists_puts_and_deletes() {
     let s = MvccStore::open(engine()).unwrap();
     put(&s, "a", "1"); // 2
-    del(&s, "a", ""); // 3
+    del_range(&s, "a", ""); // 3
     put(&s, "b", "1"); // 4
     let got = s.read().changes_since(b"a", b"\0", 3).unwrap();
     let summary: Vec<(i64, i64, i64)> = got

@@ -14,6 +14,7 @@ use prost::Message;
 use timon_proto::mvccpb::event::EventType;
 use timon_proto::mvccpb::{Event, KeyValue};
 
+use super::compact::Compactor;
 use super::key_index::KeyIndex;
 use super::revision::Revision;
 use super::store::{fetch_stored, range_keys, State};
@@ -23,6 +24,7 @@ use crate::storage::{Cf, Engine, StorageError, WriteBatch};
 
 pub struct WriteTxn<'a> {
     engine: &'a dyn Engine,
+    compactor: &'a Compactor,
     state: RwLockWriteGuard<'a, State>,
     /// The store revision when the txn began; its changes get `begin_rev + 1`.
     begin_rev: i64,
@@ -33,7 +35,7 @@ pub struct WriteTxn<'a> {
     /// aborted txn.
     undo: Vec<(Vec<u8>, Option<KeyIndex>)>,
     touched: BTreeSet<Vec<u8>>,
-    /// A compaction to perform at commit.
+    /// A compaction to record at commit (the background compactor does it).
     compaction: Option<i64>,
     /// Writes outside the revision history that belong to this txn (apply's
     /// lease table), committed in its batch and dropped by a rollback.
@@ -42,10 +44,11 @@ pub struct WriteTxn<'a> {
 }
 
 impl<'a> WriteTxn<'a> {
-    pub(crate) fn new(engine: &'a dyn Engine, state: RwLockWriteGuard<'a, State>) -> Self {
+    pub(crate) fn new(engine: &'a dyn Engine, compactor: &'a Compactor, state: RwLockWriteGuard<'a, State>) -> Self {
         let begin_rev = state.current_rev;
         Self {
             engine,
+            compactor,
             state,
             begin_rev,
             changes: Vec::new(),
@@ -169,7 +172,8 @@ impl<'a> WriteTxn<'a> {
     }
 
     /// Commits in one engine batch: the txn's revisions, the current
-    /// revision meta, the compaction's deletions and meta, then `extra`.
+    /// revision meta, the compaction's meta, then `extra`; then hands the
+    /// compaction to the background compactor.
     /// The batch is written even when nothing changed, so `extra` (the
     /// applied log id) always lands. Returns the watch events of the changes.
     pub fn commit(mut self, extra: WriteBatch) -> Result<Vec<Event>, StorageError> {
@@ -186,7 +190,12 @@ impl<'a> WriteTxn<'a> {
         }
         batch.put(Cf::Meta, meta::CURRENT_REV, rev.to_be_bytes().to_vec());
         if let Some(c) = self.compaction {
-            super::compact::plan(self.engine, &self.state.index, c, &mut batch)?;
+            batch.put(Cf::Meta, meta::COMPACT_REV, c.to_be_bytes().to_vec());
+            if self.state.finished_unrecorded {
+                // Until now compactions finished in their own batch.
+                let finished = self.state.compact_rev.to_be_bytes().to_vec();
+                batch.put(Cf::Meta, meta::FINISHED_COMPACT_REV, finished);
+            }
         }
         batch.ops.append(&mut self.staged.ops);
         batch.ops.extend(extra.ops);
@@ -195,8 +204,9 @@ impl<'a> WriteTxn<'a> {
         self.engine.write(batch, false)?;
 
         if let Some(c) = self.compaction {
-            self.state.index.compact(c);
             self.state.compact_rev = c;
+            self.state.finished_unrecorded = false;
+            self.compactor.schedule(c);
         }
         self.state.current_rev = rev;
         self.committed = true;

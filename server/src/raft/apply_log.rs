@@ -3,10 +3,10 @@
 //!   its batch's write) took longer than `--experimental-warning-apply-duration`
 //!   (3.6: `--warning-apply-duration`, default 100ms), with etcd's fields
 //!   `took`, `expected-duration`, `prefix`, `request` (what was asked,
-//!   values as their size only, as etcd prints them) and `response`;
-//! - "finished scheduled compaction" with `compact-revision` and `took`
-//!   after a compaction (timon compacts while applying the request, so
-//!   `took` is the apply's duration).
+//!   values as their size only, as etcd prints them) and `response`.
+//!
+//! ("finished scheduled compaction" is the background compaction's:
+//! `crate::mvcc::compact`.)
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,6 @@ use crate::apply::{EtcdError, Response};
 pub struct Applying {
     start: Instant,
     request: String,
-    compaction: Option<i64>,
 }
 
 impl Applying {
@@ -27,31 +26,15 @@ impl Applying {
         Self {
             start: Instant::now(),
             request: describe(request),
-            compaction: compaction_revision(request),
         }
     }
 
     /// Logs what the finished apply calls for.
     pub fn done(self, threshold: Duration, result: &Result<Response, EtcdError>) {
         let took = self.start.elapsed();
-        if let (Some(revision), Ok(_)) = (self.compaction, result) {
-            tracing::info!(
-                { "compact-revision" = revision,
-                took = %timon_go::format_duration(took) },
-                "finished scheduled compaction"
-            );
-        }
         if took > threshold {
             warn_slow(took, threshold, &self.request, result);
         }
-    }
-}
-
-fn compaction_revision(request: &InternalRaftRequest) -> Option<i64> {
-    match &request.request {
-        Some(Request::Compaction(c)) => Some(c.revision),
-        Some(Request::AsUser(a)) => a.request.as_deref().and_then(compaction_revision),
-        _ => None,
     }
 }
 

@@ -84,6 +84,8 @@ pub struct RaftSettings {
     pub auth_tokens: std::sync::Arc<crate::auth::Tokens>,
     /// --experimental-warning-apply-duration: slower applies are logged.
     pub warning_apply_duration: std::time::Duration,
+    /// --experimental-compaction-batch-limit and -sleep-interval.
+    pub compaction_pacing: crate::mvcc::Pacing,
 }
 
 /// Why a proposal or read index did not complete. Each maps to the etcd

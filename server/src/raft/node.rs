@@ -113,6 +113,7 @@ impl RaftNode {
         state_machine.set_lease_deadlines(leases.clone());
         state_machine.set_auth_tokens(settings.auth_tokens.clone());
         state_machine.set_warning_apply_duration(settings.warning_apply_duration);
+        state_machine.set_compaction_pacing(settings.compaction_pacing);
         let peers = Peers::new(settings.peer_dialer.clone());
         let network = NetworkFactory::new(peers.clone());
         let raft = types::Raft::new(id, config, network, log_store, state_machine).await?;

@@ -81,6 +81,8 @@ pub struct StateMachine {
     tokens: Option<Arc<Tokens>>,
     /// --experimental-warning-apply-duration (`apply_log`).
     warning_apply: Duration,
+    /// How fast each store compacts in the background.
+    compaction_pacing: crate::mvcc::Pacing,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(view: &dyn KvRead, key: &[u8]) -> Result<Option<T>, StorageError> {
@@ -198,6 +200,7 @@ impl StateMachine {
             tokens: None,
             // No warnings until the member's threshold is set.
             warning_apply: Duration::MAX,
+            compaction_pacing: crate::mvcc::Pacing::default(),
         })
     }
 
@@ -223,15 +226,25 @@ impl StateMachine {
         self.warning_apply = threshold;
     }
 
+    /// --experimental-compaction-batch-limit and -sleep-interval, for the
+    /// current store and every store an install rebuilds.
+    pub fn set_compaction_pacing(&mut self, pacing: crate::mvcc::Pacing) {
+        self.compaction_pacing = pacing;
+        self.store.current().set_compaction_pacing(pacing);
+    }
+
     pub fn store(&self) -> Arc<StoreHandle> {
         self.store.clone()
     }
 }
 
 /// Checks a received snapshot, makes it the local current snapshot, installs
-/// it and rebuilds the MVCC store from the result.
+/// it and rebuilds the MVCC store from the result. The current store's
+/// background compaction stops first: it must not delete from the data
+/// the install writes.
 fn install_received(
     engine: &SharedEngine,
+    current: &StoreHandle,
     snapshots: &SnapshotStore,
     gate: &RwLock<()>,
     meta: &SnapshotMeta,
@@ -245,6 +258,7 @@ fn install_received(
         .map_err(|e| snapshot_write(Some(meta), e))?;
     {
         let _installing = gate.write().unwrap_or_else(|p| p.into_inner());
+        current.current().stop_compaction();
         snapshot_install::install(engine.as_ref(), meta, local)?;
     }
     MvccStore::open(engine.clone()).map_err(sm_read)
@@ -361,14 +375,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let size = received.0.metadata().map_or(0, |m| m.len());
         let snapshot_id = meta.snapshot_id.clone();
         let index = meta.last_log_id.map_or(0, |l| l.index);
-        let (engine, snapshots, gate, meta) = (
+        let (engine, store, snapshots, gate, meta) = (
             self.engine.clone(),
+            self.store.clone(),
             self.snapshots.clone(),
             self.install_gate.clone(),
             meta.clone(),
         );
         let rebuilt =
-            tokio::task::spawn_blocking(move || install_received(&engine, &snapshots, &gate, &meta, received))
+            tokio::task::spawn_blocking(move || install_received(&engine, &store, &snapshots, &gate, &meta, received))
                 .await
                 .map_err(sm_write)??;
         if crate::planted::active("snapshot-keeps-old-index") {
@@ -377,6 +392,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             // and revision it had before the install.
             drop(rebuilt);
         } else {
+            rebuilt.set_compaction_pacing(self.compaction_pacing);
             self.store.replace(rebuilt);
         }
         if let Some(hub) = &self.watch {

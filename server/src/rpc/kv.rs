@@ -140,9 +140,15 @@ impl Kv for KvService {
         self.ctx.refuse_on_learner()?;
         let creds = Credentials::of(&request);
         let req = request.into_inner();
+        let (revision, physical) = (req.revision, req.physical);
         let who = self.ctx.who(&creds).await?;
         match self.ctx.propose_as(who.as_ref(), RaftRequest::Compaction(req)).await? {
             apply::Response::Compaction(mut resp) => {
+                if physical {
+                    // etcd answers a physical compaction once this member
+                    // deleted what it drops.
+                    self.ctx.raft.store().compacted(revision).await;
+                }
                 self.ctx.fill_header(&mut resp.header);
                 Ok(Response::new(resp))
             }

@@ -95,8 +95,14 @@ impl Maintenance for MaintenanceService {
 
     /// etcd's defragment: RocksDB rewrites its files without the deleted
     /// data, while reads and writes go on (etcd stops both meanwhile).
+    /// It first waits for the compactions applied so far to finish
+    /// deleting in the background, so `compact` then `defrag` frees what
+    /// the compaction dropped.
     async fn defragment(&self, request: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
         self.ctx.require_admin_unmapped(&request).await?;
+        let store = self.ctx.raft.store();
+        store.compacted(store.compaction().scheduled).await;
+        drop(store);
         let engine = self.ctx.engine.clone();
         let before = self.ctx.db_size();
         let started = std::time::Instant::now();

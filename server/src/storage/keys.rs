@@ -68,8 +68,16 @@ pub mod meta {
     pub const APPLIED_PART: &[u8] = b"applied_part";
     /// The last membership config applied.
     pub const MEMBERSHIP: &[u8] = b"membership";
-    /// The revision of the last completed compaction (i64, big-endian).
+    /// The revision of the last compaction applied (i64, big-endian):
+    /// reads below it are refused; storage may still hold what it drops
+    /// until [`FINISHED_COMPACT_REV`] reaches it (etcd's
+    /// `scheduledCompactRev`).
     pub const COMPACT_REV: &[u8] = b"compact_rev";
+    /// The revision of the last compaction whose deletions are all written
+    /// (i64, big-endian; etcd's `finishedCompactRev`). Missing in stores
+    /// written before compaction ran in the background: there it equals
+    /// [`COMPACT_REV`].
+    pub const FINISHED_COMPACT_REV: &[u8] = b"finished_compact_rev";
     /// The current store revision (i64, big-endian); lets a restart keep the
     /// revision even when the latest revisions were compacted away.
     pub const CURRENT_REV: &[u8] = b"current_rev";
