@@ -34,8 +34,8 @@ pub fn range(view: &impl ReadView, r: &RangeRequest) -> Result<RangeResponse, Et
         limit,
         rev: r.revision,
         count_only: r.count_only,
-        // Not keys_only: sorting by value needs the values.
-        keys_only: false,
+        // Sorting by value needs the values.
+        keys_only: r.keys_only && r.sort_target != SortTarget::Value as i32,
     };
     let rr = view.range(&r.key, &r.range_end, opts)?;
     let mut kvs = rr.kvs;

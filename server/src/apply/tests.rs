@@ -396,6 +396,16 @@ fn range_sorting_is_stable_and_defaults_to_ascend() {
         vec!["b", "a", "c"]
     );
     assert_eq!(sorted(SortOrder::Ascend, SortTarget::Create, 0).0, vec!["a", "b", "c"]);
+    // Keys only: values are loaded to sort by them, then left out.
+    let r = RangeRequest {
+        sort_order: SortOrder::Descend as i32,
+        sort_target: SortTarget::Value as i32,
+        keys_only: true,
+        ..rr("a", "\0")
+    };
+    let resp = get(&s, r).unwrap();
+    assert_eq!(keys(&resp), vec!["b", "a", "c"]);
+    assert!(resp.kvs.iter().all(|kv| kv.value.is_empty()));
 }
 
 fn cmp(k: &str, target: CompareTarget, result: CompareResult, tu: TargetUnion) -> Compare {

@@ -3,7 +3,7 @@
 //! Owns the revision history of every key: the on-disk layout of revisions
 //! in [`Cf::Kv`](crate::storage::Cf::Kv) ([`revision`]), each key's history
 //! ([`key_index`]), the ordered in-memory index over all keys ([`index`]), and
-//! the store that reads and writes them ([`store`], [`write`]), compaction
+//! the store that reads and writes them ([`store`], [`write`], [`reader`]), compaction
 //! in the background ([`compact`], [`compact_metrics`]),
 //! and the hashes members compare ([`hash`]).
 //! It calls only [`crate::storage`]; it knows nothing of raft, requests or
@@ -24,6 +24,7 @@ pub mod compact_metrics;
 pub mod hash;
 pub mod index;
 pub mod key_index;
+pub mod reader;
 pub mod revision;
 pub mod store;
 pub mod write;
@@ -38,6 +39,7 @@ mod store_tests;
 mod test_store;
 
 pub use compact::{Pacing, Progress};
+pub use reader::Reader;
 pub use revision::Revision;
 pub use store::{MvccStore, ReadTxn};
 pub use write::{event_of, WriteTxn};

@@ -181,7 +181,7 @@ impl MvccStore {
         &self.engine
     }
 
-    fn read_state(&self) -> RwLockReadGuard<'_, State> {
+    pub(super) fn read_state(&self) -> RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -207,6 +207,77 @@ fn restore_one(index: &mut TreeIndex, k: &[u8], v: &[u8]) -> Result<i64, Storage
     Ok(rev.main)
 }
 
+/// What a range read at one revision returns, found in the index: the
+/// revisions to fetch, in key order.
+pub(crate) struct RangePlan {
+    revs: Vec<Revision>,
+    count: i64,
+    /// The view's revision, for the answer.
+    view_rev: i64,
+    keys_only: bool,
+}
+
+impl RangePlan {
+    /// Finds the revisions under the store lock (`state`): `cur_rev` is the
+    /// view's revision.
+    pub(crate) fn new(
+        state: &State,
+        key: &[u8],
+        end: &[u8],
+        cur_rev: i64,
+        opts: RangeOptions,
+    ) -> Result<Self, MvccError> {
+        if opts.rev > cur_rev {
+            return Err(MvccError::FutureRev);
+        }
+        let rev = if opts.rev <= 0 { cur_rev } else { opts.rev };
+        if rev < state.compact_rev {
+            return Err(MvccError::Compacted);
+        }
+        let mut revs = state.index.revisions(key, end, rev);
+        let count = revs.len() as i64;
+        if opts.count_only {
+            revs.clear();
+        } else if opts.limit > 0 && opts.limit < count {
+            revs.truncate(opts.limit as usize);
+        }
+        Ok(Self {
+            revs,
+            count,
+            view_rev: cur_rev,
+            keys_only: opts.keys_only,
+        })
+    }
+
+    /// How many values [`RangePlan::fetch`] loads.
+    pub(crate) fn len(&self) -> usize {
+        self.revs.len()
+    }
+
+    /// Loads the values: `fetch` loads the value of an index revision.
+    pub(crate) fn fetch(
+        self,
+        mut fetch: impl FnMut(Revision) -> Result<KeyValue, MvccError>,
+    ) -> Result<RangeResult, MvccError> {
+        let kvs = self
+            .revs
+            .iter()
+            .map(|&r| {
+                let mut kv = fetch(r)?;
+                if self.keys_only {
+                    kv.value = Default::default();
+                }
+                Ok(kv)
+            })
+            .collect::<Result<Vec<_>, MvccError>>()?;
+        Ok(RangeResult {
+            kvs,
+            rev: self.view_rev,
+            count: self.count,
+        })
+    }
+}
+
 /// The range read shared by read views and write txns: `cur_rev` is the
 /// view's revision, `fetch` loads the value of an index revision.
 pub(crate) fn range_keys(
@@ -215,44 +286,9 @@ pub(crate) fn range_keys(
     end: &[u8],
     cur_rev: i64,
     opts: RangeOptions,
-    mut fetch: impl FnMut(Revision) -> Result<KeyValue, MvccError>,
+    fetch: impl FnMut(Revision) -> Result<KeyValue, MvccError>,
 ) -> Result<RangeResult, MvccError> {
-    if opts.rev > cur_rev {
-        return Err(MvccError::FutureRev);
-    }
-    let rev = if opts.rev <= 0 { cur_rev } else { opts.rev };
-    if rev < state.compact_rev {
-        return Err(MvccError::Compacted);
-    }
-    let revs = state.index.revisions(key, end, rev);
-    let count = revs.len() as i64;
-    if revs.is_empty() || opts.count_only {
-        return Ok(RangeResult {
-            kvs: Vec::new(),
-            rev: cur_rev,
-            count,
-        });
-    }
-    let n = if opts.limit <= 0 || opts.limit >= count {
-        revs.len()
-    } else {
-        opts.limit as usize
-    };
-    let kvs = revs[..n]
-        .iter()
-        .map(|&r| {
-            let mut kv = fetch(r)?;
-            if opts.keys_only {
-                kv.value = Default::default();
-            }
-            Ok(kv)
-        })
-        .collect::<Result<Vec<_>, MvccError>>()?;
-    Ok(RangeResult {
-        kvs,
-        rev: cur_rev,
-        count,
-    })
+    RangePlan::new(state, key, end, cur_rev, opts)?.fetch(fetch)
 }
 
 /// Loads a committed revision's value from storage.

@@ -63,7 +63,7 @@ impl Kv for KvService {
             .check_range(who.as_ref(), &req.key, &req.range_end)
             .map_err(|e| etcd_status(&e.into()))?;
         let store = self.ctx.raft.store();
-        let mut resp = apply::range::range(&store.read(), &req).map_err(|e| etcd_status(&e))?;
+        let mut resp = apply::range::range(&store.reader(), &req).map_err(|e| etcd_status(&e))?;
         self.ctx.check_still_current(who.as_ref())?;
         self.ctx.fill_header(&mut resp.header);
         Ok(Response::new(resp))
