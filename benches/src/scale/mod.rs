@@ -226,6 +226,11 @@ async fn run_parts(env: &Env<'_>, servers: &[Server], out: &mut results::Results
                     .compaction
                     .push(compaction::run(env, server).await.with_context(context)?),
             }
+            // The next server gets the disk back (`big` needs ~25 GiB).
+            if !env.args.keep {
+                let name = format!("{part:?}-{}", server.label).to_lowercase();
+                let _ = std::fs::remove_dir_all(env.dir.join(name));
+            }
         }
     }
     Ok(())
