@@ -129,7 +129,13 @@ async fn received_snapshot_is_renamed_into_place_and_installed() {
         received.write_all(chunk).await.unwrap();
     }
     received.shutdown().await.unwrap();
+    let replaced = sm.store().current();
     sm.install_snapshot(&snap.meta, received).await.unwrap();
+    assert!(
+        replaced.compaction().stopped,
+        "the replaced store's background compaction stops before the install writes"
+    );
+    assert!(!sm.store().current().compaction().stopped);
 
     assert_eq!(files_in(dir.path()), snapshot_files(&snap.meta.snapshot_id));
     assert_eq!(
@@ -164,6 +170,10 @@ async fn corrupt_received_snapshot_changes_nothing() {
     received.shutdown().await.unwrap();
     assert!(sm.install_snapshot(&snap.meta, received).await.is_err());
 
+    assert!(
+        !sm.store().current().compaction().stopped,
+        "a refused snapshot leaves the store compacting"
+    );
     assert_eq!(sm.applied_state().await.unwrap(), before);
     assert_eq!(value(&sm, "stale"), Some(b"x".to_vec()));
     assert_eq!(engine.get(Cf::Meta, meta::INSTALLING).unwrap(), None);
