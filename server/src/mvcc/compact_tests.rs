@@ -158,6 +158,49 @@ fn writes_made_while_compacting_are_kept_as_if_it_had_finished_at_once() {
         "index compacted alike"
     );
     assert_eq!(finished_meta(&e_bg), Some(background.compact_revision()));
+    // And both hold exactly what the index still lists (an oracle that
+    // does not share the deletion code).
+    let indexed: BTreeSet<Revision> = background
+        .state
+        .read()
+        .unwrap()
+        .index
+        .range_since(b"", b"\0", 0)
+        .into_iter()
+        .collect();
+    let kept: BTreeSet<Revision> = stored(&e_bg).iter().map(|k| Revision::from_bytes(k).unwrap()).collect();
+    assert_eq!(kept, indexed);
+}
+
+#[test]
+fn long_runs_of_dropped_revisions_go_in_range_deletions_and_nothing_else_does() {
+    let e = engine();
+    let s = MvccStore::open(e.clone()).unwrap();
+    // a is overwritten 100 times, b twice in the middle, c stays: the
+    // compaction at 105 drops two runs of a's revisions around b's.
+    for i in 0..50 {
+        put(&s, "a", &i.to_string()); // 2..=51
+    }
+    put(&s, "b", "1"); // 52
+    put(&s, "c", "1"); // 53
+    for i in 50..100 {
+        put(&s, "a", &i.to_string()); // 54..=103
+    }
+    put(&s, "b", "2"); // 104
+    put(&s, "a", "last"); // 105
+    s.set_compaction_pacing(Pacing {
+        batch_limit: 40,
+        sleep: Duration::ZERO,
+    });
+    compact(&s, 104);
+    s.wait_compaction();
+    let want: Vec<Vec<u8>> = [53, 103, 104, 105]
+        .into_iter()
+        .map(|main| Revision::new(main, 0).to_bytes())
+        .collect();
+    assert_eq!(stored(&e), want);
+    assert_eq!(value_at(&s, "a", 104).unwrap(), Some(b"99".to_vec()));
+    assert_eq!(value_at(&s, "c", 0).unwrap(), Some(b"1".to_vec()));
 }
 
 #[test]
