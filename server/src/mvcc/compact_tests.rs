@@ -11,7 +11,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::test_store::{compact, del, engine, put, stored};
+use super::test_store::{compact, del, engine, get_at, put, stored};
 use super::*;
 use crate::storage::keys::meta;
 use crate::storage::{Cf, SharedEngine, WriteBatch};
@@ -31,11 +31,7 @@ const FINE: Pacing = Pacing {
 };
 
 fn value_at(s: &MvccStore, k: &str, rev: i64) -> Result<Option<Vec<u8>>, MvccError> {
-    let opts = RangeOptions {
-        rev,
-        ..Default::default()
-    };
-    Ok(s.read().range(k.as_bytes(), b"", opts)?.kvs.pop().map(|kv| kv.value))
+    Ok(get_at(s, k, rev)?.map(|kv| kv.value))
 }
 
 fn finished_meta(e: &SharedEngine) -> Option<i64> {

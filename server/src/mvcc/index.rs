@@ -152,7 +152,10 @@ impl TreeIndex {
     }
 
     /// Compacts every key at `rev`, drops keys left without history and
-    /// returns the revisions that must stay in storage.
+    /// returns the revisions that must stay in storage. The store compacts
+    /// a step at a time ([`TreeIndex::compact_some`]); this is the whole
+    /// compaction the tests check steps and [`TreeIndex::keep`] against.
+    #[cfg(test)]
     pub fn compact(&mut self, rev: i64) -> BTreeSet<Revision> {
         let mut available = BTreeSet::new();
         let mut from = Vec::new();
@@ -162,8 +165,9 @@ impl TreeIndex {
         available
     }
 
-    /// [`TreeIndex::compact`] of at most `max` keys, from `from` on (the
-    /// background compaction takes the index lock once per such step).
+    /// Compacts at most `max` keys at `rev`, from `from` on, and drops those
+    /// left without history (the background compaction takes the index
+    /// lock once per such step).
     /// Adds the revisions that must stay in storage to `available` and
     /// returns the key to go on from, `None` when no key is left.
     pub fn compact_some(
@@ -197,7 +201,7 @@ impl TreeIndex {
         next
     }
 
-    /// The revisions [`TreeIndex::compact`] at `rev` would keep.
+    /// The revisions a compaction at `rev` would keep.
     pub fn keep(&self, rev: i64) -> BTreeSet<Revision> {
         let mut available = BTreeSet::new();
         for ki in self.tree.values() {

@@ -6,18 +6,10 @@ use std::sync::Arc;
 use timon_proto::mvccpb::event::EventType;
 use timon_proto::mvccpb::KeyValue;
 
-use super::test_store::{del_range, engine, put, stored};
+use super::test_store::{del_range, engine, get_at, put, stored};
 use super::*;
 use crate::storage::keys::meta;
 use crate::storage::{Cf, WriteBatch};
-
-fn get_at(s: &MvccStore, k: &str, rev: i64) -> Result<Option<KeyValue>, MvccError> {
-    let opts = RangeOptions {
-        rev,
-        ..Default::default()
-    };
-    Ok(s.read().range(k.as_bytes(), b"", opts)?.kvs.into_iter().next())
-}
 
 fn kv(k: &str, v: &str, create: i64, m: i64, ver: i64) -> KeyValue {
     KeyValue {

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use super::MvccStore;
+use timon_proto::mvccpb::KeyValue;
+
+use super::{MvccError, MvccStore, RangeOptions, ReadView};
 use crate::storage::mem::MemEngine;
 use crate::storage::{Cf, Scan, SharedEngine, WriteBatch};
 
@@ -29,6 +31,15 @@ pub fn del_range(s: &MvccStore, k: &str, end: &str) -> (i64, i64) {
 
 pub fn del(s: &MvccStore, k: &str) {
     del_range(s, k, "");
+}
+
+/// `k` as a read at `rev` (0: the current revision) sees it.
+pub fn get_at(s: &MvccStore, k: &str, rev: i64) -> Result<Option<KeyValue>, MvccError> {
+    let opts = RangeOptions {
+        rev,
+        ..Default::default()
+    };
+    Ok(s.read().range(k.as_bytes(), b"", opts)?.kvs.into_iter().next())
 }
 
 /// Applies a compaction at `rev`; storage is compacted in the background
