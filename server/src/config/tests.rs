@@ -207,3 +207,44 @@ fn auto_compaction_flags_as_etcd() {
         ))
     );
 }
+
+#[test]
+fn compaction_pacing_flags_in_both_spellings_with_etcds_defaults() {
+    let c = parse(&[]).unwrap();
+    assert_eq!(c.compaction_pacing(), Ok(crate::mvcc::Pacing::default()));
+    assert_eq!(
+        crate::mvcc::Pacing::default(),
+        crate::mvcc::Pacing {
+            batch_limit: 1000,
+            sleep: Duration::from_millis(10)
+        }
+    );
+    for args in [
+        &[
+            "--experimental-compaction-batch-limit=50",
+            "--experimental-compaction-sleep-interval=1s",
+        ][..],
+        &["--compaction-batch-limit", "50", "--compaction-sleep-interval", "1s"][..],
+    ] {
+        let c = parse(args).unwrap();
+        let want = crate::mvcc::Pacing {
+            batch_limit: 50,
+            sleep: Duration::from_secs(1),
+        };
+        assert_eq!(c.compaction_pacing(), Ok(want), "{args:?}");
+        assert!(c.ignored_flags().is_empty(), "{args:?}: {:?}", c.ignored_flags());
+    }
+    let zero = parse(&[
+        "--experimental-compaction-batch-limit=0",
+        "--experimental-compaction-sleep-interval=0s",
+    ])
+    .unwrap();
+    assert_eq!(zero.compaction_pacing(), Ok(crate::mvcc::Pacing::default()));
+    let all = parse(&["--experimental-compaction-batch-limit=-1"]).unwrap();
+    assert_eq!(all.compaction_pacing().unwrap().batch_limit, usize::MAX);
+    let bad = parse(&["--experimental-compaction-sleep-interval=soon"]).unwrap();
+    assert_eq!(
+        bad.validate().unwrap_err().to_string(),
+        r#"invalid value "soon" for flag -experimental-compaction-sleep-interval: time: invalid duration"#
+    );
+}
