@@ -13,8 +13,9 @@
 use timon_proto::mvccpb::KeyValue;
 
 use super::index::RangeEnd;
+use super::range::decode_kv;
 use super::revision::Revision;
-use super::store::{decode_kv, ReadTxn};
+use super::store::ReadTxn;
 use super::MvccError;
 use crate::storage::{Cf, Scan};
 

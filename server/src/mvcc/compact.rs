@@ -9,7 +9,7 @@
 //! Applying a Compaction only records it: the write txn sets the store's
 //! compacted revision (reads below it are refused from then on) and writes
 //! it to [`meta::COMPACT_REV`] (etcd's `scheduledCompactRev`), then hands
-//! it to the store's [`Compactor`]. Its thread does the work apply used to
+//! it to the store's `Compactor`. Its thread does the work apply used to
 //! wait for, as etcd's does:
 //! 1. the index, [`INDEX_KEYS_PER_STEP`] keys per hold of the store lock,
 //!    collecting the revisions to keep;
@@ -33,7 +33,7 @@ use tokio::sync::watch;
 
 use super::compact_metrics::METRICS;
 use super::revision::{main_rev_start, Revision};
-use super::store::State;
+use super::state::State;
 use crate::storage::keys::meta;
 use crate::storage::{Cf, Scan, SharedEngine, StorageError, WriteBatch};
 

@@ -3,7 +3,8 @@
 //! Owns the revision history of every key: the on-disk layout of revisions
 //! in [`Cf::Kv`](crate::storage::Cf::Kv) ([`revision`]), each key's history
 //! ([`key_index`]), the ordered in-memory index over all keys ([`index`]), and
-//! the store that reads and writes them ([`store`], [`write`], [`reader`]), compaction
+//! the store that reads and writes them ([`store`] over the locked
+//! [`state`], [`write`], [`reader`], ranges in [`range`]), compaction
 //! in the background ([`compact`], [`compact_metrics`]),
 //! and the hashes members compare ([`hash`]).
 //! It calls only [`crate::storage`]; it knows nothing of raft, requests or
@@ -24,8 +25,10 @@ pub mod compact_metrics;
 pub mod hash;
 pub mod index;
 pub mod key_index;
+pub mod range;
 pub mod reader;
 pub mod revision;
+pub mod state;
 pub mod store;
 pub mod write;
 

@@ -14,7 +14,8 @@
 //! cannot do while the lock is held, and the snapshot is taken in that
 //! hold.
 
-use super::store::{fetch_stored, MvccStore, RangePlan};
+use super::range::{fetch_stored, RangePlan};
+use super::store::MvccStore;
 use super::{MvccError, RangeOptions, RangeResult, ReadView};
 
 /// Ranges of at most this many values are loaded under the lock: taking a

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
-use super::super::store::State;
+use super::super::state::State;
 use super::super::test_store::{compact, del, put};
 use super::super::{MvccStore, RangeOptions, ReadView};
 use crate::storage::mem::MemEngine;

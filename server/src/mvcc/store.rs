@@ -10,32 +10,16 @@
 
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
-use prost::Message;
-use timon_proto::mvccpb::KeyValue;
-
 use super::compact::{Compactor, Pacing, Progress};
 use super::index::TreeIndex;
 use super::key_index::KeyIndex;
+use super::range::{decode_kv, fetch_stored, range_keys};
 use super::revision::{is_tombstone, Revision};
+use super::state::State;
 use super::write::WriteTxn;
 use super::{MvccError, RangeOptions, RangeResult, ReadView};
 use crate::storage::keys::meta;
 use crate::storage::{Cf, KvRead, Scan, SharedEngine, StorageError};
-
-/// What the lock guards.
-#[derive(Debug)]
-pub(crate) struct State {
-    pub(crate) index: TreeIndex,
-    /// The revision of the last write txn that changed something (1 when
-    /// nothing was ever written).
-    pub(crate) current_rev: i64,
-    /// The revision of the last compaction, -1 before the first (reads
-    /// below it are refused; storage may still hold what it drops).
-    pub(crate) compact_rev: i64,
-    /// Set when the store was opened without
-    /// [`meta::FINISHED_COMPACT_REV`]: the next compaction writes it.
-    pub(crate) finished_unrecorded: bool,
-}
 
 /// The multi-version key-value store over a storage engine.
 pub struct MvccStore {
@@ -58,10 +42,6 @@ pub(crate) fn decode_i64(raw: &[u8], what: &str) -> Result<i64, StorageError> {
         .try_into()
         .map_err(|_| StorageError(format!("corrupt {what}: {} bytes, want 8", raw.len())))?;
     Ok(i64::from_be_bytes(b))
-}
-
-pub(crate) fn decode_kv(raw: &[u8], rev: Revision) -> Result<KeyValue, MvccError> {
-    KeyValue::decode(raw).map_err(|e| MvccError::Corrupt(format!("value at revision {rev:?}: {e}")))
 }
 
 impl MvccStore {
@@ -205,100 +185,6 @@ fn restore_one(index: &mut TreeIndex, k: &[u8], v: &[u8]) -> Result<i64, Storage
         }
     }
     Ok(rev.main)
-}
-
-/// What a range read at one revision returns, found in the index: the
-/// revisions to fetch, in key order.
-pub(crate) struct RangePlan {
-    revs: Vec<Revision>,
-    count: i64,
-    /// The view's revision, for the answer.
-    view_rev: i64,
-    keys_only: bool,
-}
-
-impl RangePlan {
-    /// Finds the revisions under the store lock (`state`): `cur_rev` is the
-    /// view's revision.
-    pub(crate) fn new(
-        state: &State,
-        key: &[u8],
-        end: &[u8],
-        cur_rev: i64,
-        opts: RangeOptions,
-    ) -> Result<Self, MvccError> {
-        if opts.rev > cur_rev {
-            return Err(MvccError::FutureRev);
-        }
-        let rev = if opts.rev <= 0 { cur_rev } else { opts.rev };
-        if rev < state.compact_rev {
-            return Err(MvccError::Compacted);
-        }
-        let mut revs = state.index.revisions(key, end, rev);
-        let count = revs.len() as i64;
-        if opts.count_only {
-            revs.clear();
-        } else if opts.limit > 0 && opts.limit < count {
-            revs.truncate(opts.limit as usize);
-        }
-        Ok(Self {
-            revs,
-            count,
-            view_rev: cur_rev,
-            keys_only: opts.keys_only,
-        })
-    }
-
-    /// How many values [`RangePlan::fetch`] loads.
-    pub(crate) fn len(&self) -> usize {
-        self.revs.len()
-    }
-
-    /// Loads the values: `fetch` loads the value of an index revision.
-    pub(crate) fn fetch(
-        self,
-        mut fetch: impl FnMut(Revision) -> Result<KeyValue, MvccError>,
-    ) -> Result<RangeResult, MvccError> {
-        let kvs = self
-            .revs
-            .iter()
-            .map(|&r| {
-                let mut kv = fetch(r)?;
-                if self.keys_only {
-                    kv.value = Default::default();
-                }
-                Ok(kv)
-            })
-            .collect::<Result<Vec<_>, MvccError>>()?;
-        Ok(RangeResult {
-            kvs,
-            rev: self.view_rev,
-            count: self.count,
-        })
-    }
-}
-
-/// The range read shared by read views and write txns: `cur_rev` is the
-/// view's revision, `fetch` loads the value of an index revision.
-pub(crate) fn range_keys(
-    state: &State,
-    key: &[u8],
-    end: &[u8],
-    cur_rev: i64,
-    opts: RangeOptions,
-    fetch: impl FnMut(Revision) -> Result<KeyValue, MvccError>,
-) -> Result<RangeResult, MvccError> {
-    RangePlan::new(state, key, end, cur_rev, opts)?.fetch(fetch)
-}
-
-/// Loads a committed revision's value from storage.
-pub(crate) fn fetch_stored(engine: &dyn KvRead, rev: Revision) -> Result<KeyValue, MvccError> {
-    match engine.get(Cf::Kv, &rev.to_bytes())? {
-        Some(raw) => decode_kv(&raw, rev),
-        None => Err(MvccError::Corrupt(format!(
-            "index revision {rev:?} missing from storage"
-        ))),
-    }
 }
 
 /// A read-only view at the revision current when it was taken.

@@ -69,7 +69,7 @@ fn delete_writes_tombstone_and_resets_version() {
     );
     let raw = e.get(Cf::Kv, &tomb).unwrap().unwrap();
     assert_eq!(
-        store::decode_kv(&raw, Revision::new(4, 0)).unwrap(),
+        range::decode_kv(&raw, Revision::new(4, 0)).unwrap(),
         KeyValue {
             key: b"a".to_vec(),
             ..Default::default()

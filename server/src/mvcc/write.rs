@@ -16,8 +16,9 @@ use timon_proto::mvccpb::{Event, KeyValue};
 
 use super::compact::Compactor;
 use super::key_index::KeyIndex;
+use super::range::{fetch_stored, range_keys};
 use super::revision::Revision;
-use super::store::{fetch_stored, range_keys, State};
+use super::state::State;
 use super::{MvccError, RangeOptions, RangeResult, ReadView};
 use crate::storage::keys::meta;
 use crate::storage::{Cf, Engine, StorageError, WriteBatch};
