@@ -9,7 +9,8 @@
 //! - `log_store`: the fsynced raft log on the storage engine.
 //! - `state_machine`: applies entries through `apply`, builds/installs snapshots.
 //! - `snapshot`: the snapshot byte format (streamed encode/decode).
-//! - `snapshot_store`: the snapshot directory: snapshot files, the current one.
+//! - `snapshot_store`: the snapshot directory: the current snapshot, data files in transit.
+//! - `snapshot_data`: a snapshot's data, written from an engine view when it travels.
 //! - `snapshot_install`: replacing the state machine with a snapshot, crash-safe.
 //! - `network`: the peer transport, client side (openraft's network, forwarding).
 //! - `service`: the peer transport, server side (the `timonpb.Peer` service).
@@ -39,6 +40,7 @@ pub mod propose_batch;
 pub mod read_index;
 pub mod service;
 pub mod snapshot;
+pub mod snapshot_data;
 pub mod snapshot_install;
 pub mod snapshot_store;
 pub mod state_machine;

@@ -1,25 +1,27 @@
-//! The snapshot directory (`<data-dir>/member/snap`): which snapshot files
-//! exist, which one is current, and the open-file type openraft streams.
+//! The snapshot directory (`<data-dir>/member/snap`): which snapshot is
+//! current, and the data files that exist while a snapshot travels.
 //!
-//! A snapshot is two files named after its snapshot id: `<id>.snap`, the
-//! data in [`super::snapshot`]'s format, and `<id>.meta.json`, its
-//! `SnapshotMeta`. Each is written under a `.tmp` name, fsynced and renamed
-//! into place (data first, then meta), then the directory is fsynced; a
-//! snapshot exists once its meta file does. Only the newest snapshot (by last
-//! log id) is kept: older ones are deleted once a newer one is durable. A
-//! reader that already opened an older file keeps reading it (unlinking does
-//! not close open files). `.tmp` files belong to snapshots being built or
-//! received; any found at open are from an interrupted run and are deleted.
+//! A snapshot is a point in the log: its `SnapshotMeta` (last log id,
+//! membership, id), kept in `<id>.meta.json`. Its data is the state machine
+//! itself, so nothing is copied when one is built (etcd's raft snapshots
+//! hold no data either); the data is written out only when it has to
+//! travel (`snapshot_data`). The meta file is written under a `.tmp` name,
+//! fsynced and renamed into place, then the directory is fsynced. Only the
+//! newest snapshot (by last log id) is kept.
+//!
+//! Data files: a snapshot received from the leader stays in `<id>.snap`
+//! until it is installed (a crash during the install redoes it from there,
+//! `snapshot_install`), then it is deleted ([`SnapshotStore::drop_data`]).
+//! `.tmp` files belong to snapshots being sent or received; any found at
+//! open are from an interrupted run and are deleted. Directories written by
+//! earlier versions hold a `<id>.snap` beside every meta file: it is
+//! deleted like a received one once installed.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::task::{Context, Poll};
-
-use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 
 use super::types::SnapshotMeta;
 
@@ -79,14 +81,19 @@ fn file_names(dir: &Path) -> io::Result<Vec<String>> {
     Ok(out)
 }
 
+/// Whether the current snapshot is newer than `meta`.
+fn newer_than(current: &Option<SnapshotMeta>, meta: &SnapshotMeta) -> bool {
+    current.as_ref().is_some_and(|c| c.last_log_id > meta.last_log_id)
+}
+
 fn read_meta(path: &Path) -> io::Result<SnapshotMeta> {
     serde_json::from_reader(BufReader::new(File::open(path)?)).map_err(io::Error::other)
 }
 
 impl SnapshotStore {
     /// Opens (creating if missing) the snapshot directory and finds the
-    /// current snapshot again; deletes `.tmp` files, older snapshots and
-    /// halves of snapshots.
+    /// current snapshot again; deletes `.tmp` files and older snapshots. The
+    /// current snapshot's data file, if any, stays for an install to resume.
     pub fn open(dir: &Path) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         let mut newest: Option<SnapshotMeta> = None;
@@ -105,9 +112,8 @@ impl SnapshotStore {
                     continue;
                 }
             };
-            let complete =
-                stem(&meta.snapshot_id) == name_stem && dir.join(format!("{name_stem}{DATA_SUFFIX}")).exists();
-            if complete && newest.as_ref().is_none_or(|n| meta.last_log_id >= n.last_log_id) {
+            let named_right = stem(&meta.snapshot_id) == name_stem;
+            if named_right && newest.as_ref().is_none_or(|n| meta.last_log_id >= n.last_log_id) {
                 newest = Some(meta);
             }
         }
@@ -134,13 +140,9 @@ impl SnapshotStore {
         self.dir.join(format!("{}{META_SUFFIX}", stem(snapshot_id)))
     }
 
-    /// The current snapshot, its data file opened for reading.
-    pub fn open_current(&self) -> io::Result<Option<(SnapshotMeta, File)>> {
-        let current = self.lock();
-        match current.as_ref() {
-            None => Ok(None),
-            Some(meta) => Ok(Some((meta.clone(), File::open(self.data_path(&meta.snapshot_id))?))),
-        }
+    /// The current snapshot.
+    pub fn current(&self) -> Option<SnapshotMeta> {
+        self.lock().clone()
     }
 
     /// The data file of snapshot `snapshot_id`, opened for reading.
@@ -160,10 +162,10 @@ impl SnapshotStore {
         Ok((file, path))
     }
 
-    /// A new empty file to build a snapshot into, and its path for
-    /// [`Self::publish`].
-    pub fn create_building(&self) -> io::Result<(File, PathBuf)> {
-        self.create_tmp("building")
+    /// A new empty file to write a snapshot's data into before it is sent,
+    /// and its path.
+    pub fn create_sending(&self) -> io::Result<(File, PathBuf)> {
+        self.create_tmp("sending")
     }
 
     /// A new empty file to receive a snapshot from the leader into. Files of
@@ -178,18 +180,19 @@ impl SnapshotStore {
         self.create_tmp("receiving")
     }
 
-    /// Makes the snapshot `meta`, written to `file` at the temporary `tmp`,
-    /// durable under its final name and current, then deletes older
-    /// snapshots. Answers false (and deletes `tmp`) when a newer snapshot is
-    /// already current; `file` stays readable either way.
-    pub fn publish(&self, meta: &SnapshotMeta, file: &File, tmp: &Path) -> io::Result<bool> {
-        file.sync_all()?;
+    /// Makes the snapshot `meta` durable and current, then deletes older
+    /// snapshots (and their data). Answers false when a newer snapshot is
+    /// already current.
+    pub fn publish(&self, meta: &SnapshotMeta) -> io::Result<bool> {
         let mut current = self.lock();
-        if current.as_ref().is_some_and(|c| c.last_log_id > meta.last_log_id) {
-            remove_if_exists(tmp)?;
+        if newer_than(&current, meta) {
             return Ok(false);
         }
-        fs::rename(tmp, self.data_path(&meta.snapshot_id))?;
+        self.publish_locked(&mut current, meta)?;
+        Ok(true)
+    }
+
+    fn publish_locked(&self, current: &mut Option<SnapshotMeta>, meta: &SnapshotMeta) -> io::Result<()> {
         let (mut meta_file, meta_tmp) = self.create_tmp("meta")?;
         serde_json::to_writer(&mut meta_file, meta).map_err(io::Error::other)?;
         meta_file.sync_all()?;
@@ -199,12 +202,23 @@ impl SnapshotStore {
         if let Err(e) = self.remove_all_but(Some(&meta.snapshot_id)) {
             tracing::warn!("cannot delete snapshots older than {}: {e}", meta.snapshot_id);
         }
-        Ok(true)
+        Ok(())
+    }
+
+    /// Deletes every data file: called once the state machine holds what
+    /// they carried (an install finished, or found finished at open).
+    pub fn drop_data(&self) -> io::Result<()> {
+        for name in file_names(&self.dir)? {
+            if name.ends_with(DATA_SUFFIX) {
+                remove_if_exists(&self.dir.join(name))?;
+            }
+        }
+        Ok(())
     }
 
     /// Makes a snapshot received from the leader (`file`, written at `path`)
-    /// durable and current in this directory, and answers its local data
-    /// file positioned at the start. A file this store handed out for
+    /// durable in `<id>.snap` and current, and answers that file positioned
+    /// at the start, to install from. A file this store handed out for
     /// receiving is renamed into place; any other file is copied in.
     pub fn adopt(&self, meta: &SnapshotMeta, mut file: File, path: &Path) -> io::Result<File> {
         let ours = path.parent() == Some(self.dir.as_path())
@@ -221,12 +235,18 @@ impl SnapshotStore {
             io::copy(&mut BufReader::new(file), &mut w)?;
             (w.into_inner().map_err(|e| e.into_error())?, tmp)
         };
-        if !self.publish(meta, &local, &tmp)? {
+        local.sync_all()?;
+        let mut current = self.lock();
+        if newer_than(&current, meta) {
+            remove_if_exists(&tmp)?;
             return Err(io::Error::other(format!(
                 "snapshot {} is older than the current snapshot",
                 meta.snapshot_id
             )));
         }
+        fs::rename(&tmp, self.data_path(&meta.snapshot_id))?;
+        self.publish_locked(&mut current, meta)?;
+        drop(current);
         local.seek(SeekFrom::Start(0))?;
         Ok(local)
     }
@@ -247,53 +267,5 @@ impl SnapshotStore {
             }
         }
         Ok(())
-    }
-}
-
-/// openraft's `SnapshotData`: an open snapshot file and its path, so a
-/// received snapshot can be renamed into place rather than copied.
-pub struct SnapshotFile {
-    file: tokio::fs::File,
-    path: PathBuf,
-}
-
-impl SnapshotFile {
-    pub fn new(file: File, path: PathBuf) -> Self {
-        Self {
-            file: tokio::fs::File::from_std(file),
-            path,
-        }
-    }
-
-    /// The file (after every pending write completed) and its path.
-    pub async fn into_std(self) -> (File, PathBuf) {
-        (self.file.into_std().await, self.path)
-    }
-}
-
-impl AsyncRead for SnapshotFile {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().file).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for SnapshotFile {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().file).poll_write(cx, buf)
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().file).poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().file).poll_shutdown(cx)
-    }
-}
-
-impl AsyncSeek for SnapshotFile {
-    fn start_seek(self: Pin<&mut Self>, position: SeekFrom) -> io::Result<()> {
-        Pin::new(&mut self.get_mut().file).start_seek(position)
-    }
-    fn poll_complete(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
-        Pin::new(&mut self.get_mut().file).poll_complete(cx)
     }
 }

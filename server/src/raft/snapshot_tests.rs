@@ -1,7 +1,9 @@
-//! File-based snapshots through the state machine: a snapshot survives a
-//! restart, a received snapshot is renamed into place, a corrupt one is
-//! refused before anything changes, and an install a crash interrupted is
-//! completed when the state machine is opened again.
+//! Snapshots through the state machine: a build records a point in the log
+//! and copies nothing, the data is written when read (from the state machine
+//! as it is then) and its file is gone once dropped, a snapshot survives a
+//! restart, a received snapshot is installed and its data deleted, a corrupt
+//! one is refused before anything changes, and an install a crash
+//! interrupted is completed when the state machine is opened again.
 
 use std::collections::BTreeSet;
 use std::io::BufReader;
@@ -14,7 +16,7 @@ use openraft::{EntryPayload, RaftSnapshotBuilder};
 use timon_proto::etcdserverpb::{PutRequest, RangeRequest};
 use timon_proto::timonpb::internal_raft_request::Request;
 use timon_proto::timonpb::InternalRaftRequest;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::snapshot::{self, Decoder};
 use super::snapshot_install;
@@ -63,8 +65,23 @@ fn files_in(dir: &Path) -> Vec<String> {
     names
 }
 
+/// What the snapshot directory holds between installs: the meta file.
 fn snapshot_files(id: &str) -> Vec<String> {
-    vec![format!("{id}.meta.json"), format!("{id}.snap")]
+    vec![format!("{id}.meta.json")]
+}
+
+/// The Kv keys a snapshot's data carries, checking that the meta keys that
+/// travel in its `SnapshotMeta` are not in it.
+fn kv_keys(file: std::fs::File) -> Vec<Vec<u8>> {
+    let mut keys = Vec::new();
+    let mut d = Decoder::new(BufReader::new(file)).unwrap();
+    while let Some(r) = d.next_record().unwrap() {
+        assert!(!(r.cf == Cf::Meta && (r.key == meta::APPLIED || r.key == meta::MEMBERSHIP)));
+        if r.cf == Cf::Kv {
+            keys.push(r.key);
+        }
+    }
+    keys
 }
 
 /// A leader-side state machine (in memory) with a membership and two keys,
@@ -96,24 +113,60 @@ async fn current_snapshot_is_found_again_after_reopen() {
     // Only the newest snapshot is kept.
     assert_eq!(files_in(&snap_dir), snapshot_files(&second.snapshot_id));
     // A file of an interrupted build is cleaned up at open.
-    std::fs::write(snap_dir.join("7.building.tmp"), b"half").unwrap();
+    std::fs::write(snap_dir.join("7.sending.tmp"), b"half").unwrap();
 
     let mut sm = StateMachine::open(open_rocks(dir.path()), &snap_dir).unwrap();
     assert_eq!(files_in(&snap_dir), snapshot_files(&second.snapshot_id));
     let current = sm.get_current_snapshot().await.unwrap().expect("a current snapshot");
     assert_eq!(current.meta, second);
-    let (file, _) = current.snapshot.into_std().await;
-    let mut keys = 0;
-    let mut d = Decoder::new(BufReader::new(file)).unwrap();
-    while let Some(r) = d.next_record().unwrap() {
-        assert!(!(r.cf == Cf::Meta && (r.key == meta::APPLIED || r.key == meta::MEMBERSHIP)));
-        keys += usize::from(r.cf == Cf::Kv);
-    }
-    assert_eq!(keys, 2);
+    let (file, _) = current.snapshot.into_std().await.unwrap();
+    assert_eq!(kv_keys(file).len(), 2);
 }
 
 #[tokio::test]
-async fn received_snapshot_is_renamed_into_place_and_installed() {
+async fn a_build_copies_nothing_and_the_data_is_written_when_read_from_the_state_as_it_is_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap_dir = dir.path().join("snap");
+    let mut sm = StateMachine::open(open_rocks(dir.path()), &snap_dir).unwrap();
+    sm.apply([members(), put(2, "a", "1")]).await.unwrap();
+    let built = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    assert_eq!(built.meta.last_log_id, Some(log_id(1, 1, 2)));
+    assert_eq!(built.meta.snapshot_id, "1-2-1");
+    assert_eq!(files_in(&snap_dir), snapshot_files("1-2-1"));
+    drop(built);
+
+    // The state machine moves on: the current snapshot is what it holds now.
+    sm.apply([put(3, "b", "2")]).await.unwrap();
+    let current = sm.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(current.meta.last_log_id, Some(log_id(1, 1, 3)));
+    assert_eq!(current.meta.snapshot_id, "1-3-0");
+    assert_eq!(current.meta.last_membership, sm.applied_state().await.unwrap().1);
+    // Nothing is written until the data is read...
+    assert_eq!(files_in(&snap_dir).len(), 1);
+    // ...and writes after the view are not in it.
+    sm.apply([put(4, "c", "3")]).await.unwrap();
+    let mut data = current.snapshot;
+    let end = data.seek(std::io::SeekFrom::End(0)).await.unwrap();
+    assert!(end > 0);
+    data.seek(std::io::SeekFrom::Start(0)).await.unwrap();
+    let mut bytes = Vec::new();
+    data.read_to_end(&mut bytes).await.unwrap();
+    assert_eq!(bytes.len() as u64, end);
+    assert_eq!(snapshot::verify(&bytes[..]).unwrap(), 2 + 1);
+    // The temporary file is unlinked once written: the directory holds the
+    // meta file only, and the bytes go when the data is dropped.
+    assert_eq!(files_in(&snap_dir), snapshot_files("1-2-1"));
+    drop(data);
+
+    // A current snapshot dropped unread writes nothing.
+    let unread = sm.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(unread.meta.last_log_id, Some(log_id(1, 1, 4)));
+    drop(unread);
+    assert_eq!(files_in(&snap_dir), snapshot_files("1-2-1"));
+}
+
+#[tokio::test]
+async fn received_snapshot_is_installed_and_its_data_deleted() {
     let leader_dir = tempfile::tempdir().unwrap();
     let (_leader, snap) = leader_snapshot(leader_dir.path()).await;
     let dir = tempfile::tempdir().unwrap();
@@ -138,10 +191,6 @@ async fn received_snapshot_is_renamed_into_place_and_installed() {
     assert!(!sm.store().current().compaction().stopped);
 
     assert_eq!(files_in(dir.path()), snapshot_files(&snap.meta.snapshot_id));
-    assert_eq!(
-        std::fs::read(dir.path().join(format!("{}.snap", snap.meta.snapshot_id))).unwrap(),
-        data
-    );
     assert_eq!(
         sm.applied_state().await.unwrap(),
         (snap.meta.last_log_id, snap.meta.last_membership.clone())
@@ -183,7 +232,7 @@ async fn corrupt_received_snapshot_changes_nothing() {
 #[tokio::test]
 async fn install_interrupted_after_the_marker_completes_on_reopen() {
     let leader_dir = tempfile::tempdir().unwrap();
-    let (_leader, snap) = leader_snapshot(leader_dir.path()).await;
+    let (mut leader, snap) = leader_snapshot(leader_dir.path()).await;
     let dir = tempfile::tempdir().unwrap();
     let snap_dir = dir.path().join("snap");
     {
@@ -196,8 +245,15 @@ async fn install_interrupted_after_the_marker_completes_on_reopen() {
         // of the snapshot written.
         let engine = open_rocks(dir.path());
         let store = SnapshotStore::open(&snap_dir).unwrap();
-        let (file, path) = snap.snapshot.into_std().await;
+        let (file, path) = snap.snapshot.into_std().await.unwrap();
         let local = store.adopt(&snap.meta, file, &path).unwrap();
+        assert_eq!(
+            files_in(&snap_dir),
+            vec![
+                format!("{}.meta.json", snap.meta.snapshot_id),
+                format!("{}.snap", snap.meta.snapshot_id)
+            ]
+        );
         snapshot_install::begin(engine.as_ref(), &snap.meta).unwrap();
         let first = Decoder::new(BufReader::new(local))
             .unwrap()
@@ -213,6 +269,8 @@ async fn install_interrupted_after_the_marker_completes_on_reopen() {
     let engine = open_rocks(dir.path());
     let mut sm = StateMachine::open(engine.clone(), &snap_dir).unwrap();
     assert_eq!(engine.get(Cf::Meta, meta::INSTALLING).unwrap(), None);
+    // The data is deleted once the install is complete.
+    assert_eq!(files_in(&snap_dir), snapshot_files(&snap.meta.snapshot_id));
     assert_eq!(
         sm.applied_state().await.unwrap(),
         (snap.meta.last_log_id, snap.meta.last_membership.clone())
@@ -224,15 +282,39 @@ async fn install_interrupted_after_the_marker_completes_on_reopen() {
     assert_eq!(sm.get_current_snapshot().await.unwrap().unwrap().meta, snap.meta);
     // The installed state is what a snapshot of it would carry again.
     let rebuilt = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
-    let (file, _) = rebuilt.snapshot.into_std().await;
-    assert_eq!(snapshot::verify(BufReader::new(file)).unwrap(), {
-        let (_, leader_file) = SnapshotStore::open(leader_dir.path())
-            .unwrap()
-            .open_current()
-            .unwrap()
-            .unwrap();
-        snapshot::verify(BufReader::new(leader_file)).unwrap()
-    });
+    let (file, _) = rebuilt.snapshot.into_std().await.unwrap();
+    let (leader_file, _) = leader
+        .get_current_snapshot()
+        .await
+        .unwrap()
+        .unwrap()
+        .snapshot
+        .into_std()
+        .await
+        .unwrap();
+    assert_eq!(kv_keys(file), kv_keys(leader_file));
+}
+
+#[tokio::test]
+async fn a_directory_of_the_copying_snapshots_keeps_its_meta_and_loses_its_data() {
+    // Before snapshots stopped copying the store, every snapshot had its
+    // data beside its meta; an upgraded member deletes the data at open.
+    let dir = tempfile::tempdir().unwrap();
+    let snap_dir = dir.path().join("snap");
+    let id = {
+        let mut sm = StateMachine::open(open_rocks(dir.path()), &snap_dir).unwrap();
+        sm.apply([members(), put(2, "a", "1")]).await.unwrap();
+        let built = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        let (file, _) = built.snapshot.into_std().await.unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut { file }, &mut bytes).unwrap();
+        std::fs::write(snap_dir.join(format!("{}.snap", built.meta.snapshot_id)), bytes).unwrap();
+        built.meta
+    };
+    assert_eq!(files_in(&snap_dir).len(), 2);
+    let mut sm = StateMachine::open(open_rocks(dir.path()), &snap_dir).unwrap();
+    assert_eq!(files_in(&snap_dir), snapshot_files(&id.snapshot_id));
+    assert_eq!(sm.get_current_snapshot().await.unwrap().unwrap().meta, id);
 }
 
 #[test]

@@ -1,14 +1,16 @@
 //! The raft state machine: applies committed entries to the MVCC store
 //! through `apply`, one engine batch per entry holding the entry's writes and
-//! its log id (DESIGN.md invariant 3), and builds/installs snapshots as files
-//! in the snapshot directory (`snapshot_store`, `snapshot_install`).
+//! its log id (DESIGN.md invariant 3), and builds and installs snapshots: a
+//! snapshot is a point in the log recorded in the snapshot directory
+//! (`snapshot_store`) whose data is written only when it travels
+//! (`snapshot_data`); a received one is installed by `snapshot_install`.
 //!
 //! State-machine batches are not fsynced: the raft log that can replay them
 //! is, and the log store syncs the engine before it purges entries.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Seek, SeekFrom};
+use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -18,8 +20,9 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 
 use super::apply_log::Applying;
 use super::snapshot;
+use super::snapshot_data::{self, Naming, SnapshotFile};
 use super::snapshot_install;
-use super::snapshot_store::{SnapshotFile, SnapshotStore};
+use super::snapshot_store::SnapshotStore;
 use super::types::{
     sm_read, sm_write, snapshot_read, snapshot_write, Applied, Entry, LogId, Snapshot, SnapshotMeta, StorageError,
     StoredMembership, TypeConfig,
@@ -34,10 +37,6 @@ use crate::watch::WatchHub;
 use timon_proto::mvccpb::Event;
 use timon_proto::timonpb::internal_raft_request::Request;
 use timon_proto::timonpb::{InternalRaftRequest, MemberAttributes};
-
-/// Meta keys that never travel in a snapshot: the applied log id and the
-/// membership travel in its `SnapshotMeta`; the install marker is local.
-const NOT_IN_SNAPSHOT: [&[u8]; 3] = [meta::APPLIED, meta::MEMBERSHIP, meta::INSTALLING];
 
 /// The MVCC store the rest of the server reads from. Installing a snapshot
 /// swaps in a store rebuilt from the new data; readers take the current one
@@ -97,6 +96,16 @@ fn applied_in(view: &dyn KvRead) -> Result<(Option<LogId>, StoredMembership), St
     let applied = read_json::<LogId>(view, meta::APPLIED)?;
     let membership = read_json::<StoredMembership>(view, meta::MEMBERSHIP)?.unwrap_or_default();
     Ok((applied, membership))
+}
+
+/// The snapshot meta of `view` (its id left for `snapshot_data` to set).
+fn snapshot_meta_of(view: &dyn KvRead) -> Result<SnapshotMeta, StorageError> {
+    let (last_log_id, last_membership) = applied_in(view)?;
+    Ok(SnapshotMeta {
+        last_log_id,
+        last_membership,
+        snapshot_id: String::new(),
+    })
 }
 
 /// The meta write that marks entry `log_id` applied; it goes in the same
@@ -188,6 +197,7 @@ impl StateMachine {
     pub fn open(engine: SharedEngine, snapshot_dir: &Path) -> Result<Self, StorageError> {
         let snapshots = SnapshotStore::open(snapshot_dir).map_err(|e| snapshot_read(None, e))?;
         snapshot_install::resume(engine.as_ref(), &snapshots)?;
+        snapshots.drop_data().map_err(|e| snapshot_write(None, e))?;
         let store = MvccStore::open(engine.clone()).map_err(sm_read)?;
         Ok(Self {
             engine,
@@ -239,7 +249,8 @@ impl StateMachine {
 }
 
 /// Checks a received snapshot, makes it the local current snapshot, installs
-/// it and rebuilds the MVCC store from the result. The current store's
+/// it, deletes its data (the state machine holds it now) and rebuilds the
+/// MVCC store from the result. The current store's
 /// background compaction stops first: it must not delete from the data
 /// the install writes.
 fn install_received(
@@ -260,6 +271,9 @@ fn install_received(
         let _installing = gate.write().unwrap_or_else(|p| p.into_inner());
         current.current().stop_compaction();
         snapshot_install::install(engine.as_ref(), meta, local)?;
+    }
+    if let Err(e) = snapshots.drop_data() {
+        tracing::warn!("cannot delete the data of installed snapshot {}: {e}", meta.snapshot_id);
     }
     MvccStore::open(engine.clone()).map_err(sm_read)
 }
@@ -371,7 +385,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<SnapshotFile>) -> Result<(), StorageError> {
-        let received = snapshot.into_std().await;
+        let received = snapshot.into_std().await.map_err(|e| snapshot_read(Some(meta), e))?;
         let size = received.0.metadata().map_or(0, |m| m.len());
         let snapshot_id = meta.snapshot_id.clone();
         let index = meta.last_log_id.map_or(0, |l| l.index);
@@ -410,13 +424,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        let current = self.snapshots.open_current().map_err(|e| snapshot_read(None, e))?;
-        Ok(current.map(|(meta, file)| {
-            let path = self.snapshots.data_path(&meta.snapshot_id);
-            Snapshot {
-                meta,
-                snapshot: Box::new(SnapshotFile::new(file, path)),
-            }
+        let Some(current) = self.snapshots.current() else {
+            return Ok(None);
+        };
+        let (meta, data) = snapshot_data::take(
+            self.engine.clone(),
+            self.install_gate.clone(),
+            self.snapshots.clone(),
+            Naming::Current(current),
+            snapshot_meta_of,
+        )
+        .await?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(data),
         }))
     }
 }
@@ -469,61 +490,21 @@ pub struct SnapshotBuilder {
     seq: u64,
 }
 
-/// Writes a snapshot of one consistent engine view into the snapshot
-/// directory; answers its meta and its data file, positioned at the start.
-fn build(
-    engine: &SharedEngine,
-    snapshots: &SnapshotStore,
-    gate: &RwLock<()>,
-    seq: u64,
-) -> Result<(SnapshotMeta, File), StorageError> {
-    let view = {
-        let _not_installing = gate.read().unwrap_or_else(|p| p.into_inner());
-        engine.snapshot()
-    };
-    let (last_log_id, last_membership) = applied_in(view.as_ref())?;
-    let snapshot_id = match last_log_id {
-        Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, seq),
-        None => format!("0-0-{seq}"),
-    };
-    let meta = SnapshotMeta {
-        last_log_id,
-        last_membership,
-        snapshot_id,
-    };
-    let failed = |e| snapshot_write(Some(&meta), e);
-    let (file, tmp) = snapshots.create_building().map_err(failed)?;
-    let written = snapshot::encode(view.as_ref(), &NOT_IN_SNAPSHOT, BufWriter::new(file))
-        .map_err(|e| snapshot_write(Some(&meta), e))
-        .and_then(|(w, _)| w.into_inner().map_err(|e| failed(e.into_error())));
-    drop(view);
-    let mut file = match written {
-        Ok(f) => f,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-    };
-    snapshots.publish(&meta, &file, &tmp).map_err(failed)?;
-    file.seek(SeekFrom::Start(0)).map_err(failed)?;
-    Ok((meta, file))
-}
-
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    /// Records the state machine's applied log id as the current snapshot:
+    /// nothing is copied (the data is written if a follower needs it).
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
-        let (engine, snapshots, gate, seq) = (
+        let (meta, data) = snapshot_data::take(
             self.engine.clone(),
-            self.snapshots.clone(),
             self.install_gate.clone(),
-            self.seq,
-        );
-        let (meta, file) = tokio::task::spawn_blocking(move || build(&engine, &snapshots, &gate, seq))
-            .await
-            .map_err(sm_read)??;
-        let path = self.snapshots.data_path(&meta.snapshot_id);
+            self.snapshots.clone(),
+            Naming::Build(self.seq),
+            snapshot_meta_of,
+        )
+        .await?;
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(SnapshotFile::new(file, path)),
+            snapshot: Box::new(data),
         })
     }
 }
