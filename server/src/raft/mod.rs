@@ -11,6 +11,7 @@
 //! - `snapshot`: the snapshot byte format (streamed encode/decode).
 //! - `snapshot_store`: the snapshot directory: the current snapshot, data files in transit.
 //! - `snapshot_data`: a snapshot's data, written from an engine view when it travels.
+//! - `snapshot_file`: openraft's `SnapshotData`, a file or the promise of one.
 //! - `snapshot_install`: replacing the state machine with a snapshot, crash-safe.
 //! - `network`: the peer transport, client side (openraft's network, forwarding).
 //! - `service`: the peer transport, server side (the `timonpb.Peer` service).
@@ -41,6 +42,7 @@ pub mod read_index;
 pub mod service;
 pub mod snapshot;
 pub mod snapshot_data;
+pub mod snapshot_file;
 pub mod snapshot_install;
 pub mod snapshot_store;
 pub mod state_machine;

@@ -1,5 +1,4 @@
-//! openraft's `SnapshotData` ([`SnapshotFile`]) and how a snapshot's data
-//! comes to exist: a snapshot is a point in the log whose data is the state
+//! How a snapshot's data comes to exist: a snapshot is a point in the log whose data is the state
 //! machine itself, so its bytes are written only when they travel.
 //!
 //! [`take`] takes one consistent engine view, reads the applied log id and
@@ -13,23 +12,16 @@
 //! [`take`] until the bytes are written or the file dropped; dropping the
 //! file stops a write in progress and returns once the task let go of the
 //! view and the engine, so an engine is closed when its last user says so.
-//!
-//! A received snapshot is a [`SnapshotFile`] too: an ordinary file that the
-//! leader's chunks are written into.
 
 use std::fs::File;
-use std::future::Future;
 use std::io::{self, BufWriter, Seek, SeekFrom};
-use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, RwLock};
-use std::task::{ready, Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 
 use super::snapshot;
+use super::snapshot_file::SnapshotFile;
 use super::snapshot_store::SnapshotStore;
 use super::types::{sm_read, snapshot_write, SnapshotMeta, StorageError};
 use crate::storage::keys::meta;
@@ -38,47 +30,6 @@ use crate::storage::{KvRead, SharedEngine};
 /// Meta keys that never travel in a snapshot's data: the applied log id and
 /// the membership travel in its `SnapshotMeta`; the install marker is local.
 pub const NOT_IN_SNAPSHOT: [&[u8]; 3] = [meta::APPLIED, meta::MEMBERSHIP, meta::INSTALLING];
-
-/// openraft's `SnapshotData`: a snapshot's bytes in a file, or the promise
-/// of them ([`take`]).
-pub struct SnapshotFile {
-    state: State,
-    /// Where the file is, for a received snapshot to be renamed into place
-    /// rather than copied; empty for data written to be sent.
-    path: PathBuf,
-    /// A seek asked for before the bytes existed.
-    seek: Option<SeekFrom>,
-}
-
-enum State {
-    Open(tokio::fs::File),
-    Later {
-        /// Tells the writer to start (dropped unsent: to give up).
-        start: Option<oneshot::Sender<()>>,
-        written: oneshot::Receiver<io::Result<File>>,
-        /// Set to stop a write in progress.
-        cancel: Arc<AtomicBool>,
-        /// Disconnected once the writer dropped the view and the engine.
-        released: mpsc::Receiver<()>,
-    },
-}
-
-impl Drop for SnapshotFile {
-    fn drop(&mut self) {
-        if let State::Later {
-            start,
-            cancel,
-            released,
-            ..
-        } = &mut self.state
-        {
-            cancel.store(true, Ordering::Relaxed);
-            drop(start.take());
-            // Returns when the writer is gone (it never sends).
-            let _ = released.recv();
-        }
-    }
-}
 
 /// A writer that fails once `cancel` is set, so a write nobody will read
 /// stops early.
@@ -96,114 +47,6 @@ impl<W: io::Write> io::Write for Cancellable<W> {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
-    }
-}
-
-fn not_written() -> io::Error {
-    io::Error::other("the snapshot's data was not written: its writer stopped")
-}
-
-impl SnapshotFile {
-    pub fn new(file: File, path: PathBuf) -> Self {
-        Self {
-            state: State::Open(tokio::fs::File::from_std(file)),
-            path,
-            seek: None,
-        }
-    }
-
-    /// The file (written first if it was not yet, and after every pending
-    /// write completed) and its path.
-    pub async fn into_std(mut self) -> io::Result<(File, PathBuf)> {
-        std::future::poll_fn(|cx| self.poll_open(cx).map_ok(|_| ())).await?;
-        let (seek, path) = (self.seek.take(), std::mem::take(&mut self.path));
-        let placeholder = State::Later {
-            start: None,
-            written: oneshot::channel().1,
-            cancel: Arc::default(),
-            released: mpsc::channel().1,
-        };
-        let State::Open(file) = std::mem::replace(&mut self.state, placeholder) else {
-            unreachable!("poll_open answered Ready(Ok)")
-        };
-        let mut file = file.into_std().await;
-        if let Some(pos) = seek {
-            file.seek(pos)?;
-        }
-        Ok((file, path))
-    }
-
-    /// The open file, once its bytes are written.
-    fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&mut tokio::fs::File>> {
-        if let State::Later { start, written, .. } = &mut self.state {
-            if let Some(start) = start.take() {
-                let _ = start.send(());
-            }
-            let file = ready!(Pin::new(written).poll(cx)).map_err(|_| not_written())??;
-            self.state = State::Open(tokio::fs::File::from_std(file));
-        }
-        match &mut self.state {
-            State::Open(file) => Poll::Ready(Ok(file)),
-            State::Later { .. } => unreachable!("just opened"),
-        }
-    }
-
-    /// The open file with any seek asked for before it existed started.
-    fn poll_positioned(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&mut tokio::fs::File>> {
-        ready!(self.poll_open(cx))?;
-        let pending = self.seek.take();
-        let State::Open(file) = &mut self.state else {
-            unreachable!("poll_open answered Ready(Ok)")
-        };
-        if let Some(pos) = pending {
-            Pin::new(&mut *file).start_seek(pos)?;
-        }
-        Poll::Ready(Ok(file))
-    }
-}
-
-impl AsyncRead for SnapshotFile {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let file = ready!(self.get_mut().poll_positioned(cx))?;
-        Pin::new(file).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for SnapshotFile {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match &mut self.get_mut().state {
-            State::Open(file) => Pin::new(file).poll_write(cx, buf),
-            State::Later { .. } => Poll::Ready(Err(io::Error::other("a snapshot being built is not writable"))),
-        }
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().state {
-            State::Open(file) => Pin::new(file).poll_flush(cx),
-            State::Later { .. } => Poll::Ready(Ok(())),
-        }
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().state {
-            State::Open(file) => Pin::new(file).poll_shutdown(cx),
-            State::Later { .. } => Poll::Ready(Ok(())),
-        }
-    }
-}
-
-impl AsyncSeek for SnapshotFile {
-    fn start_seek(self: Pin<&mut Self>, position: SeekFrom) -> io::Result<()> {
-        let this = self.get_mut();
-        match &mut this.state {
-            State::Open(file) => Pin::new(file).start_seek(position),
-            State::Later { .. } => {
-                this.seek = Some(position);
-                Ok(())
-            }
-        }
-    }
-    fn poll_complete(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
-        let file = ready!(self.get_mut().poll_positioned(cx))?;
-        Pin::new(file).poll_complete(cx)
     }
 }
 
@@ -259,17 +102,7 @@ pub async fn take(
         }
     });
     let meta = meta_rx.await.map_err(sm_read)??;
-    let file = SnapshotFile {
-        state: State::Later {
-            start: Some(start_tx),
-            written: written_rx,
-            cancel,
-            released: released_rx,
-        },
-        path: PathBuf::new(),
-        seek: None,
-    };
-    Ok((meta, file))
+    Ok((meta, SnapshotFile::later(start_tx, written_rx, cancel, released_rx)))
 }
 
 /// Gives the view's meta (its `snapshot_id` not yet set) its name, and

@@ -20,7 +20,8 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 
 use super::apply_log::Applying;
 use super::snapshot;
-use super::snapshot_data::{self, Naming, SnapshotFile};
+use super::snapshot_data::{self, Naming};
+use super::snapshot_file::SnapshotFile;
 use super::snapshot_install;
 use super::snapshot_store::SnapshotStore;
 use super::types::{
