@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader, StorageIOError};
 
+use super::log_growth::LogGrowth;
 use super::types::{any, Entry, LogId, StorageError, TypeConfig, Vote};
 use crate::storage::keys::raft_meta;
 use crate::storage::{Cf, Scan, SharedEngine, WriteBatch};
@@ -29,6 +30,8 @@ pub struct LogStore {
     engine: SharedEngine,
     /// The last commit index openraft saved, for [`LogStore::committed_index`].
     committed: Arc<AtomicU64>,
+    /// Told of the bytes every append writes (`log_growth`).
+    growth: Option<Arc<LogGrowth>>,
 }
 
 /// etcd's `warnSyncDuration`: a synced log write slower than this is logged.
@@ -68,7 +71,14 @@ impl LogStore {
         Self {
             engine,
             committed: Arc::default(),
+            growth: None,
         }
+    }
+
+    /// Tells `growth` of the bytes every append writes from now on.
+    pub fn with_growth(mut self, growth: Arc<LogGrowth>) -> Self {
+        self.growth = Some(growth);
+        self
     }
 
     /// The commit index as this member last learnt it (0 until its first
@@ -241,8 +251,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = WriteBatch::new();
+        let mut appended = 0;
         for entry in entries {
             let bytes = bincode::serialize(&entry).map_err(write_err)?;
+            appended += bytes.len() as u64;
             batch.put(Cf::RaftLog, index_key(entry.log_id.index).to_vec(), bytes);
         }
         let res = if crate::planted::active("ack-before-fsync") {
@@ -258,6 +270,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .err()
             .map(|e| write_err(std::io::Error::other(e.to_string())));
         callback.log_io_completed(res);
+        if let (None, Some(growth)) = (&failed, &self.growth) {
+            growth.appended(appended);
+        }
         match failed {
             Some(e) => Err(e),
             None => Ok(()),

@@ -7,6 +7,7 @@
 //! # Layout
 //! - `types`: openraft's type config (entry payload, apply response, member).
 //! - `log_store`: the fsynced raft log on the storage engine.
+//! - `log_growth`: a snapshot each time the log grew by 256 MiB, besides `--snapshot-count`.
 //! - `state_machine`: applies entries through `apply`, builds/installs snapshots.
 //! - `snapshot`: the snapshot byte format (streamed encode/decode).
 //! - `snapshot_store`: the snapshot directory: the current snapshot, data files in transit.
@@ -33,6 +34,7 @@ mod forward;
 pub mod hash_peers;
 pub mod leader_log;
 pub mod lease;
+pub mod log_growth;
 pub mod log_store;
 pub mod membership;
 pub mod network;

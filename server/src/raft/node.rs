@@ -14,6 +14,7 @@ use openraft::error::{InitializeError, RaftError};
 use timon_proto::timonpb::InternalRaftRequest;
 
 use super::forward::Forwarder;
+use super::log_growth::{LogGrowth, LOG_BYTES_PER_SNAPSHOT};
 use super::network::{NetworkFactory, PeerRpc, Peers};
 use super::propose_batch::{self, ProposeBatcher};
 use super::read_index::ReadBatcher;
@@ -103,7 +104,8 @@ impl RaftNode {
             ..Default::default()
         };
         let config = Arc::new(config.validate()?);
-        let log_store = log_store::LogStore::new(engine.clone());
+        let growth = LogGrowth::new(LOG_BYTES_PER_SNAPSHOT);
+        let log_store = log_store::LogStore::new(engine.clone()).with_growth(growth.clone());
         let committed = log_store.committed_index();
         let mut state_machine = StateMachine::open(engine, &settings.snapshot_dir)?;
         let store = state_machine.store();
@@ -134,6 +136,7 @@ impl RaftNode {
         watch_own_removal(&raft, id, peers.clone());
         stop_on_fatal_error(&raft);
         super::leader_log::spawn(&raft, id);
+        super::log_growth::spawn(&raft, growth);
         // etcd's request timeout: 5 s plus two election timeouts.
         let request_timeout = Duration::from_millis(5_000 + 2 * settings.election_ms);
         Ok(Self {
