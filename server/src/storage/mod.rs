@@ -157,6 +157,16 @@ pub trait Engine: KvRead + Send + Sync + 'static {
     /// Rewrites the files of every column family so deleted data stops
     /// taking space (etcd's defragment). Reads and writes go on meanwhile.
     fn compact_all(&self) -> Result<()>;
+
+    /// Frees now, rather than at some later compaction, the space of the
+    /// files of `cf` whose keys all lie in `[first, last]`, a range a write
+    /// already deleted with [`WriteBatch::delete_range`] (that deletion
+    /// still covers whatever other files hold of the range). Only for data
+    /// nothing reads again, engine snapshots included: their view of the
+    /// range goes too. Engines without files do nothing.
+    fn drop_files_in(&self, _cf: Cf, _first: &[u8], _last: &[u8]) -> Result<()> {
+        Ok(())
+    }
 }
 
 pub type SharedEngine = Arc<dyn Engine>;

@@ -217,6 +217,11 @@ impl Engine for RocksEngine {
         }
         Ok(())
     }
+    fn drop_files_in(&self, cf: Cf, first: &[u8], last: &[u8]) -> Result<()> {
+        // RocksDB's DeleteFilesInRange: both ends included; files in level 0
+        // stay (their ranges overlap), and so does the range deletion.
+        self.db.delete_file_in_range_cf(self.cf(cf), first, last).map_err(err)
+    }
 }
 
 #[cfg(test)]
@@ -302,6 +307,57 @@ mod tests {
         let mut b = WriteBatch::new();
         b.put(cf, key.to_vec(), b"v".to_vec());
         b
+    }
+
+    #[test]
+    fn files_of_a_deleted_range_are_dropped_at_once_and_the_rest_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = RocksEngine::open(dir.path()).unwrap();
+        // Incompressible values, in eight files out of level 0 with
+        // ranges of their own, as a long log's older entries are.
+        let mut x = 1u64;
+        let mut value = || -> Vec<u8> {
+            (0..4096)
+                .map(|_| {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (x >> 56) as u8
+                })
+                .collect()
+        };
+        let mut values = Vec::new();
+        for chunk in 0..8u32 {
+            let mut b = WriteBatch::new();
+            for i in chunk * 1000..(chunk + 1) * 1000 {
+                let v = value();
+                b.put(Cf::RaftLog, i.to_be_bytes().to_vec(), v.clone());
+                values.push(v);
+            }
+            e.write(b, false).unwrap();
+            let cf = e.cf(Cf::RaftLog);
+            e.db.flush_cf(cf).unwrap();
+            let (from, to) = ((chunk * 1000).to_be_bytes(), ((chunk + 1) * 1000 - 1).to_be_bytes());
+            e.db.compact_range_cf(cf, Some(&from[..]), Some(&to[..]));
+        }
+        let before = e.size_of(&[Cf::RaftLog]);
+        assert!(before > 8000 * 4096 / 2, "{before}");
+        let mut b = WriteBatch::new();
+        b.delete_range(Cf::RaftLog, 0u32.to_be_bytes().to_vec(), 7000u32.to_be_bytes().to_vec());
+        e.write(b, true).unwrap();
+        assert!(
+            e.size_of(&[Cf::RaftLog]) >= before,
+            "a range deletion alone frees nothing"
+        );
+        e.drop_files_in(Cf::RaftLog, &0u32.to_be_bytes(), &6999u32.to_be_bytes())
+            .unwrap();
+        let after = e.size_of(&[Cf::RaftLog]);
+        assert!(after < before / 2, "{after} bytes left of {before}");
+        assert_eq!(e.get(Cf::RaftLog, &6999u32.to_be_bytes()).unwrap(), None);
+        for i in [7000u32, 7500, 7999] {
+            assert_eq!(
+                e.get(Cf::RaftLog, &i.to_be_bytes()).unwrap().as_ref(),
+                Some(&values[i as usize])
+            );
+        }
     }
 
     #[test]
