@@ -5,9 +5,10 @@
 //! membership from it (the snapshot's meta) and answers at once with a
 //! [`SnapshotFile`] that holds no bytes yet. The first read or seek of that
 //! file starts a blocking task that streams the view in
-//! [`super::snapshot`]'s format into a temporary file, unlinked once
-//! written, so its disk space goes back when the file is dropped. A file
-//! dropped unread (openraft's start-up and its snapshot builds only look at
+//! [`super::snapshot`]'s format into a file, kept until a newer snapshot is
+//! built so that retries and other followers are sent the same file
+//! (`SnapshotStore::keep_written`; a follower that cannot be reached must
+//! not make its leader copy the store at every retry). A file dropped unread (openraft's start-up and its snapshot builds only look at
 //! the meta) writes nothing. The view, an engine snapshot, is held from
 //! [`take`] until the bytes are written or the file dropped; dropping the
 //! file stops a write in progress and returns once the task let go of the
@@ -123,8 +124,8 @@ fn name(mut meta: SnapshotMeta, naming: Naming, snapshots: &SnapshotStore) -> Re
     }
 }
 
-/// Streams `view` into a new temporary file, unlinked once written; answers
-/// it positioned at the start.
+/// Streams `view` into a new file, kept for later senders; answers it
+/// positioned at the start.
 fn write(
     view: &dyn KvRead,
     snapshots: &SnapshotStore,
@@ -137,9 +138,14 @@ fn write(
         .map_err(io::Error::other)
         .and_then(|(w, _)| w.into_inner().map_err(|e| e.into_error()))
         .map(|c| c.inner);
-    let removed = std::fs::remove_file(&path);
-    let mut file = written?;
-    removed?;
+    let mut file = match written {
+        Ok(file) => file,
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+    };
+    snapshots.keep_written(meta, &path)?;
     file.seek(SeekFrom::Start(0))?;
     tracing::info!(
         "wrote the data of snapshot {} ({} bytes) to send",

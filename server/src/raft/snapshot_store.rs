@@ -9,9 +9,12 @@
 //! fsynced and renamed into place, then the directory is fsynced. Only the
 //! newest snapshot (by last log id) is kept.
 //!
-//! Data files: a snapshot received from the leader stays in `<id>.snap`
+//! Data files, `<id>.snap`: a snapshot received from the leader stays there
 //! until it is installed (a crash during the install redoes it from there,
-//! `snapshot_install`), then it is deleted ([`SnapshotStore::drop_data`]).
+//! `snapshot_install`), then it is deleted ([`SnapshotStore::drop_data`]);
+//! the data last written to be sent stays there until a newer snapshot is
+//! published, for every follower that needs a snapshot meanwhile
+//! ([`SnapshotStore::keep_written`]); a restart deletes it.
 //! `.tmp` files belong to snapshots being sent or received; any found at
 //! open are from an interrupted run and are deleted. Directories written by
 //! earlier versions hold a `<id>.snap` beside every meta file: it is
@@ -37,6 +40,11 @@ pub struct SnapshotStore {
     /// the current file, so a file is never deleted between being chosen and
     /// being opened.
     current: Mutex<Option<SnapshotMeta>>,
+    /// The snapshot whose data was last written to be sent, kept in
+    /// `<id>.snap` until a newer snapshot is published, so a follower that
+    /// needs a snapshot again (or another one) gets the same file rather
+    /// than a new copy of the store. Locked after `current`.
+    written: Mutex<Option<SnapshotMeta>>,
     next_tmp: AtomicU64,
 }
 
@@ -120,6 +128,7 @@ impl SnapshotStore {
         let store = Self {
             dir: dir.to_path_buf(),
             current: Mutex::new(None),
+            written: Mutex::new(None),
             next_tmp: AtomicU64::new(0),
         };
         store.remove_all_but(newest.as_ref().map(|m| m.snapshot_id.as_str()))?;
@@ -129,6 +138,36 @@ impl SnapshotStore {
 
     fn lock(&self) -> MutexGuard<'_, Option<SnapshotMeta>> {
         self.current.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_written(&self) -> MutexGuard<'_, Option<SnapshotMeta>> {
+        self.written.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps the data of snapshot `meta`, just written to `tmp` to be sent,
+    /// for [`Self::open_written`]; deletes it instead when a newer snapshot
+    /// is current already. An open file of it stays readable either way.
+    pub fn keep_written(&self, meta: &SnapshotMeta, tmp: &Path) -> io::Result<()> {
+        let current = self.lock();
+        if newer_than(&current, meta) {
+            return remove_if_exists(tmp);
+        }
+        let mut written = self.lock_written();
+        if let Some(old) = written.take() {
+            remove_if_exists(&self.data_path(&old.snapshot_id))?;
+        }
+        fs::rename(tmp, self.data_path(&meta.snapshot_id))?;
+        *written = Some(meta.clone());
+        Ok(())
+    }
+
+    /// The data written to send last ([`Self::keep_written`]), opened, if it
+    /// is of a snapshot at or past `current`.
+    pub fn open_written(&self, current: &SnapshotMeta) -> Option<(SnapshotMeta, File)> {
+        let written = self.lock_written();
+        let meta = written.as_ref().filter(|w| w.last_log_id >= current.last_log_id)?;
+        let file = File::open(self.data_path(&meta.snapshot_id)).ok()?;
+        Some((meta.clone(), file))
     }
 
     /// Where the data of snapshot `snapshot_id` is (or would be) kept.
@@ -199,6 +238,8 @@ impl SnapshotStore {
         fs::rename(&meta_tmp, self.meta_path(&meta.snapshot_id))?;
         sync_dir(&self.dir)?;
         *current = Some(meta.clone());
+        // The data written to send goes with the other older files.
+        *self.lock_written() = None;
         if let Err(e) = self.remove_all_but(Some(&meta.snapshot_id)) {
             tracing::warn!("cannot delete snapshots older than {}: {e}", meta.snapshot_id);
         }
@@ -208,6 +249,7 @@ impl SnapshotStore {
     /// Deletes every data file: called once the state machine holds what
     /// they carried (an install finished, or found finished at open).
     pub fn drop_data(&self) -> io::Result<()> {
+        *self.lock_written() = None;
         for name in file_names(&self.dir)? {
             if name.ends_with(DATA_SUFFIX) {
                 remove_if_exists(&self.dir.join(name))?;

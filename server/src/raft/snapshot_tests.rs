@@ -1,6 +1,6 @@
 //! Snapshots through the state machine: a build records a point in the log
 //! and copies nothing, the data is written when read (from the state machine
-//! as it is then) and its file is gone once dropped, a snapshot survives a
+//! as it is then) and kept for later readers until the next build, a snapshot survives a
 //! restart, a received snapshot is installed and its data deleted, a corrupt
 //! one is refused before anything changes, and an install a crash
 //! interrupted is completed when the state machine is opened again.
@@ -153,16 +153,29 @@ async fn a_build_copies_nothing_and_the_data_is_written_when_read_from_the_state
     data.read_to_end(&mut bytes).await.unwrap();
     assert_eq!(bytes.len() as u64, end);
     assert_eq!(snapshot::verify(&bytes[..]).unwrap(), 2 + 1);
-    // The temporary file is unlinked once written: the directory holds the
-    // meta file only, and the bytes go when the data is dropped.
-    assert_eq!(files_in(&snap_dir), snapshot_files("1-2-1"));
     drop(data);
+    // The data is kept for the next follower (or the next try): asked
+    // again, the state machine answers the same snapshot, not a new copy.
+    assert_eq!(
+        files_in(&snap_dir),
+        vec!["1-2-1.meta.json".to_string(), "1-3-0.snap".to_string()]
+    );
+    let again = sm.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(again.meta.snapshot_id, "1-3-0");
+    let (file, _) = again.snapshot.into_std().await.unwrap();
+    let mut again_bytes = Vec::new();
+    std::io::Read::read_to_end(&mut { file }, &mut again_bytes).unwrap();
+    assert_eq!(again_bytes, bytes);
 
+    // A newer build replaces it: the directory is back to one meta file.
+    let newer = sm.get_snapshot_builder().await.build_snapshot().await.unwrap().meta;
+    assert_eq!(newer.snapshot_id, "1-4-2");
+    assert_eq!(files_in(&snap_dir), snapshot_files("1-4-2"));
     // A current snapshot dropped unread writes nothing.
     let unread = sm.get_current_snapshot().await.unwrap().unwrap();
-    assert_eq!(unread.meta.last_log_id, Some(log_id(1, 1, 4)));
+    assert_eq!(unread.meta, newer);
     drop(unread);
-    assert_eq!(files_in(&snap_dir), snapshot_files("1-2-1"));
+    assert_eq!(files_in(&snap_dir), snapshot_files("1-4-2"));
 }
 
 #[tokio::test]

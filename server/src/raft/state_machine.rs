@@ -428,6 +428,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let Some(current) = self.snapshots.current() else {
             return Ok(None);
         };
+        if let Some((meta, file)) = self.snapshots.open_written(&current) {
+            return Ok(Some(Snapshot {
+                meta,
+                snapshot: Box::new(SnapshotFile::new(file, PathBuf::new())),
+            }));
+        }
         let (meta, data) = snapshot_data::take(
             self.engine.clone(),
             self.install_gate.clone(),
