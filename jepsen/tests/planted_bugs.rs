@@ -31,6 +31,12 @@ fn run_with_bug(bug: &str, nemesis: &str) -> (bool, String) {
 
 /// Runs one scenario of `workload` on the planted binary with `bug` on.
 fn run_workload_with_bug(workload: &str, bug: &str, nemesis: &str) -> (bool, String) {
+    run_seed_with_bug(workload, bug, nemesis, 1)
+}
+
+/// Runs one scenario of `workload` with `seed` on the planted binary with
+/// `bug` on.
+fn run_seed_with_bug(workload: &str, bug: &str, nemesis: &str, seed: u64) -> (bool, String) {
     let results = tempfile::tempdir().expect("results dir");
     let out = Command::new(env!("CARGO_BIN_EXE_timon-jepsen"))
         .args([
@@ -42,8 +48,8 @@ fn run_workload_with_bug(workload: &str, bug: &str, nemesis: &str) -> (bool, Str
             "--time-limit",
             "20",
             "--seed",
-            "1",
         ])
+        .arg(seed.to_string())
         .arg("--binary")
         .arg(planted_binary())
         .arg("--results")
@@ -92,19 +98,40 @@ fn stale_lists_are_caught() {
 
 /// Raft log appends acknowledged before they are durable (kept only in
 /// RocksDB's memtable) and every member killed at once: the entries a
-/// quorum acknowledged are gone from every log. What the harness sees (runs
-/// of seeds 1–3): a member whose saved commit index is ahead of its applied
-/// state cannot restart ("Failed to get log entries" while re-applying), so
-/// the cluster never heals; the same scenario passes on timon proper.
+/// quorum acknowledged are gone from every log. What the harness sees: a
+/// member whose saved commit index is ahead of its applied state cannot
+/// restart ("Failed to get log entries" while re-applying), or panics on
+/// the log it lost, so the cluster never heals. Whether a run gets there
+/// depends on where the kills fall: since a leader sends a snapshot of its
+/// state as it is when sending (not as it was at the last build), a member
+/// behind can be brought past its lost entries, and about one run in seven
+/// under load healed with nothing acknowledged lost (the state machines,
+/// written through RocksDB's log, kept what the raft logs lost). So up to
+/// five seeds run, until one catches it; the same scenario passes on timon
+/// proper.
 #[test]
 fn acks_before_fsync_are_caught_by_killing_every_member() {
-    let (failed, text) = run_with_bug("ack-before-fsync", "kill-all");
-    assert!(
-        failed,
-        "the harness passed a build that acknowledges unsynced log appends:\n{text}"
+    let mut texts = Vec::new();
+    for seed in 1..=5 {
+        let (failed, text) = run_seed_with_bug("register", "ack-before-fsync", "kill-all", seed);
+        if failed {
+            let found = [
+                "after healing",
+                " Invalid",
+                "(lost)",
+                "disagree",
+                "never written",
+                "panicked",
+            ];
+            assert!(found.iter().any(|f| text.contains(f)), "{text}");
+            return;
+        }
+        texts.push(text);
+    }
+    panic!(
+        "the harness passed a build that acknowledges unsynced log appends, 5 seeds:\n{}",
+        texts.join("\n")
     );
-    let found = ["after healing", " Invalid", "(lost)", "disagree", "never written"];
-    assert!(found.iter().any(|f| text.contains(f)), "{text}");
 }
 
 /// The same bug under a power loss of every member (lazyfs): the
