@@ -104,8 +104,8 @@ fn stale_lists_are_caught() {
 /// the log it lost, so the cluster never heals. Whether a run gets there
 /// depends on where the kills fall: since a leader sends a snapshot of its
 /// state as it is when sending (not as it was at the last build), a member
-/// behind can be brought past its lost entries, and about one run in seven
-/// under load healed with nothing acknowledged lost (the state machines,
+/// behind can be brought past its lost entries, and one run in four under
+/// load (none of three without) healed with nothing acknowledged lost (the state machines,
 /// written through RocksDB's log, kept what the raft logs lost). So up to
 /// five seeds run, until one catches it; the same scenario passes on timon
 /// proper.
