@@ -105,10 +105,10 @@ fn stale_lists_are_caught() {
 /// depends on where the kills fall: since a leader sends a snapshot of its
 /// state as it is when sending (not as it was at the last build), a member
 /// behind can be brought past its lost entries, and one run in four under
-/// load (none of three without) healed with nothing acknowledged lost (the state machines,
-/// written through RocksDB's log, kept what the raft logs lost). So up to
-/// five seeds run, until one catches it; the same scenario passes on timon
-/// proper.
+/// load (none of three without) healed with nothing acknowledged lost (the
+/// state machines, written through RocksDB's log, kept what the raft logs
+/// lost). So up to five seeds run, until one catches it; the same scenario
+/// passes on timon proper.
 #[test]
 fn acks_before_fsync_are_caught_by_killing_every_member() {
     let mut texts = Vec::new();
