@@ -30,31 +30,26 @@ pub struct SnapshotFile {
 
 enum State {
     Open(tokio::fs::File),
-    Later {
-        /// Tells the writer to start (dropped unsent: to give up).
-        start: Option<oneshot::Sender<()>>,
-        written: oneshot::Receiver<io::Result<File>>,
-        /// Set to stop a write in progress.
-        cancel: Arc<AtomicBool>,
-        /// Disconnected once the writer dropped the view and the engine.
-        released: mpsc::Receiver<()>,
-    },
+    Later(Writer),
 }
 
-impl Drop for SnapshotFile {
+/// The handles on the task that is to write the bytes.
+struct Writer {
+    /// Tells the writer to start (dropped unsent: to give up).
+    start: Option<oneshot::Sender<()>>,
+    written: oneshot::Receiver<io::Result<File>>,
+    /// Set to stop a write in progress.
+    cancel: Arc<AtomicBool>,
+    /// Disconnected once the writer dropped the view and the engine.
+    released: mpsc::Receiver<()>,
+}
+
+impl Drop for Writer {
     fn drop(&mut self) {
-        if let State::Later {
-            start,
-            cancel,
-            released,
-            ..
-        } = &mut self.state
-        {
-            cancel.store(true, Ordering::Relaxed);
-            drop(start.take());
-            // Returns when the writer is gone (it never sends).
-            let _ = released.recv();
-        }
+        self.cancel.store(true, Ordering::Relaxed);
+        drop(self.start.take());
+        // Returns when the writer is gone (it never sends).
+        let _ = self.released.recv();
     }
 }
 
@@ -82,12 +77,12 @@ impl SnapshotFile {
         released: mpsc::Receiver<()>,
     ) -> Self {
         Self {
-            state: State::Later {
+            state: State::Later(Writer {
                 start: Some(start),
                 written,
                 cancel,
                 released,
-            },
+            }),
             path: PathBuf::new(),
             seek: None,
         }
@@ -97,35 +92,28 @@ impl SnapshotFile {
     /// write completed) and its path.
     pub async fn into_std(mut self) -> io::Result<(File, PathBuf)> {
         std::future::poll_fn(|cx| self.poll_open(cx).map_ok(|_| ())).await?;
-        let (seek, path) = (self.seek.take(), std::mem::take(&mut self.path));
-        let placeholder = State::Later {
-            start: None,
-            written: oneshot::channel().1,
-            cancel: Arc::default(),
-            released: mpsc::channel().1,
-        };
-        let State::Open(file) = std::mem::replace(&mut self.state, placeholder) else {
+        let State::Open(file) = self.state else {
             unreachable!("poll_open answered Ready(Ok)")
         };
         let mut file = file.into_std().await;
-        if let Some(pos) = seek {
+        if let Some(pos) = self.seek {
             file.seek(pos)?;
         }
-        Ok((file, path))
+        Ok((file, self.path))
     }
 
     /// The open file, once its bytes are written.
     fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&mut tokio::fs::File>> {
-        if let State::Later { start, written, .. } = &mut self.state {
-            if let Some(start) = start.take() {
+        if let State::Later(writer) = &mut self.state {
+            if let Some(start) = writer.start.take() {
                 let _ = start.send(());
             }
-            let file = ready!(Pin::new(written).poll(cx)).map_err(|_| not_written())??;
+            let file = ready!(Pin::new(&mut writer.written).poll(cx)).map_err(|_| not_written())??;
             self.state = State::Open(tokio::fs::File::from_std(file));
         }
         match &mut self.state {
             State::Open(file) => Poll::Ready(Ok(file)),
-            State::Later { .. } => unreachable!("just opened"),
+            State::Later(_) => unreachable!("just opened"),
         }
     }
 
@@ -154,19 +142,19 @@ impl AsyncWrite for SnapshotFile {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match &mut self.get_mut().state {
             State::Open(file) => Pin::new(file).poll_write(cx, buf),
-            State::Later { .. } => Poll::Ready(Err(io::Error::other("a snapshot being built is not writable"))),
+            State::Later(_) => Poll::Ready(Err(io::Error::other("a snapshot being built is not writable"))),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.get_mut().state {
             State::Open(file) => Pin::new(file).poll_flush(cx),
-            State::Later { .. } => Poll::Ready(Ok(())),
+            State::Later(_) => Poll::Ready(Ok(())),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.get_mut().state {
             State::Open(file) => Pin::new(file).poll_shutdown(cx),
-            State::Later { .. } => Poll::Ready(Ok(())),
+            State::Later(_) => Poll::Ready(Ok(())),
         }
     }
 }
@@ -176,7 +164,7 @@ impl AsyncSeek for SnapshotFile {
         let this = self.get_mut();
         match &mut this.state {
             State::Open(file) => Pin::new(file).start_seek(position),
-            State::Later { .. } => {
+            State::Later(_) => {
                 this.seek = Some(position);
                 Ok(())
             }
