@@ -1,5 +1,6 @@
-//! How a snapshot's data comes to exist: a snapshot is a point in the log whose data is the state
-//! machine itself, so its bytes are written only when they travel.
+//! How a snapshot's data comes to exist: a snapshot is a point in the log
+//! whose data is the state machine itself, so its bytes are written only
+//! when they travel.
 //!
 //! [`take`] takes one consistent engine view, reads the applied log id and
 //! membership from it (the snapshot's meta) and answers at once with a
@@ -8,8 +9,9 @@
 //! [`super::snapshot`]'s format into a file, kept until a newer snapshot is
 //! built so that retries and other followers are sent the same file
 //! (`SnapshotStore::keep_written`; a follower that cannot be reached must
-//! not make its leader copy the store at every retry). A file dropped unread (openraft's start-up and its snapshot builds only look at
-//! the meta) writes nothing. The view, an engine snapshot, is held from
+//! not make its leader copy the store at every retry). A file dropped
+//! unread (openraft's start-up and its snapshot builds only look at the
+//! meta) writes nothing. The view, an engine snapshot, is held from
 //! [`take`] until the bytes are written or the file dropped; dropping the
 //! file stops a write in progress and returns once the task let go of the
 //! view and the engine, so an engine is closed when its last user says so.

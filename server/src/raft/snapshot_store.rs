@@ -36,9 +36,9 @@ const RECEIVING_SUFFIX: &str = ".receiving.tmp";
 /// The snapshot files of one member.
 pub struct SnapshotStore {
     dir: PathBuf,
-    /// The newest durable snapshot. Held while publishing and while opening
-    /// the current file, so a file is never deleted between being chosen and
-    /// being opened.
+    /// The newest durable snapshot. Held while publishing, adopting and
+    /// keeping written data, so a data file is never renamed into place
+    /// after a newer snapshot was published (and its older files deleted).
     current: Mutex<Option<SnapshotMeta>>,
     /// The snapshot whose data was last written to be sent, kept in
     /// `<id>.snap` until a newer snapshot is published, so a follower that
