@@ -17,6 +17,8 @@ use crate::RaftTypeConfig;
 mod append_entries_test;
 #[cfg(test)]
 mod send_heartbeat_test;
+#[cfg(test)]
+mod send_heartbeat_during_snapshot_test;
 
 /// Handle leader operations.
 ///

@@ -13,6 +13,8 @@ use crate::RaftTypeConfig;
 mod calc_purge_upto_test;
 #[cfg(test)]
 mod purge_log_test;
+#[cfg(test)]
+mod schedule_policy_based_purge_test;
 
 /// Handle raft-log related operations
 pub(crate) struct LogHandler<'x, C>
@@ -56,6 +58,13 @@ where C: RaftTypeConfig
     #[tracing::instrument(level = "debug", skip_all)]
     pub(crate) fn schedule_policy_based_purge(&mut self) {
         if let Some(purge_upto) = self.calc_purge_upto() {
+            // timon patch: a purge asked for through `Trigger::purge_log`
+            // may still be waiting for a replication to finish, and go
+            // further than the policy's: keep it (0.9.25 lowered it, and
+            // `update_purge_upto` debug-asserts it never goes down).
+            if self.state.purge_upto() >= Some(&purge_upto) {
+                return;
+            }
             self.update_purge_upto(purge_upto);
         }
     }

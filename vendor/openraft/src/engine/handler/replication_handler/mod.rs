@@ -387,6 +387,16 @@ where C: RaftTypeConfig
                         if send_none == SendNone::True {
                             Self::send_to_target(self.output, id, e);
                         }
+                    } else if matches!(e, Inflight::Snapshot { .. }) && send_none == SendNone::True {
+                        // timon patch: a snapshot streams in a task of its
+                        // own for as long as it takes; heartbeat the target
+                        // meanwhile. 0.9.25 sent nothing else until the
+                        // transfer ended, so one longer than an election
+                        // timeout made the follower campaign, and the
+                        // leader's step-down cut the transfer short, again
+                        // and again. (etcd's follower resets its election
+                        // timer on the leader's snapshot message too.)
+                        Self::send_to_target(self.output, id, &Inflight::None);
                     }
                 }
             }
