@@ -30,7 +30,8 @@ pub struct LogStore {
     engine: SharedEngine,
     /// The last commit index openraft saved, for [`LogStore::committed_index`].
     committed: Arc<AtomicU64>,
-    /// Told of the bytes every append writes (`log_growth`).
+    /// Told of the bytes every append writes, and of truncations and
+    /// purges (`log_growth`).
     growth: Option<Arc<LogGrowth>>,
 }
 
@@ -252,7 +253,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut batch = WriteBatch::new();
         let mut appended = 0;
+        let mut last_index = 0;
         for entry in entries {
+            last_index = entry.log_id.index;
             let bytes = bincode::serialize(&entry).map_err(write_err)?;
             appended += bytes.len() as u64;
             batch.put(Cf::RaftLog, index_key(entry.log_id.index).to_vec(), bytes);
@@ -271,7 +274,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map(|e| write_err(std::io::Error::other(e.to_string())));
         callback.log_io_completed(res);
         if let (None, Some(growth)) = (&failed, &self.growth) {
-            growth.appended(appended);
+            growth.appended(last_index, appended);
         }
         match failed {
             Some(e) => Err(e),
@@ -287,7 +290,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             index_key(u64::MAX).to_vec(),
         );
         batch.delete(Cf::RaftLog, index_key(u64::MAX).to_vec());
-        timed_sync(|| self.engine.write(batch, true)).map_err(write_err)
+        timed_sync(|| self.engine.write(batch, true)).map_err(write_err)?;
+        if let Some(growth) = &self.growth {
+            growth.truncated(log_id.index);
+        }
+        Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
@@ -306,6 +313,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // The deletion alone frees nothing until RocksDB compacts the files
         // it covers, which a log written once and never again may not see
         // for a long time (a bulk load's 1 GiB stayed on disk).
+        if let Some(growth) = &self.growth {
+            growth.purged(log_id.index);
+        }
         self.engine
             .drop_files_in(Cf::RaftLog, &index_key(0), &index_key(log_id.index))
             .map_err(write_err)

@@ -7,7 +7,8 @@
 //! # Layout
 //! - `types`: openraft's type config (entry payload, apply response, member).
 //! - `log_store`: the fsynced raft log on the storage engine.
-//! - `log_growth`: a snapshot each time the log grew by 256 MiB, besides `--snapshot-count`.
+//! - `log_growth`: the log bounded in bytes: a snapshot each time it grew by 256 MiB,
+//!   at most 64 MiB kept before a snapshot (besides openraft's counts).
 //! - `state_machine`: applies entries through `apply`, builds/installs snapshots.
 //! - `snapshot`: the snapshot byte format (streamed encode/decode).
 //! - `snapshot_store`: the snapshot directory: the current snapshot, data files in transit.

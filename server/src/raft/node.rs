@@ -101,6 +101,11 @@ impl RaftNode {
             // etcd keeps 5000 entries after a snapshot for slow followers;
             // a smaller --snapshot-count keeps fewer.
             max_in_snapshot_log_to_keep: settings.snapshot_count.clamp(1, 5_000),
+            // Each snapshot chunk (3 MiB) must be answered within this, or
+            // the transfer starts again from its first byte: openraft's 200
+            // ms was missed by every large transfer in a debug build, and
+            // can be on a loaded machine. etcd's rafthttp gives a write 5 s.
+            install_snapshot_timeout: 5_000,
             ..Default::default()
         };
         let config = Arc::new(config.validate()?);
@@ -136,7 +141,7 @@ impl RaftNode {
         watch_own_removal(&raft, id, peers.clone());
         stop_on_fatal_error(&raft);
         super::leader_log::spawn(&raft, id);
-        super::log_growth::spawn(&raft, growth);
+        super::log_growth::spawn(&raft, growth, raft.config().max_in_snapshot_log_to_keep);
         // etcd's request timeout: 5 s plus two election timeouts.
         let request_timeout = Duration::from_millis(5_000 + 2 * settings.election_ms);
         Ok(Self {
