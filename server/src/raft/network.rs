@@ -169,6 +169,12 @@ impl Peers {
         })
     }
 
+    /// Whether the last message to `target` went through.
+    pub fn is_active(&self, target: u64) -> bool {
+        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        active.get(&target).copied().unwrap_or(false)
+    }
+
     /// Records whether a message to `target` went through, logging etcd's
     /// lines when that changes: "peer became active" (also the first time),
     /// "peer became inactive (message send to peer failed)".

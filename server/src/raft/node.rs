@@ -141,7 +141,10 @@ impl RaftNode {
         watch_own_removal(&raft, id, peers.clone());
         stop_on_fatal_error(&raft);
         super::leader_log::spawn(&raft, id);
-        super::log_growth::spawn(&raft, growth, raft.config().max_in_snapshot_log_to_keep);
+        super::log_growth::spawn(&raft, growth, raft.config().max_in_snapshot_log_to_keep, {
+            let peers = peers.clone();
+            move |id| peers.is_active(id)
+        });
         // etcd's request timeout: 5 s plus two election timeouts.
         let request_timeout = Duration::from_millis(5_000 + 2 * settings.election_ms);
         Ok(Self {
