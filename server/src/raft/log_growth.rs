@@ -182,8 +182,13 @@ pub fn spawn(raft: &Raft, growth: Arc<LogGrowth>, max_keep: u64, answering: impl
                     if changed.is_err() {
                         return;
                     }
+                    // Metrics change at every apply; the followers are only
+                    // read once a new snapshot is seen.
                     let (snapshot, followers) = {
                         let m = metrics.borrow_and_update();
+                        let Some(snapshot) = m.snapshot.map(|id| id.index).filter(|&s| Some(s) != purged_for) else {
+                            continue;
+                        };
                         let followers: Vec<(Option<u64>, bool)> = m
                             .replication
                             .iter()
@@ -191,10 +196,7 @@ pub fn spawn(raft: &Raft, growth: Arc<LogGrowth>, max_keep: u64, answering: impl
                             .filter(|(id, _)| **id != m.id)
                             .map(|(id, matched)| (matched.map(|l| l.index), answering(*id)))
                             .collect();
-                        (m.snapshot.map(|id| id.index), followers)
-                    };
-                    let Some(snapshot) = snapshot.filter(|&s| Some(s) != purged_for) else {
-                        continue;
+                        (snapshot, followers)
                     };
                     purged_for = Some(snapshot);
                     let by_bytes = growth.purge_point(snapshot, KEPT_LOG_BYTES);

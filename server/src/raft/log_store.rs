@@ -310,12 +310,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         );
         batch.delete_range(Cf::RaftLog, index_key(0).to_vec(), index_key(log_id.index + 1).to_vec());
         self.engine.write(batch, true).map_err(write_err)?;
-        // The deletion alone frees nothing until RocksDB compacts the files
-        // it covers, which a log written once and never again may not see
-        // for a long time (a bulk load's 1 GiB stayed on disk).
         if let Some(growth) = &self.growth {
             growth.purged(log_id.index);
         }
+        // The deletion alone frees nothing until RocksDB compacts the files
+        // it covers, which a log written once and never again may not see
+        // for a long time (a bulk load's 1 GiB stayed on disk).
         self.engine
             .drop_files_in(Cf::RaftLog, &index_key(0), &index_key(log_id.index))
             .map_err(write_err)
