@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::{
-    agreed_leader, connect, member_id, range_prefix, start_cluster, status, timon_bin, Member, ELECTION_TIMEOUT,
-    REQUEST_TIMEOUT,
+    agreed_leader, applied_up_to, connect, member_id, range_prefix, start_cluster, status, timon_bin, Member,
+    ELECTION_TIMEOUT, REQUEST_TIMEOUT,
 };
 use timon_proto::etcdserverpb::{CompactionRequest, PutRequest, RangeRequest};
 
@@ -240,14 +240,8 @@ async fn paused_follower_catches_up_from_a_snapshot() {
     follower.signal("CONT");
     // The follower applies everything the leader has.
     let target = status(leader_m).await.unwrap().raft_applied_index;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let applied = status(follower).await.map_or(0, |s| s.raft_applied_index);
-        if applied >= target {
-            break;
-        }
-        assert!(Instant::now() < deadline, "follower stuck at {applied} < {target}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    if let Err(applied) = applied_up_to(follower, target, Duration::from_secs(30)).await {
+        panic!("follower stuck at {applied} < {target}");
     }
     assert!(
         follower.stderr_tail(1 << 20).contains("applied snapshot"),

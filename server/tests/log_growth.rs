@@ -11,7 +11,9 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{agreed_leader, connect, member_id, start_cluster, start_member, status, timon_bin, ELECTION_TIMEOUT};
+use support::{
+    agreed_leader, applied_up_to, connect, member_id, start_cluster, start_member, status, timon_bin, ELECTION_TIMEOUT,
+};
 use timon_proto::etcdserverpb::PutRequest;
 
 fn snapshot_files(data_dir: &Path) -> Vec<String> {
@@ -73,19 +75,12 @@ async fn a_follower_that_missed_more_than_64_mib_of_log_gets_a_snapshot() {
     put_mibs(&leader.endpoint(), 0..300).await;
     follower.signal("CONT");
     let target = status(leader).await.expect("leader status").raft_applied_index;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let applied = status(follower).await.map_or(0, |s| s.raft_applied_index);
-        if applied >= target {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
+    if let Err(applied) = applied_up_to(follower, target, Duration::from_secs(60)).await {
+        panic!(
             "follower stuck at {applied} < {target}; its stderr:\n{}\nthe leader's:\n{}",
             follower.stderr_tail(4000),
             leader.stderr_tail(4000)
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
         follower.stderr_tail(1 << 20).contains("applied snapshot"),

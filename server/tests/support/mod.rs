@@ -720,6 +720,22 @@ pub async fn status(m: &Member) -> Option<StatusResponse> {
     maint.status(StatusRequest {}).await.ok().map(|r| r.into_inner())
 }
 
+/// Waits until `m` applied up to `target`; on timeout, answers the index
+/// it reached (0 if it did not answer).
+pub async fn applied_up_to(m: &Member, target: u64, timeout: Duration) -> Result<(), u64> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let applied = status(m).await.map_or(0, |s| s.raft_applied_index);
+        if applied >= target {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(applied);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The member all members name as leader, once they agree.
 pub async fn agreed_leader(members: &[Member], timeout: Duration) -> u64 {
     let deadline = Instant::now() + timeout;
