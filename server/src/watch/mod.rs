@@ -9,7 +9,8 @@
 //! - **unsynced**: it is behind (it started at an old revision, or its
 //!   stream could not take a delivery). The sync task catches it up from
 //!   storage in batches of at most [`CATCH_UP_REVS`] revisions, then makes
-//!   it synced.
+//!   it synced. Watchers that need the same range of the same revisions in
+//!   one pass share one read ([`reads`]).
 //!
 //! Delivery never blocks apply: a stream's queue is bounded and a watcher
 //! whose stream is full becomes unsynced and catches up from storage later,
@@ -23,6 +24,7 @@
 
 mod matcher;
 mod queue;
+mod reads;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -250,6 +252,7 @@ impl WatchHub {
         let current = view.rev();
         let compacted = view.first_rev();
         let keys: Vec<WatcherKey> = w.unsynced.keys().copied().collect();
+        let mut reads = reads::Reads::default();
         // Whether a watcher advanced and is still behind: worth another
         // pass at once. A watcher whose stream is full waits for the tick.
         let mut more = false;
@@ -280,7 +283,8 @@ impl WatchHub {
             let until = current.min(watcher.next_rev.saturating_add(CATCH_UP_REVS - 1));
             if watcher.next_rev <= until {
                 let room = watcher.queue.room_bytes();
-                let (changes, covered) = match view.changes_between(
+                let (changes, covered) = match reads.changes_between(
+                    &view,
                     watcher.interest.key(),
                     watcher.interest.range_end(),
                     watcher.next_rev,

@@ -14,14 +14,15 @@ use super::Outbound;
 /// The hub's and the stream's sending side.
 #[derive(Clone)]
 pub struct Queue {
-    tx: mpsc::Sender<Outbound>,
+    /// Each item with its size, counted once.
+    tx: mpsc::Sender<(Outbound, usize)>,
     bytes: Arc<AtomicUsize>,
     max_bytes: usize,
 }
 
 /// The stream's receiving side.
 pub struct QueueReceiver {
-    rx: mpsc::Receiver<Outbound>,
+    rx: mpsc::Receiver<(Outbound, usize)>,
     bytes: Arc<AtomicUsize>,
 }
 
@@ -55,14 +56,23 @@ impl Queue {
             self.bytes.fetch_sub(n, Ordering::AcqRel);
             return Err(TrySendError::Full(o));
         }
-        self.tx.try_send(o).inspect_err(|_| {
+        self.tx.try_send((o, n)).map_err(|e| {
             self.bytes.fetch_sub(n, Ordering::AcqRel);
+            match e {
+                TrySendError::Full((o, _)) => TrySendError::Full(o),
+                TrySendError::Closed((o, _)) => TrySendError::Closed(o),
+            }
         })
     }
 
     /// Queues a control answer, waiting for room.
     pub async fn send(&self, o: Outbound) -> Result<(), mpsc::error::SendError<Outbound>> {
-        self.tx.send(o).await
+        let n = size(&o);
+        self.bytes.fetch_add(n, Ordering::AcqRel);
+        self.tx.send((o, n)).await.map_err(|e| {
+            self.bytes.fetch_sub(n, Ordering::AcqRel);
+            mpsc::error::SendError(e.0 .0)
+        })
     }
 
     /// Whether a delivery could be queued now.
@@ -93,10 +103,10 @@ impl QueueReceiver {
 
     pub fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Outbound>> {
         self.rx.poll_recv(cx).map(|o| {
-            if let Some(o) = &o {
-                self.bytes.fetch_sub(size(o), Ordering::AcqRel);
-            }
-            o
+            o.map(|(o, n)| {
+                self.bytes.fetch_sub(n, Ordering::AcqRel);
+                o
+            })
         })
     }
 }
