@@ -14,6 +14,8 @@ use serde::Serialize;
 use timon_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use timon_proto::etcdserverpb::StatusRequest;
 
+use super::plan::Members;
+
 /// Settings passed to both servers with the same values, so they are tuned
 /// alike.
 #[derive(Debug, Clone, Serialize)]
@@ -211,6 +213,27 @@ impl Cluster {
 
     pub fn endpoints(&self) -> Vec<String> {
         self.members.iter().map(|m| m.endpoint.clone()).collect()
+    }
+
+    /// The client URLs of the members `to` names; the leader and the
+    /// followers are told apart by Status.
+    pub async fn endpoints_of(&self, to: Members) -> anyhow::Result<Vec<String>> {
+        if to == Members::All {
+            return Ok(self.endpoints());
+        }
+        let (mut leader, mut follower) = (None, None);
+        for m in &self.members {
+            let (id, leads) = self.status(&m.endpoint).await?;
+            if id == leads {
+                leader = Some(m.endpoint.clone());
+            } else if follower.is_none() {
+                follower = Some(m.endpoint.clone());
+            }
+        }
+        let found = if to == Members::Leader { leader } else { follower };
+        found
+            .map(|e| vec![e])
+            .with_context(|| format!("{}: Status named no {to:?}", self.label))
     }
 
     /// Status of one member: (its ID, the leader it names).

@@ -45,7 +45,7 @@ pub struct CompareArgs {
     #[arg(long, default_value = "etcd")]
     pub etcd_bin: PathBuf,
     /// Workloads to run, comma-separated [default: all]:
-    /// put,put-1client,range-l,range-s,txn-put,k8s-update,k8s-list,watch,lease-keepalive.
+    /// put,put-1client,put-1client-f,range-l,range-s,txn-put,k8s-update,k8s-list,watch,lease-keepalive.
     #[arg(long, value_delimiter = ',')]
     pub workloads: Vec<String>,
     /// How often each workload runs on each server; the median by throughput is reported.
@@ -106,12 +106,12 @@ async fn measure(
     tls: Option<&cluster::Tls>,
 ) -> anyhow::Result<(Report, Vec<u64>)> {
     let mut options = step.options.clone();
-    options.endpoints = cluster.endpoints();
+    options.endpoints = cluster.endpoints_of(step.to).await?;
     if let Some(tls) = tls {
         let client = tls.client();
         (options.cacert, options.cert, options.key) = (client.ca_file, client.cert_file, client.key_file);
     }
-    eprintln!("compare: {} on {} ...", step.name, cluster.label);
+    eprintln!("compare: {} on {} ({}) ...", step.name, cluster.label, options.endpoints.join(","));
     let cpu = || cluster.members.iter().filter_map(|m| cpu::cpu_us(m.pid())).sum::<u64>();
     let cpu_before = cpu();
     let mut report = workload::run(&step.workload, &options, true)

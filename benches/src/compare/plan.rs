@@ -15,6 +15,20 @@ pub struct Step {
     pub name: String,
     pub workload: Workload,
     pub options: Common,
+    /// Which members the clients dial.
+    pub to: Members,
+}
+
+/// Which members a step's clients dial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Members {
+    /// Every member (connection i to member i mod 3).
+    All,
+    /// The leader only.
+    Leader,
+    /// One follower only: its writes are forwarded to the leader.
+    Follower,
 }
 
 /// Knobs of the plan that are not shared workload options.
@@ -31,6 +45,7 @@ pub struct Knobs {
 pub const ALL: &[&str] = &[
     "put",
     "put-1client",
+    "put-1client-f",
     "range-l",
     "range-s",
     "txn-put",
@@ -51,13 +66,23 @@ pub fn plan(base: &Common, knobs: &Knobs, only: &[String]) -> anyhow::Result<Vec
             continue;
         }
         let mut o = base.clone();
+        let mut to = Members::All;
         let workload = match name {
             "put" => Workload::Put,
-            "put-1client" => {
+            "put-1client" | "put-1client-f" => {
                 // One client in a closed loop is slow: a tenth of the requests.
+                // Its latency depends on whether the member it dials leads
+                // (a follower adds a hop to the leader and back), so each
+                // server is measured on the same role: the leader, then a
+                // follower.
                 o.clients = 1;
                 o.conns = 1;
                 o.total = (base.total / 10).max(1);
+                to = if name == "put-1client" {
+                    Members::Leader
+                } else {
+                    Members::Follower
+                };
                 Workload::Put
             }
             "range-l" => Workload::Range {
@@ -91,6 +116,7 @@ pub fn plan(base: &Common, knobs: &Knobs, only: &[String]) -> anyhow::Result<Vec
             name: name.to_string(),
             workload,
             options: o,
+            to,
         });
     }
     Ok(steps)
@@ -125,8 +151,10 @@ mod tests {
         let steps = plan(&base(), &KNOBS, &[]).unwrap();
         let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ALL);
-        let one = &steps[1];
-        assert_eq!((one.options.clients, one.options.total), (1, 100));
+        for (one, to) in [(&steps[1], Members::Leader), (&steps[2], Members::Follower)] {
+            assert_eq!((one.options.clients, one.options.total, one.to), (1, 100, to));
+        }
+        assert!(steps.iter().filter(|s| !s.name.starts_with("put-1client")).all(|s| s.to == Members::All));
         let list = steps.iter().find(|s| s.name == "k8s-list").unwrap();
         assert_eq!(
             (list.options.key_space_size, list.options.total, list.options.clients),
