@@ -1,9 +1,12 @@
 //! The raft log store: entries, vote, committed and purged log ids in the
 //! engine's `RaftLog` and `RaftMeta` column families.
 //!
-//! Durability (DESIGN.md invariant 4): an append is written with `sync` and
-//! only then reported to openraft as flushed, so an entry openraft counts
-//! towards a quorum is on stable storage. A vote is fsynced before it is
+//! Durability (DESIGN.md invariant 4): an append is written, then the
+//! write-ahead log is synced on a blocking thread and only then is the
+//! append reported to openraft as flushed, so an entry openraft counts
+//! towards a quorum is on stable storage. `append` returns once the entries
+//! are written, before the sync: openraft (vendored patch 5) sends them to
+//! the followers meanwhile, so the leader's fsync and theirs overlap. A vote is fsynced before it is
 //! answered for the same reason. (The planted `ack-before-fsync` bug, in
 //! `crate::planted`, breaks exactly this.)
 //!
@@ -260,26 +263,34 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             appended += bytes.len() as u64;
             batch.put(Cf::RaftLog, index_key(entry.log_id.index).to_vec(), bytes);
         }
-        let res = if crate::planted::active("ack-before-fsync") {
+        let planted = ["ack-before-fsync", "ack-before-wal-sync"].map(crate::planted::active);
+        let written = if planted[0] {
             self.engine.write_unlogged(batch)
-        } else if crate::planted::active("ack-before-wal-sync") {
-            self.engine.write(batch, false)
         } else {
-            timed_sync(|| self.engine.write(batch, true))
+            self.engine.write(batch, false)
+        };
+        if let Err(e) = written {
+            let e = std::io::Error::other(e.to_string());
+            let failed = write_err(std::io::Error::other(e.to_string()));
+            callback.log_io_completed(Err(e));
+            return Err(failed);
         }
-        .map_err(|e| std::io::Error::other(e.to_string()));
-        let failed = res
-            .as_ref()
-            .err()
-            .map(|e| write_err(std::io::Error::other(e.to_string())));
-        callback.log_io_completed(res);
-        if let (None, Some(growth)) = (&failed, &self.growth) {
+        if let Some(growth) = &self.growth {
             growth.appended(last_index, appended);
         }
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(()),
+        if planted.contains(&true) {
+            callback.log_io_completed(Ok(()));
+            return Ok(());
         }
+        // The entries can be read now (openraft sends them to the followers
+        // while this member fsyncs them: vendored patch 5); they are
+        // reported flushed once the write-ahead log is synced.
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || {
+            let synced = timed_sync(|| engine.sync()).map_err(|e| std::io::Error::other(e.to_string()));
+            callback.log_io_completed(synced);
+        });
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {

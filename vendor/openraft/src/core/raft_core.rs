@@ -724,9 +724,54 @@ where
         let callback = LogFlushed::new(log_io_id, tx);
 
         self.log_store.append(entries, callback).await?;
+
+        // timon patch 5: `append()` returned, so the entries can be read;
+        // only their flush may still be under way. The replication requests
+        // queued right behind this append go out now, so the followers'
+        // append and fsync overlap this node's (the Raft thesis, 10.2.1;
+        // etcd sends before its WAL fsync). Nothing is counted as flushed
+        // here: this node's own progress still moves only after `rx`.
+        self.run_queued_replication().await?;
+
         rx.await
             .map_err(|e| StorageIOError::write_logs(AnyError::error(e)))?
             .map_err(|e| StorageIOError::write_logs(AnyError::error(e)))?;
+        Ok(())
+    }
+
+    /// timon patch 5: runs the `Replicate` commands at the head of the
+    /// engine's output queue, and stops at the first other command.
+    pub(crate) async fn run_queued_replication(&mut self) -> Result<(), StorageError<C::NodeId>> {
+        while matches!(self.engine.output.iter_commands().next(), Some(Command::Replicate { .. })) {
+            if let Some(Command::Replicate { req, target }) = self.engine.output.pop_command() {
+                self.send_replicate(req, target)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands a replication request to the target's replication stream.
+    fn send_replicate(
+        &self,
+        req: Inflight<C::NodeId>,
+        target: C::NodeId,
+    ) -> Result<(), StorageError<C::NodeId>> {
+        let node = self.replications.get(&target).expect("replication to target node exists");
+
+        match req {
+            Inflight::None => {
+                let _ = node.tx_repl.send(Replicate::Heartbeat);
+            }
+            Inflight::Logs { id, log_id_range } => {
+                let _ = node.tx_repl.send(Replicate::logs(RequestId::new_append_entries(id), log_id_range));
+            }
+            Inflight::Snapshot { id, last_log_id } => {
+                // unwrap: The replication channel must not be dropped or it is a bug.
+                node.tx_repl.send(Replicate::snapshot(RequestId::new_snapshot(id), last_log_id)).map_err(
+                    |_e| StorageIOError::read_snapshot(None, AnyError::error("replication channel closed")),
+                )?;
+            }
+        }
         Ok(())
     }
 
@@ -1703,22 +1748,7 @@ where
                 self.apply_to_state_machine(seq, already_committed.next_index(), upto.index).await?;
             }
             Command::Replicate { req, target } => {
-                let node = self.replications.get(&target).expect("replication to target node exists");
-
-                match req {
-                    Inflight::None => {
-                        let _ = node.tx_repl.send(Replicate::Heartbeat);
-                    }
-                    Inflight::Logs { id, log_id_range } => {
-                        let _ = node.tx_repl.send(Replicate::logs(RequestId::new_append_entries(id), log_id_range));
-                    }
-                    Inflight::Snapshot { id, last_log_id } => {
-                        // unwrap: The replication channel must not be dropped or it is a bug.
-                        node.tx_repl.send(Replicate::snapshot(RequestId::new_snapshot(id), last_log_id)).map_err(
-                            |_e| StorageIOError::read_snapshot(None, AnyError::error("replication channel closed")),
-                        )?;
-                    }
-                }
+                self.send_replicate(req, target)?;
             }
             Command::RebuildReplicationStreams { targets } => {
                 self.remove_all_replication();
