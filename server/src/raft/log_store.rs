@@ -2,13 +2,13 @@
 //! engine's `RaftLog` and `RaftMeta` column families.
 //!
 //! Durability (DESIGN.md invariant 4): an append is written, then the
-//! write-ahead log is synced on a blocking thread and only then is the
+//! write-ahead log is synced on a blocking thread, and only then is the
 //! append reported to openraft as flushed, so an entry openraft counts
 //! towards a quorum is on stable storage. `append` returns once the entries
 //! are written, before the sync: openraft (vendored patch 5) sends them to
-//! the followers meanwhile, so the leader's fsync and theirs overlap. A vote is fsynced before it is
-//! answered for the same reason. (The planted `ack-before-fsync` bug, in
-//! `crate::planted`, breaks exactly this.)
+//! the followers meanwhile, so the leader's fsync and theirs overlap. A
+//! vote is fsynced before it is answered for the same reason. (The planted
+//! `ack-before-fsync` bug, in `crate::planted`, breaks exactly this.)
 //!
 //! Every synced write is timed, as etcd times its WAL's fdatasync: one
 //! slower than [`WARN_SYNC_DURATION`] logs etcd's "slow fdatasync" line.
@@ -263,8 +263,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             appended += bytes.len() as u64;
             batch.put(Cf::RaftLog, index_key(entry.log_id.index).to_vec(), bytes);
         }
-        let planted = ["ack-before-fsync", "ack-before-wal-sync"].map(crate::planted::active);
-        let written = if planted[0] {
+        // The planted bugs acknowledge without a sync (and the first
+        // without the write-ahead log).
+        let unlogged = crate::planted::active("ack-before-fsync");
+        let ack_unsynced = unlogged || crate::planted::active("ack-before-wal-sync");
+        let written = if unlogged {
             self.engine.write_unlogged(batch)
         } else {
             self.engine.write(batch, false)
@@ -278,7 +281,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         if let Some(growth) = &self.growth {
             growth.appended(last_index, appended);
         }
-        if planted.contains(&true) {
+        if ack_unsynced {
             callback.log_io_completed(Ok(()));
             return Ok(());
         }
