@@ -291,12 +291,16 @@ fn current_revision(endpoint: &str) -> i64 {
         .expect("header revision")
 }
 
-/// How many events the output of a watch shows so far, by output format.
+/// How many events the output of a watch shows whole so far, by output
+/// format. etcdctl prints an event's lines one by one, so an event counts
+/// only once its last line is out: a watch killed right after an event's
+/// first line would show it cut short (seen once in CI, on etcd's side).
+/// Only whole lines count (a line is whole once its newline is written).
 fn count_events(stdout: &str, format: &str) -> usize {
+    let whole = &stdout[..stdout.rfind('\n').map_or(0, |i| i + 1)];
     match format {
-        "json" => stdout
+        "json" => whole
             .lines()
-            .filter(|l| l.starts_with('{'))
             .map(|l| {
                 serde_json::from_str::<Value>(l)
                     .ok()
@@ -304,9 +308,20 @@ fn count_events(stdout: &str, format: &str) -> usize {
                     .unwrap_or(0)
             })
             .sum(),
-        "fields" => stdout.lines().filter(|l| l.starts_with("\"Type\" :")).count(),
-        // No value in the cases is "PUT" or "DELETE".
-        _ => stdout.lines().filter(|l| *l == "PUT" || *l == "DELETE").count(),
+        // An event ends with its key-value's "Lease" line (its prev_kv's
+        // lines come before, as "PrevLease").
+        "fields" => whole.lines().filter(|l| l.starts_with("\"Lease\" :")).count(),
+        // An event is its type, then its key and value (no case of this
+        // format asks for prev_kv). No value in the cases is "PUT" or
+        // "DELETE".
+        _ => {
+            let lines: Vec<&str> = whole.lines().collect();
+            lines
+                .iter()
+                .enumerate()
+                .filter(|(i, l)| (**l == "PUT" || **l == "DELETE") && i + 2 < lines.len())
+                .count()
+        }
     }
 }
 
