@@ -29,7 +29,7 @@ use timon_proto::timonpb::{ClusterInfoRequest, ClusterInfoResponse, RaftMessage}
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-use super::types::{Member, TypeConfig};
+use super::types::{Member, TypeConfig, Vote};
 
 /// How long to wait for a TCP connection to a peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -366,6 +366,16 @@ impl PeerNetwork {
     }
 }
 
+/// Whether a follower took a snapshot sent with `sent` (the leader's vote):
+/// it answers with its own vote, and one greater than the sender's means
+/// it refused the snapshot (a newer term: openraft's `Raft::install_snapshot`
+/// and the leader's replication read the answer the same way). A follower
+/// resumed after a pause can start an election and refuse the snapshot sent
+/// in the old term, which must not be logged as sent.
+fn snapshot_accepted(sent: &Vote, answered: &Vote) -> bool {
+    !(answered > sent)
+}
+
 impl RaftNetwork<TypeConfig> for PeerNetwork {
     async fn append_entries(
         &mut self,
@@ -385,10 +395,11 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
             let index = rpc.meta.last_log_id.map_or(0, |l| l.index);
             (index, rpc.offset + rpc.data.len() as u64)
         });
-        let answer = self
+        let answer: Rpc<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> = self
             .call(&rpc, &option, |mut c, m| async move { c.install_snapshot(m).await })
             .await;
-        if let (Some((index, bytes)), Ok(_)) = (last_chunk, &answer) {
+        let accepted = matches!(&answer, Ok(resp) if snapshot_accepted(&rpc.vote, &resp.vote));
+        if let (Some((index, bytes)), true) = (last_chunk, accepted) {
             // etcd's rafthttp snapshot sender, once the whole snapshot is sent.
             tracing::info!(
                 { "snapshot-index" = index,
@@ -404,5 +415,21 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
     async fn vote(&mut self, rpc: VoteRequest<u64>, option: RPCOption) -> Rpc<VoteResponse<u64>, RaftError<u64>> {
         self.call(&rpc, &option, |mut c, m| async move { c.vote(m).await })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_answered_with_a_newer_term_was_refused() {
+        let leader = Vote::new_committed(1, 1);
+        assert!(snapshot_accepted(&leader, &leader));
+        // A follower still at an older vote takes it (and adopts the leader's).
+        assert!(snapshot_accepted(&leader, &Vote::new(0, 0)));
+        // A follower that started an election of its own since refuses it.
+        assert!(!snapshot_accepted(&leader, &Vote::new(2, 3)));
+        assert!(!snapshot_accepted(&leader, &Vote::new_committed(3, 1)));
     }
 }
