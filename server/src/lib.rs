@@ -17,6 +17,7 @@
 //! - `gateway`: etcd's HTTP/JSON gateway (`/v3/...`) on the client URLs, over the gRPC services in-process.
 //! - `metrics`: /version, /metrics on --listen-metrics-urls (and the client URLs); `health`: the probes
 //!   /health, /livez, /readyz.
+//! - `disk_metrics`: etcd's fsync, backend commit and leader change metrics, observed where they happen.
 //! - `corrupt`: the initial and periodic corruption checks (HashKV compared with peers).
 //! - `compactor`: auto-compaction on the leader (--auto-compaction-mode/-retention).
 //! - `logs`: etcd's log lines (zap JSON or console) on `--log-outputs`.
@@ -30,6 +31,7 @@ pub mod backup;
 pub mod compactor;
 pub mod config;
 pub mod corrupt;
+pub mod disk_metrics;
 pub mod gateway;
 pub mod health;
 pub mod identity;

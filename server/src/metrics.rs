@@ -134,6 +134,10 @@ fn metrics_text(ctx: &Ctx) -> String {
         let _ = registry.register(Box::new(h.clone()));
     }
     let _ = registry.register(Box::new(compaction.keys.clone()));
+    let disk = &crate::disk_metrics::METRICS;
+    let _ = registry.register(Box::new(disk.wal_fsync.clone()));
+    let _ = registry.register(Box::new(disk.backend_commit.clone()));
+    let _ = registry.register(Box::new(disk.leader_changes.clone()));
     let size = ctx.db_size() as i64;
     gauge(
         "etcd_mvcc_db_total_size_in_bytes",

@@ -140,3 +140,89 @@ fn livez_and_readyz_answer_as_etcd_3_6() {
     let (code, body) = request(port, "POST", "/readyz");
     assert_eq!((code, body.as_str()), (405, "Method Not Allowed\n"));
 }
+
+/// The metric families etcd-mixin's standard alerts read from the write
+/// path (etcdHighFsyncDurations, etcdHighCommitDurations,
+/// etcdHighNumberOfLeaderChanges).
+const DISK_FAMILIES: [&str; 3] = [
+    "etcd_disk_wal_fsync_duration_seconds",
+    "etcd_disk_backend_commit_duration_seconds",
+    "etcd_server_leader_changes_seen_total",
+];
+
+/// A family's lines on a metrics page without their values: HELP, TYPE and
+/// each series' name and labels (a histogram's buckets).
+fn shape(page: &str, family: &str) -> Vec<String> {
+    page.lines()
+        .filter(|l| {
+            l.strip_prefix("# HELP ")
+                .or_else(|| l.strip_prefix("# TYPE "))
+                .unwrap_or(l)
+                .strip_prefix(family)
+                .is_some_and(|rest| rest.starts_with([' ', '{', '_']))
+        })
+        .map(|l| {
+            if l.starts_with('#') {
+                l.to_string()
+            } else {
+                l.rsplit_once(' ').map_or(l, |(series, _)| series).to_string()
+            }
+        })
+        .collect()
+}
+
+/// The value of one series (`name` with its labels, as printed).
+fn value(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// `/metrics` over HTTP/1.0, so that no server answers in chunks (etcd's
+/// page is long enough for Go to chunk an HTTP/1.1 answer).
+fn metrics_page(port: u16) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    (status, body)
+}
+
+/// A member's metrics page once `ready` holds for it (checked every 100
+/// ms for up to 20 s).
+fn page_when(port: u16, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, body) = metrics_page(port);
+        if code == 200 && ready(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "not ready in time: {code}\n{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn fsync_commit_and_leader_change_metrics_are_etcds() {
+    let etcd = support::start_etcd();
+    let timon = support::start_timon(None, &[]);
+    let mut pages = Vec::new();
+    for member in [&etcd, &timon] {
+        let (ok, out, err) = support::etcdctl(&member.endpoint(), &["put", "k", "v"]);
+        assert!(ok, "{out}{err}");
+        // A single member elects itself once; etcd commits its backend
+        // every 100 ms, so its count may trail the put.
+        pages.push(page_when(member.client_port(), |page| {
+            value(page, "etcd_disk_wal_fsync_duration_seconds_count").is_some_and(|n| n > 0.0)
+                && value(page, "etcd_disk_backend_commit_duration_seconds_count").is_some_and(|n| n > 0.0)
+                && value(page, "etcd_server_leader_changes_seen_total") == Some(1.0)
+        }));
+    }
+    for family in DISK_FAMILIES {
+        let (etcd_shape, timon_shape) = (shape(&pages[0], family), shape(&pages[1], family));
+        assert!(etcd_shape.len() >= 3, "{family} on etcd: {etcd_shape:?}");
+        assert_eq!(timon_shape, etcd_shape, "{family}");
+    }
+}

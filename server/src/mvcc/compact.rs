@@ -282,7 +282,9 @@ impl Shared {
             if self.stopped() {
                 return Ok(false);
             }
+            let write = Instant::now();
             self.engine.write(batch, false)?;
+            crate::disk_metrics::backend_commit(write.elapsed());
             METRICS.db_pause_ms.observe(millis(step.elapsed()));
             let Some(mut last) = last else { break };
             last.push(0);

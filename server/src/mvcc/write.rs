@@ -202,7 +202,9 @@ impl<'a> WriteTxn<'a> {
         batch.ops.extend(extra.ops);
         // State-machine writes need no fsync: the raft log is durable and a
         // crash replays the entries after the last applied id on disk.
+        let start = std::time::Instant::now();
         self.engine.write(batch, false)?;
+        crate::disk_metrics::backend_commit(start.elapsed());
 
         if let Some(c) = self.compaction {
             self.state.compact_rev = c;

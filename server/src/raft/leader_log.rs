@@ -9,7 +9,10 @@
 //! - `raft.node: <id> lost leader <old> at term <t>`.
 //!
 //! IDs in hex, as etcd prints them. The lines come from openraft's metrics,
-//! which every role change and term change updates.
+//! which every role change and term change updates. The same changes count
+//! `etcd_server_leader_changes_seen_total` as etcd counts it (`etcdserver/
+//! raft.go`: a leader that is not the last one known; losing one is not a
+//! change).
 
 use openraft::ServerState;
 
@@ -47,6 +50,14 @@ fn lines(id: u64, old: Seen, new: Seen) -> Vec<String> {
     out
 }
 
+/// Whether etcd counts the step from `old` to `new` in
+/// `etcd_server_leader_changes_seen_total`: a leader learned that is not the
+/// last one this member knew (none counts as known, so a leader lost and
+/// found again counts).
+fn is_leader_change(old: Seen, new: Seen) -> bool {
+    new.leader.is_some() && new.leader != old.leader
+}
+
 /// Logs this member's leader changes until raft stops.
 pub fn spawn(raft: &types::Raft, id: u64) {
     let mut rx = raft.metrics();
@@ -65,6 +76,9 @@ pub fn spawn(raft: &types::Raft, id: u64) {
             let now = seen(&*rx.borrow_and_update());
             for line in lines(id, last, now) {
                 tracing::info!(target: RAFT_TARGET, "{line}");
+            }
+            if is_leader_change(last, now) {
+                crate::disk_metrics::METRICS.leader_changes.inc();
             }
             last = now;
             if now.state == ServerState::Shutdown || rx.changed().await.is_err() {
@@ -113,5 +127,16 @@ mod tests {
             ]
         );
         assert!(lines(0xb, at(f, Some(0xa), 2), at(f, Some(0xa), 2)).is_empty());
+    }
+
+    #[test]
+    fn a_leader_learned_counts_a_leader_lost_does_not() {
+        let f = ServerState::Follower;
+        let change = |old, new| is_leader_change(at(f, old, 2), at(f, new, 3));
+        assert!(change(None, Some(0xa)));
+        assert!(change(Some(0xa), Some(0xc)));
+        assert!(!change(Some(0xa), None));
+        assert!(!change(Some(0xa), Some(0xa)));
+        assert!(!change(None, None));
     }
 }

@@ -10,8 +10,9 @@
 //! vote is fsynced before it is answered for the same reason. (The planted
 //! `ack-before-fsync` bug, in `crate::planted`, breaks exactly this.)
 //!
-//! Every synced write is timed, as etcd times its WAL's fdatasync: one
-//! slower than [`WARN_SYNC_DURATION`] logs etcd's "slow fdatasync" line.
+//! Every synced write is timed, as etcd times its WAL's fdatasync
+//! (`etcd_disk_wal_fsync_duration_seconds`): one slower than
+//! [`WARN_SYNC_DURATION`] logs etcd's "slow fdatasync" line.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -48,6 +49,7 @@ fn timed_sync<T>(write: impl FnOnce() -> T) -> T {
     crate::planted::slow_fsync();
     let result = write();
     let took = start.elapsed();
+    crate::disk_metrics::wal_fsync(took);
     if took > WARN_SYNC_DURATION {
         tracing::warn!(
             took = %timon_go::format_duration(took),
