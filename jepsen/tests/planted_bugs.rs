@@ -96,42 +96,31 @@ fn stale_lists_are_caught() {
     assert!(text.contains("stale snapshot"), "{text}");
 }
 
-/// Raft log appends acknowledged before they are durable (kept only in
-/// RocksDB's memtable) and every member killed at once: the entries a
-/// quorum acknowledged are gone from every log. What the harness sees: a
-/// member whose saved commit index is ahead of its applied state cannot
-/// restart ("Failed to get log entries" while re-applying), or panics on
-/// the log it lost, so the cluster never heals. Whether a run gets there
-/// depends on where the kills fall: since a leader sends a snapshot of its
-/// state as it is when sending (not as it was at the last build), a member
-/// behind can be brought past its lost entries, and one run in four under
-/// load (none of three without) healed with nothing acknowledged lost (the
-/// state machines, written through RocksDB's log, kept what the raft logs
-/// lost). So up to five seeds run, until one catches it; the same scenario
-/// passes on timon proper.
+/// Raft log appends acknowledged before they are durable, and every member
+/// killed at once: under the bug nothing unsynced went through RocksDB's
+/// write-ahead log (the log entries, the state machine, the saved commit
+/// index: `crate::planted` in the server), so the kill loses every member's
+/// log and state since its start, as a power cut would. What the harness
+/// sees: the members come back without the cluster's state and never serve
+/// again ("after healing"), or with acknowledged writes gone. Measured: 4
+/// of 4 seeds caught under load, each at its first kill; the same scenario
+/// passes on timon proper (the quick suite's kill-all).
 #[test]
 fn acks_before_fsync_are_caught_by_killing_every_member() {
-    let mut texts = Vec::new();
-    for seed in 1..=5 {
-        let (failed, text) = run_seed_with_bug("register", "ack-before-fsync", "kill-all", seed);
-        if failed {
-            let found = [
-                "after healing",
-                " Invalid",
-                "(lost)",
-                "disagree",
-                "never written",
-                "panicked",
-            ];
-            assert!(found.iter().any(|f| text.contains(f)), "{text}");
-            return;
-        }
-        texts.push(text);
-    }
-    panic!(
-        "the harness passed a build that acknowledges unsynced log appends, 5 seeds:\n{}",
-        texts.join("\n")
+    let (failed, text) = run_seed_with_bug("register", "ack-before-fsync", "kill-all", 1);
+    assert!(
+        failed,
+        "the harness passed a build that acknowledges unsynced log appends:\n{text}"
     );
+    let found = [
+        "after healing",
+        " Invalid",
+        "(lost)",
+        "disagree",
+        "never written",
+        "panicked",
+    ];
+    assert!(found.iter().any(|f| text.contains(f)), "{text}");
 }
 
 /// The same bug under a power loss of every member (lazyfs): the

@@ -13,10 +13,15 @@
 //!   member start): that watcher's stream has a gap.
 //! - `ack-before-fsync`: raft log appends are reported flushed (so counted
 //!   towards a quorum, committed and acknowledged) while they live only in
-//!   RocksDB's memtable, written without the write-ahead log. A kill -9 of
-//!   every member then loses them, as a power cut would lose log writes the
-//!   OS had not fsynced (kill -9 alone keeps the page cache, so this is the
-//!   in-process model of power loss, not the real thing).
+//!   RocksDB's memtable, written without the write-ahead log, and so is
+//!   every other unsynced write (the state machine's, the saved commit
+//!   index). A kill -9 of every member then loses them all, as a power cut
+//!   would lose what the OS had not fsynced (kill -9 alone keeps the page
+//!   cache, so this is the in-process model of power loss, not the real
+//!   thing). Were the state machine's writes logged, it would keep what the
+//!   log lost, and a kill-all run would catch the bug only when a kill fell
+//!   between a commit and its apply (5 of 6 runs on an idle machine, 4 of 6
+//!   under load, 0 of 5 in one CI run, when it was so).
 //! - `ack-before-wal-sync`: raft log appends are written to RocksDB's
 //!   write-ahead log but not fsynced before they are reported flushed. A
 //!   kill -9 keeps them (the OS still has the pages), so only a power loss

@@ -265,15 +265,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             appended += bytes.len() as u64;
             batch.put(Cf::RaftLog, index_key(entry.log_id.index).to_vec(), bytes);
         }
-        // The planted bugs acknowledge without a sync (and the first
-        // without the write-ahead log).
-        let unlogged = crate::planted::active("ack-before-fsync");
-        let ack_unsynced = unlogged || crate::planted::active("ack-before-wal-sync");
-        let written = if unlogged {
-            self.engine.write_unlogged(batch)
-        } else {
-            self.engine.write(batch, false)
-        };
+        // The planted bugs acknowledge without a sync (under
+        // `ack-before-fsync` the engine also leaves an unsynced write out
+        // of its write-ahead log).
+        let ack_unsynced = crate::planted::active("ack-before-fsync") || crate::planted::active("ack-before-wal-sync");
+        let written = self.engine.write(batch, false);
         if let Err(e) = written {
             let e = std::io::Error::other(e.to_string());
             let failed = write_err(std::io::Error::other(e.to_string()));

@@ -134,9 +134,10 @@ pub trait Engine: KvRead + Send + Sync + 'static {
     /// Applies `batch` atomically to memory only, bypassing the write-ahead
     /// log, so a crash loses it even though readers saw it. Never right for
     /// data anyone relies on: it exists for the planted `ack-before-fsync`
-    /// bug (`crate::planted`), the in-process stand-in for a power cut
-    /// dropping writes the OS had not fsynced. Engines without a log treat it
-    /// as an ordinary unsynced write.
+    /// bug (`crate::planted`), under which every unsynced write is made so,
+    /// the in-process stand-in for a power cut dropping writes the OS had
+    /// not fsynced. Engines without a log treat it as an ordinary unsynced
+    /// write.
     fn write_unlogged(&self, batch: WriteBatch) -> Result<()> {
         self.write(batch, false)
     }
