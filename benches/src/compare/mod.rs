@@ -111,7 +111,12 @@ async fn measure(
         let client = tls.client();
         (options.cacert, options.cert, options.key) = (client.ca_file, client.cert_file, client.key_file);
     }
-    eprintln!("compare: {} on {} ({}) ...", step.name, cluster.label, options.endpoints.join(","));
+    eprintln!(
+        "compare: {} on {} ({}) ...",
+        step.name,
+        cluster.label,
+        options.endpoints.join(",")
+    );
     let cpu = || cluster.members.iter().filter_map(|m| cpu::cpu_us(m.pid())).sum::<u64>();
     let cpu_before = cpu();
     let mut report = workload::run(&step.workload, &options, true)

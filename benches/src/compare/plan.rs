@@ -154,7 +154,10 @@ mod tests {
         for (one, to) in [(&steps[1], Members::Leader), (&steps[2], Members::Follower)] {
             assert_eq!((one.options.clients, one.options.total, one.to), (1, 100, to));
         }
-        assert!(steps.iter().filter(|s| !s.name.starts_with("put-1client")).all(|s| s.to == Members::All));
+        assert!(steps
+            .iter()
+            .filter(|s| !s.name.starts_with("put-1client"))
+            .all(|s| s.to == Members::All));
         let list = steps.iter().find(|s| s.name == "k8s-list").unwrap();
         assert_eq!(
             (list.options.key_space_size, list.options.total, list.options.clients),

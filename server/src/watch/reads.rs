@@ -142,7 +142,9 @@ mod tests {
         let mut reads = Reads::default();
         let big = changes(5, 9, 1000);
         let big_bytes: usize = big.iter().map(|(_, kv)| kv.encoded_len()).sum();
-        let (got, covered) = reads.shared(b"/", b"", 5, 9, 1 << 20, |_| Ok((big.clone(), 9))).unwrap();
+        let (got, covered) = reads
+            .shared(b"/", b"", 5, 9, 1 << 20, |_| Ok((big.clone(), 9)))
+            .unwrap();
         assert_eq!((got.len(), covered), (5, 9));
         // A watcher whose queue has less room left gets a read of its own,
         // made with its room.
@@ -161,10 +163,10 @@ mod tests {
     fn a_single_revision_is_shared_whatever_the_room() {
         let mut reads = Reads::default();
         let one = changes(5, 5, 1000);
-        reads.shared(b"/", b"", 5, 9, 1 << 20, |_| Ok((one.clone(), 5))).unwrap();
-        let got = reads
-            .shared(b"/", b"", 5, 9, 10, |_| panic!("read again"))
+        reads
+            .shared(b"/", b"", 5, 9, 1 << 20, |_| Ok((one.clone(), 5)))
             .unwrap();
+        let got = reads.shared(b"/", b"", 5, 9, 10, |_| panic!("read again")).unwrap();
         assert_eq!(got, (one, 5));
     }
 }
