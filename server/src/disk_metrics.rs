@@ -24,11 +24,18 @@ pub struct DiskMetrics {
     pub leader_changes: IntCounter,
 }
 
-/// etcd's buckets for both: 1 ms doubling to 8.192 s.
-fn seconds(name: &str, help: &str) -> Histogram {
-    let buckets = exponential_buckets(0.001, 2.0, 14).unwrap_or_default();
+/// A histogram as etcd declares its own: `count` buckets from `start`,
+/// each twice the last (Prometheus' `ExponentialBuckets(start, 2, count)`).
+/// Also `mvcc::compact_metrics`'.
+pub fn histogram(name: &str, help: &str, start: f64, count: usize) -> Histogram {
+    let buckets = exponential_buckets(start, 2.0, count).unwrap_or_default();
     Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
         .unwrap_or_else(|e| panic!("histogram {name}: {e}"))
+}
+
+/// etcd's buckets for both: 1 ms doubling to 8.192 s.
+fn seconds(name: &str, help: &str) -> Histogram {
+    histogram(name, help, 0.001, 14)
 }
 
 pub static METRICS: LazyLock<DiskMetrics> = LazyLock::new(|| DiskMetrics {

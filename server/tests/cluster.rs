@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::{
-    agreed_leader, applied_up_to, connect, member_id, range_prefix, start_cluster, status, timon_bin, Member,
+    agreed_leader, applied_up_to, connect, index_of, member_id, range_prefix, start_cluster, status, timon_bin, Member,
     ELECTION_TIMEOUT, REQUEST_TIMEOUT,
 };
 use timon_proto::etcdserverpb::{CompactionRequest, PutRequest, RangeRequest};
@@ -122,12 +122,7 @@ async fn killing_the_leader_under_load_loses_no_acknowledged_write() {
         }
     };
     wait_for_acks(100).await;
-    let mut leader_idx = 0;
-    for (i, m) in members.iter().enumerate() {
-        if member_id(m).await == leader {
-            leader_idx = i;
-        }
-    }
+    let leader_idx = index_of(&members, leader).await;
     let before_kill = acked.lock().unwrap().len();
     let killed_at = Instant::now();
     members[leader_idx].kill9();
@@ -361,12 +356,7 @@ async fn a_member_without_leader_refuses_requests_that_require_one() {
     // Kill both followers: the leader loses its quorum and, as etcd's
     // check-quorum does, stops naming itself leader within an election
     // timeout or so.
-    let mut survivor = 0;
-    for (i, m) in members.iter().enumerate() {
-        if member_id(m).await == leader {
-            survivor = i;
-        }
-    }
+    let survivor = index_of(&members, leader).await;
     for (i, m) in members.iter_mut().enumerate() {
         if i != survivor {
             m.kill9();

@@ -7,36 +7,12 @@
 mod support;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::disk::Disk;
-use timon_proto::etcdserverpb::{PutRequest, StatusRequest};
-use tokio::time::Instant;
+use timon_proto::etcdserverpb::PutRequest;
 
 const DELAY: Duration = Duration::from_millis(150);
-
-/// The index of the member every member names as leader.
-async fn leader(members: &[support::Member]) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut named = Vec::new();
-        for m in members {
-            let (_, mut mc) = support::connect(&m.endpoint()).await;
-            if let Ok(s) = mc.status(StatusRequest {}).await {
-                let s = s.into_inner();
-                named.push((s.header.map_or(0, |h| h.member_id), s.leader));
-            }
-        }
-        let leader = named.first().map_or(0, |n| n.1);
-        if named.len() == members.len() && leader != 0 && named.iter().all(|n| n.1 == leader) {
-            if let Some(i) = named.iter().position(|n| n.0 == leader) {
-                return i;
-            }
-        }
-        assert!(Instant::now() < deadline, "no leader all members agree on: {named:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_waits_for_one_slow_fsync_not_two() {
@@ -44,7 +20,8 @@ async fn a_write_waits_for_one_slow_fsync_not_two() {
     let dirs: Vec<PathBuf> = disks.iter().map(Disk::data_dir).collect();
     let ports = support::free_port_pairs(3);
     let members = support::start_cluster_in(support::timon_bin(), &dirs, &ports, &[]);
-    let l = leader(&members).await;
+    let leader = support::agreed_leader(&members, Duration::from_secs(30)).await;
+    let l = support::index_of(&members, leader).await;
     let (mut kv, _) = support::connect(&members[l].endpoint()).await;
     let put = |i: usize| PutRequest {
         key: format!("k{i}").into_bytes(),

@@ -10,22 +10,12 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::{
-    agreed_leader, connect, etcd_bin, etcdctl, member_id, range_prefix, skip_without_etcd, start_cluster, status,
-    timon_bin, Member, ELECTION_TIMEOUT, REQUEST_TIMEOUT,
+    agreed_leader, connect, etcd_bin, etcdctl, index_of, member_id, range_prefix, skip_without_etcd, start_cluster,
+    status, timon_bin, Member, ELECTION_TIMEOUT, REQUEST_TIMEOUT,
 };
 use timon_proto::etcdserverpb::cluster_client::ClusterClient;
 use timon_proto::etcdserverpb::{MemberAddRequest, MoveLeaderRequest, PutRequest};
 use tonic::transport::Channel;
-
-/// The index in `members` of the member whose ID is `id`.
-async fn index_of(members: &[Member], id: u64) -> usize {
-    for (i, m) in members.iter().enumerate() {
-        if member_id(m).await == id {
-            return i;
-        }
-    }
-    panic!("no member has ID {id:x}");
-}
 
 async fn move_leader(m: &Member, target_id: u64) -> Result<(), (tonic::Code, String)> {
     let (_, mut maint) = connect(&m.endpoint()).await;

@@ -13,11 +13,17 @@ fn get(port: u16, path: &str) -> (u16, String) {
 }
 
 fn request(port: u16, method: &str, path: &str) -> (u16, String) {
+    request_over("HTTP/1.1", port, method, path)
+}
+
+/// A request in HTTP `version` (`HTTP/1.1` or `HTTP/1.0`) on a connection
+/// closed after it; answers (status code, body).
+fn request_over(version: &str, port: u16, method: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} {version}\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = String::new();
@@ -180,14 +186,7 @@ fn value(page: &str, series: &str) -> Option<f64> {
 /// `/metrics` over HTTP/1.0, so that no server answers in chunks (etcd's
 /// page is long enough for Go to chunk an HTTP/1.1 answer).
 fn metrics_page(port: u16) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(s, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
-    (status, body)
+    request_over("HTTP/1.0", port, "GET", "/metrics")
 }
 
 /// A member's metrics page once `ready` holds for it (checked every 100

@@ -3,7 +3,9 @@
 
 use std::sync::LazyLock;
 
-use prometheus::{exponential_buckets, Histogram, HistogramOpts, IntCounter};
+use prometheus::{Histogram, IntCounter};
+
+use crate::disk_metrics::histogram;
 
 pub struct CompactionMetrics {
     /// Each hold of the store lock by the index compaction.
@@ -14,12 +16,6 @@ pub struct CompactionMetrics {
     pub total_ms: Histogram,
     /// Revisions deleted from storage.
     pub keys: IntCounter,
-}
-
-fn histogram(name: &str, help: &str, start: f64, count: usize) -> Histogram {
-    let buckets = exponential_buckets(start, 2.0, count).unwrap_or_default();
-    Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
-        .unwrap_or_else(|e| panic!("histogram {name}: {e}"))
 }
 
 pub static METRICS: LazyLock<CompactionMetrics> = LazyLock::new(|| CompactionMetrics {

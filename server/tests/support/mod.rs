@@ -760,6 +760,16 @@ pub async fn member_id(m: &Member) -> u64 {
     status(m).await.and_then(|s| s.header).map_or(0, |h| h.member_id)
 }
 
+/// The index in `members` of the member whose ID is `id`.
+pub async fn index_of(members: &[Member], id: u64) -> usize {
+    for (i, m) in members.iter().enumerate() {
+        if member_id(m).await == id {
+            return i;
+        }
+    }
+    panic!("no member has ID {id:x}");
+}
+
 /// Every key under `prefix` on `m`, read linearizably (or serializably).
 pub async fn range_prefix(
     m: &Member,
