@@ -7,17 +7,18 @@
 //!    `--big-list-val-size` (10 KiB): a response of about 1 GiB, which the
 //!    client accepts whatever its size.
 //!
-//! Each is timed, must return every object, and has the member's memory
+//! Each is timed once every member has applied the load (the wait is
+//! reported as `catch-up`), must return every object, and has the member's memory
 //! sampled around it ([`memory`](super::memory)). A server that refuses
 //! the request has its error text reported as the result.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use timon_proto::etcdserverpb::kv_client::KvClient;
 
 use super::memory::{Memory, Sampler};
-use super::{control, start, version, Env, Server, QUOTA};
+use super::{caught_up, control, start, version, Env, Server, QUOTA};
 use crate::bulk::{self, KeySpace, Keys, Shape, Until};
 use crate::compare::cluster::Cluster;
 use crate::conns::Pool;
@@ -27,6 +28,9 @@ use crate::workload::k8s_list;
 
 /// The apiserver's page size.
 pub const LIMIT: i64 = 500;
+
+/// How long the members may take to apply a load before the list.
+const CATCH_UP: Duration = Duration::from_secs(120);
 
 /// One list.
 #[derive(Debug, Clone, Serialize)]
@@ -38,6 +42,8 @@ pub struct List {
     pub load_secs: f64,
     /// Load Txns sent again after the server was unavailable ([`bulk::ATTEMPTS`]).
     pub load_retries: u64,
+    /// From the load's last answer until every member had applied it.
+    pub catch_up_secs: f64,
     /// Objects the list returned (0 if it failed).
     pub listed: u64,
     pub pages: u64,
@@ -134,6 +140,10 @@ async fn list(
     progress.finish();
     drop(pool);
     let load_secs = started.elapsed().as_secs_f64();
+    // The list is timed on a settled cluster: a follower still applying
+    // the load would make its first linearizable page wait for that.
+    let catch_up_secs = caught_up(cluster, CATCH_UP).await?.as_secs_f64();
+    eprintln!("scale lists: {label}: every member applied the load {catch_up_secs:.3} s after it ended");
 
     let member = &cluster.members[0];
     let mut kv = KvClient::new(control(&member.endpoint).await?).max_decoding_message_size(usize::MAX);
@@ -160,6 +170,7 @@ async fn list(
         value_size,
         load_secs,
         load_retries: load.retries,
+        catch_up_secs,
         listed,
         pages,
         secs,

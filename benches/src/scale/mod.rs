@@ -27,7 +27,7 @@ pub mod memory;
 pub mod results;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
@@ -38,6 +38,7 @@ use tonic::transport::Channel;
 
 use crate::bulk::KeySpace;
 use crate::compare::cluster::{Cluster, Settings};
+use crate::compare::plan::Members;
 use crate::conns;
 use crate::options::{parse_duration, parse_size, Common};
 use crate::report::Report;
@@ -321,6 +322,49 @@ pub async fn latest_revision(member: &Channel) -> anyhow::Result<i64> {
         .context("Range for the latest revision")?
         .into_inner();
     Ok(resp.header.map_or(0, |h| h.revision))
+}
+
+/// The revision `member` has applied: a serializable read's header, which
+/// a member answers from its own state without asking the leader.
+pub async fn applied_revision(member: &Channel) -> anyhow::Result<i64> {
+    let resp = KvClient::new(member.clone())
+        .range(RangeRequest {
+            key: vec![0],
+            limit: 1,
+            serializable: true,
+            ..Default::default()
+        })
+        .await
+        .context("serializable Range for the applied revision")?
+        .into_inner();
+    Ok(resp.header.map_or(0, |h| h.revision))
+}
+
+/// Waits (polling every 10 ms, at most `timeout`) until every member has
+/// applied what the leader has, once no more writes come: after a load,
+/// a follower may still be applying it, and a linearizable read on it
+/// waits for that. Returns how long the wait took.
+pub async fn caught_up(cluster: &Cluster, timeout: Duration) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let leader = cluster.endpoints_of(Members::Leader).await?;
+    let target = applied_revision(&control(&leader[0]).await?).await?;
+    let mut members = Vec::new();
+    for m in &cluster.members {
+        members.push((m.name.clone(), control(&m.endpoint).await?));
+    }
+    for (name, member) in &members {
+        loop {
+            let rev = applied_revision(member).await?;
+            if rev >= target {
+                break;
+            }
+            if started.elapsed() > timeout {
+                anyhow::bail!("{name} applied revision {rev}, the leader {target}, after {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    Ok(started.elapsed())
 }
 
 /// The index of a member that is not the leader.

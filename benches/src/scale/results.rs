@@ -111,13 +111,14 @@ fn lists(s: &mut String, runs: &[ListsRun]) {
     let _ = writeln!(s, "\n== lists: served by one member of 3");
     let _ = writeln!(
         s,
-        "{:<8} {:<12} {:>8} {:>8} {:>8} {:>7} {:>9} {:>12} {:>12} {:>10} {:>10}  error",
+        "{:<8} {:<12} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>12} {:>12} {:>10} {:>10}  error",
         "server",
         "list",
         "objects",
         "value B",
         "listed",
         "pages",
+        "catch-up",
         "secs",
         "HWM before",
         "HWM after",
@@ -129,13 +130,14 @@ fn lists(s: &mut String, runs: &[ListsRun]) {
             let m = &l.memory;
             let _ = writeln!(
                 s,
-                "{:<8} {:<12} {:>8} {:>8} {:>8} {:>7} {:>9.3} {:>12} {:>12} {:>10} {:>10}  {}",
+                "{:<8} {:<12} {:>8} {:>8} {:>8} {:>7} {:>9.3} {:>9.3} {:>12} {:>12} {:>10} {:>10}  {}",
                 r.label,
                 l.name,
                 l.objects,
                 l.value_size,
                 l.listed,
                 l.pages,
+                l.catch_up_secs,
                 l.secs,
                 mib(m.peak_before_kib),
                 mib(m.peak_after_kib),
