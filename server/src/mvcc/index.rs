@@ -92,25 +92,40 @@ impl TreeIndex {
         }
     }
 
-    /// The key indexes in the range, in key order.
+    /// The key indexes in the range, in key order. The range is handed to
+    /// the tree as bounds, so walking it compares no keys: a read that
+    /// counts every key after its page (a paginated list) walks most of
+    /// the range on each page.
     fn in_range<'s>(&'s self, key: &'s [u8], end: &'s [u8]) -> impl Iterator<Item = &'s KeyIndex> + 's {
-        let end = RangeEnd::from_raw(end);
-        let upper = match end {
-            RangeEnd::Single => Bound::Included(key),
-            _ => Bound::Unbounded,
+        let bounds: Option<(Bound<&[u8]>, Bound<&[u8]>)> = match RangeEnd::from_raw(end) {
+            RangeEnd::Single => Some((Bound::Included(key), Bound::Included(key))),
+            RangeEnd::Unbounded => Some((Bound::Included(key), Bound::Unbounded)),
+            RangeEnd::Before(e) if e > key => Some((Bound::Included(key), Bound::Excluded(e))),
+            RangeEnd::Before(_) => None,
         };
-        self.tree
-            .range::<[u8], _>((Bound::Included(key), upper))
-            .take_while(move |(k, _)| end.contains(key, k))
+        bounds
+            .into_iter()
+            .flat_map(|b| self.tree.range::<[u8], _>(b))
             .map(|(_, ki)| ki)
     }
 
-    /// The revision a read at `at_rev` sees for each key of the range that
-    /// existed then, in key order.
-    pub fn revisions(&self, key: &[u8], end: &[u8], at_rev: i64) -> Vec<Revision> {
-        self.in_range(key, end)
-            .filter_map(|ki| ki.get(at_rev).map(|at| at.modified))
-            .collect()
+    /// The revision a read at `at_rev` sees for each of the first `limit`
+    /// keys of the range that existed then (every one for `None`), in key
+    /// order, and how many keys of the range existed then (etcd's `count`,
+    /// which counts past the limit).
+    pub fn revisions(&self, key: &[u8], end: &[u8], at_rev: i64, limit: Option<usize>) -> (Vec<Revision>, usize) {
+        let limit = limit.unwrap_or(usize::MAX);
+        let mut revs = Vec::new();
+        let mut keys = self.in_range(key, end);
+        while revs.len() < limit {
+            let Some(ki) = keys.next() else { break };
+            if let Some(at) = ki.get(at_rev) {
+                revs.push(at.modified);
+            }
+        }
+        let past_limit = keys.filter(|ki| ki.exists_at(at_rev)).count();
+        let count = revs.len() + past_limit;
+        (revs, count)
     }
 
     /// Like [`TreeIndex::revisions`], with the keys.
@@ -232,20 +247,27 @@ mod tests {
     #[test]
     fn range_end_forms() {
         let ti = index();
-        assert_eq!(ti.revisions(b"b", b"", 6), vec![r(5)], "empty end: one key");
-        assert_eq!(ti.revisions(b"a", b"\0", 6), vec![r(2), r(5)], "\\0: all keys >= key");
-        assert_eq!(ti.revisions(b"", b"\0", 4), vec![r(2), r(3), r(4)]);
-        assert_eq!(ti.revisions(b"a", b"c", 6), vec![r(2), r(5)]);
-        assert_eq!(ti.revisions(b"a", b"b", 6), vec![r(2)], "end is exclusive");
-        assert_eq!(ti.revisions(b"c", b"a", 6), vec![], "end before key");
-        assert_eq!(ti.revisions(b"zz", b"", 6), vec![]);
-        assert_eq!(
-            ti.revisions(b"c", b"", 5),
-            vec![r(4)],
-            "deleted key read before its delete"
-        );
+        let revs = |key: &[u8], end: &[u8], at: i64| ti.revisions(key, end, at, None).0;
+        assert_eq!(revs(b"b", b"", 6), vec![r(5)], "empty end: one key");
+        assert_eq!(revs(b"a", b"\0", 6), vec![r(2), r(5)], "\\0: all keys >= key");
+        assert_eq!(revs(b"", b"\0", 4), vec![r(2), r(3), r(4)]);
+        assert_eq!(revs(b"a", b"c", 6), vec![r(2), r(5)]);
+        assert_eq!(revs(b"a", b"b", 6), vec![r(2)], "end is exclusive");
+        assert_eq!(revs(b"c", b"a", 6), vec![], "end before key");
+        assert_eq!(revs(b"b", b"b", 6), vec![], "end equal to key");
+        assert_eq!(revs(b"zz", b"", 6), vec![]);
+        assert_eq!(revs(b"c", b"", 5), vec![r(4)], "deleted key read before its delete");
         let keys: Vec<Vec<u8>> = ti.range(b"a", b"\0", 4).into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    }
+
+    #[test]
+    fn a_limit_collects_the_first_keys_and_counts_them_all() {
+        let ti = index();
+        assert_eq!(ti.revisions(b"", b"\0", 4, Some(2)), (vec![r(2), r(3)], 3));
+        assert_eq!(ti.revisions(b"", b"\0", 6, Some(1)), (vec![r(2)], 2), "c deleted at 6");
+        assert_eq!(ti.revisions(b"", b"\0", 6, Some(0)), (vec![], 2), "count only");
+        assert_eq!(ti.revisions(b"", b"\0", 6, Some(5)), (vec![r(2), r(5)], 2));
     }
 
     #[test]

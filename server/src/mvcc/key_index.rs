@@ -165,6 +165,18 @@ impl KeyIndex {
         })
     }
 
+    /// Whether a read at `at_rev` sees the key (`get(at_rev).is_some()`).
+    /// When nothing changed the key after `at_rev`, its state then is its
+    /// state now, known without walking the revisions: the count of a
+    /// range read asks this of every key after the page it returns.
+    pub fn exists_at(&self, at_rev: i64) -> bool {
+        if self.modified.main <= at_rev {
+            // A tombstone leaves an empty live generation behind it.
+            return self.generations.last().is_some_and(|g| !g.is_empty());
+        }
+        self.get(at_rev).is_some()
+    }
+
     /// Every revision with `main >= rev`, oldest first; when one main
     /// revision touched the key several times, only its last change counts
     /// (the earlier ones were never visible outside their txn).
@@ -286,6 +298,24 @@ mod tests {
             created: r(created),
             version,
         })
+    }
+
+    #[test]
+    fn exists_at_agrees_with_get_through_compactions() {
+        let mut histories = vec![sample(), KeyIndex::new(b"never".to_vec())];
+        let mut restored = KeyIndex::new(b"restored".to_vec());
+        restored.restore(r(3), r(7), 4);
+        histories.push(restored);
+        for compact_at in [0, 3, 6, 9, 12, 15, 16, 18] {
+            let mut ki = sample();
+            ki.compact(compact_at, &mut BTreeSet::new());
+            histories.push(ki);
+        }
+        for ki in &histories {
+            for rev in 0..20 {
+                assert_eq!(ki.exists_at(rev), ki.get(rev).is_some(), "{ki:?} at {rev}");
+            }
+        }
     }
 
     #[test]

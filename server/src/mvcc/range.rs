@@ -38,13 +38,14 @@ impl RangePlan {
         if rev < state.compact_rev {
             return Err(MvccError::Compacted);
         }
-        let mut revs = state.index.revisions(key, end, rev);
-        let count = revs.len() as i64;
-        if opts.count_only {
-            revs.clear();
-        } else if opts.limit > 0 && opts.limit < count {
-            revs.truncate(opts.limit as usize);
-        }
+        // Only the revisions to fetch are collected; the rest are counted.
+        let limit = if opts.count_only {
+            Some(0)
+        } else {
+            usize::try_from(opts.limit).ok().filter(|&l| l > 0)
+        };
+        let (revs, count) = state.index.revisions(key, end, rev, limit);
+        let count = count as i64;
         Ok(Self {
             revs,
             count,
