@@ -17,7 +17,6 @@ use timon_proto::etcdserverpb::cluster_server::ClusterServer;
 use timon_proto::etcdserverpb::kv_server::KvServer;
 use timon_proto::etcdserverpb::lease_server::LeaseServer;
 use timon_proto::etcdserverpb::maintenance_server::MaintenanceServer;
-use timon_proto::etcdserverpb::watch_server::WatchServer;
 use timon_proto::timonpb::peer_server::PeerServer;
 use timon_proto::v3electionpb::election_server::ElectionServer;
 use timon_proto::v3lockpb::lock_server::LockServer;
@@ -40,6 +39,7 @@ use crate::rpc::limit::GrpcLimitLayer;
 use crate::rpc::lock::LockService;
 use crate::rpc::maintenance::MaintenanceService;
 use crate::rpc::watch::WatchService;
+use crate::rpc::watch_wire::WatchRoute;
 use crate::rpc::{Ctx, Limits, ETCD_API_VERSION};
 use crate::storage::rocks::RocksEngine;
 use crate::storage::{self, SharedEngine};
@@ -515,9 +515,10 @@ fn client_router(ctx: &Arc<Ctx>, cfg: &Config) -> anyhow::Result<tonic::transpor
         .add_service(KvServer::new(KvService::new(ctx.clone())).max_decoding_message_size(max_decode))
         .add_service(LeaseServer::new(LeaseService::new(ctx.clone())).max_decoding_message_size(max_decode))
         .add_service(ClusterServer::new(ClusterService::new(ctx.clone())).max_decoding_message_size(max_decode))
-        .add_service(
-            WatchServer::new(WatchService::new(ctx.clone(), progress_interval)).max_decoding_message_size(max_decode),
-        )
+        .add_service(WatchRoute::new(
+            WatchService::new(ctx.clone(), progress_interval),
+            max_decode,
+        ))
         .add_service(MaintenanceServer::new(MaintenanceService::new(ctx.clone())).max_decoding_message_size(max_decode))
         .add_service(AuthServer::new(AuthService::new(ctx.clone())).max_decoding_message_size(max_decode))
         .add_service(LockServer::new(LockService::new(ctx.clone())).max_decoding_message_size(max_decode))

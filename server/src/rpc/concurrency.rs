@@ -277,7 +277,7 @@ impl Watcher {
                         "etcdserver: mvcc: required revision has been compacted",
                     ));
                 }
-                Some(Outbound::Delivery(d)) => return Ok((d.revision, d.events)),
+                Some(Outbound::Delivery(d)) => return Ok((d.revision, d.events.into_vec())),
                 Some(Outbound::Control(_)) => {}
                 None => return Err(Status::unavailable("lost watcher waiting for delete")),
             }

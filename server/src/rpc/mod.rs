@@ -14,7 +14,8 @@
 //! - `lock`, `election`: the v3lock and v3election services, built as etcd
 //!   builds them on `concurrency`: an in-process client over KV, Lease and
 //!   the watch hub (sessions, waitDeletes).
-//! - `watch`: the Watch service (streams of watchers over `crate::watch`).
+//! - `watch`: the Watch service (streams of watchers over `crate::watch`);
+//!   `watch_wire`: its route and responses, shared events encoded once.
 //! - `limit`: etcd's status for a message over the gRPC receive limit.
 //! - `http`: the plain HTTP side of the client URLs: /health, /version,
 //!   /metrics, and the JSON gateway (`crate::gateway`).
@@ -34,6 +35,7 @@ pub mod maintenance;
 pub mod snapshot;
 pub mod validate;
 pub mod watch;
+pub mod watch_wire;
 
 use std::sync::Arc;
 

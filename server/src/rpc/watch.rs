@@ -26,7 +26,6 @@ use futures::{Stream, StreamExt};
 use prost::Message;
 use timon_proto::etcdserverpb::watch_create_request::FilterType;
 use timon_proto::etcdserverpb::watch_request::RequestUnion;
-use timon_proto::etcdserverpb::watch_server::Watch;
 use timon_proto::etcdserverpb::{RangeRequest, ResponseHeader, WatchCreateRequest, WatchRequest, WatchResponse};
 use timon_proto::mvccpb::event::EventType;
 use timon_proto::mvccpb::Event;
@@ -35,8 +34,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::caller::Credentials;
+use super::watch_wire::WatchOut;
 use super::Ctx;
-use crate::watch::{queue, Delivery, Filter, Outbound, WatchHub, WatchSpec, WatcherKey};
+use crate::watch::{queue, Delivery, Events, Filter, Outbound, WatchHub, WatchSpec, WatcherKey};
 
 /// Deliveries a stream may have queued before its watchers fall back to
 /// catching up from storage.
@@ -228,7 +228,9 @@ impl StreamState {
     }
 
     /// The responses a delivery turns into (several when fragmented).
-    fn respond(&self, d: Delivery) -> Vec<WatchResponse> {
+    /// Shared events go out shared unless this watcher changes them
+    /// (prev_kv) or may split them (fragment).
+    fn respond(&self, d: Delivery) -> Vec<WatchOut> {
         let opts = {
             let mut all = self.opts();
             let Some(o) = all.get_mut(&d.watch_id) else {
@@ -242,24 +244,30 @@ impl StreamState {
             // client cancels it, as in etcd.
             *o
         };
-        let mut events = d.events;
+        let head = WatchResponse {
+            header: self.header(d.revision),
+            watch_id: d.watch_id,
+            compact_revision: d.compact_revision,
+            canceled: d.compact_revision != 0,
+            ..Default::default()
+        };
+        let mut events = match d.events {
+            Events::Shared(events) if !opts.prev_kv && !opts.fragment => {
+                return vec![WatchOut::Shared { head, events }];
+            }
+            events => events.into_vec(),
+        };
         if opts.prev_kv {
             for ev in &mut events {
                 self.add_prev_kv(ev);
             }
         }
-        let resp = WatchResponse {
-            header: self.header(d.revision),
-            watch_id: d.watch_id,
-            compact_revision: d.compact_revision,
-            canceled: d.compact_revision != 0,
-            events,
-            ..Default::default()
-        };
+        let resp = WatchResponse { events, ..head };
         if opts.fragment {
-            fragments(resp, self.ctx.limits.max_request_bytes as usize)
+            let parts = fragments(resp, self.ctx.limits.max_request_bytes as usize);
+            parts.into_iter().map(WatchOut::Whole).collect()
         } else {
-            vec![resp]
+            vec![WatchOut::Whole(resp)]
         }
     }
 
@@ -332,13 +340,12 @@ fn fragments(resp: WatchResponse, max_bytes: usize) -> Vec<WatchResponse> {
     out
 }
 
-type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
+/// A watch stream's responses, as [`super::watch_wire::WatchRoute`] sends them.
+pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchOut, Status>> + Send>>;
 
-#[tonic::async_trait]
-impl Watch for WatchService {
-    type WatchStream = WatchStream;
-
-    async fn watch(&self, request: Request<Streaming<WatchRequest>>) -> Result<Response<Self::WatchStream>, Status> {
+impl WatchService {
+    /// One client stream: its requests in, its watchers' events out.
+    pub async fn watch(&self, request: Request<Streaming<WatchRequest>>) -> Result<Response<WatchStream>, Status> {
         self.ctx.require_leader(&request)?;
         self.ctx.refuse_on_learner()?;
         let require_leader = request
@@ -439,7 +446,7 @@ impl Watch for WatchService {
         let out = queued.flat_map(move |o| {
             let _keep = &guard;
             let responses = match o {
-                Outbound::Control(r) => vec![r],
+                Outbound::Control(r) => vec![WatchOut::Whole(r)],
                 Outbound::Delivery(d) => state.respond(d),
             };
             futures::stream::iter(responses.into_iter().map(Ok))

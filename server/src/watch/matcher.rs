@@ -1,10 +1,9 @@
 //! Which events a watcher wants: its key range and its filters.
 
 use timon_proto::mvccpb::event::EventType;
-use timon_proto::mvccpb::{Event, KeyValue};
+use timon_proto::mvccpb::Event;
 
 use crate::mvcc::index::RangeEnd;
-use crate::mvcc::{event_of, Revision};
 
 /// etcd's watch filters (WatchCreateRequest.FilterType).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,25 +50,22 @@ impl Interest {
         !filtered && ev.kv.as_ref().is_some_and(|kv| self.covers(&kv.key))
     }
 
+    /// Whether this watcher wants every one of `events` (a revision's, or
+    /// a catch-up read of its own range).
+    pub fn wants_all(&self, events: &[Event]) -> bool {
+        events.iter().all(|ev| self.wants(ev))
+    }
+
     /// The events of one revision this watcher wants, in order.
     pub fn select(&self, events: &[Event]) -> Vec<Event> {
         events.iter().filter(|ev| self.wants(ev)).cloned().collect()
-    }
-
-    /// Stored changes (as read for catch-up) turned into the events this
-    /// watcher wants.
-    pub fn select_changes(&self, changes: Vec<(Revision, KeyValue)>) -> Vec<Event> {
-        changes
-            .into_iter()
-            .map(|(_, kv)| event_of(kv))
-            .filter(|ev| self.wants(ev))
-            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use timon_proto::mvccpb::KeyValue;
 
     fn put(key: &[u8]) -> Event {
         Event {

@@ -12,6 +12,10 @@
 //!   it synced. Watchers that need the same range of the same revisions in
 //!   one pass share one read ([`reads`]).
 //!
+//! Watchers that want all of a revision's events (or all of a catch-up
+//! read) share one copy of them, which the streams encode once
+//! ([`events`], `rpc::watch_wire`).
+//!
 //! Delivery never blocks apply: a stream's queue is bounded and a watcher
 //! whose stream is full becomes unsynced and catches up from storage later,
 //! so a slow consumer costs a bounded queue, never lost events. A watcher
@@ -22,6 +26,7 @@
 //! synced watcher is only given revisions above the last one it got, so
 //! each watcher sees each revision once and in order.
 
+mod events;
 mod matcher;
 mod queue;
 mod reads;
@@ -34,6 +39,7 @@ use timon_proto::mvccpb::Event;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::Notify;
 
+pub use events::{Events, SharedEvents, EVENTS_FIELD};
 pub use matcher::Filter;
 use matcher::Interest;
 
@@ -51,7 +57,7 @@ const SYNC_INTERVAL: Duration = Duration::from_millis(100);
 pub struct Delivery {
     pub watch_id: i64,
     /// Events in revision order, without prev_kv (the stream adds it).
-    pub events: Vec<Event>,
+    pub events: Events,
     /// The header revision: the events' revision at notify time, the store
     /// revision for catch-up (as etcd), 0 for a compaction.
     pub revision: i64,
@@ -187,16 +193,28 @@ impl WatchHub {
         let mut w = self.lock();
         let Watchers { synced, unsynced } = &mut *w;
         let mut fell_behind = Vec::new();
+        // The revision's events once, for every watcher that wants them all.
+        let mut shared: Option<Arc<SharedEvents>> = None;
+        let planted = crate::planted::active("drop-watch-event");
         for (key, watcher) in synced.iter_mut() {
             // A watcher the sync task already gave this revision.
             if watcher.next_rev > rev {
                 continue;
             }
-            let mut mine = watcher.interest.select(events);
-            // A planted bug (never in normal builds): lose one event.
-            if crate::planted::active("drop-watch-event") {
-                drop_planted_event(&mut mine);
-            }
+            let mine = if watcher.interest.wants_all(events) && !planted {
+                Events::Shared(
+                    shared
+                        .get_or_insert_with(|| Arc::new(SharedEvents::new(events.to_vec())))
+                        .clone(),
+                )
+            } else {
+                let mut mine = watcher.interest.select(events);
+                // A planted bug (never in normal builds): lose one event.
+                if planted {
+                    drop_planted_event(&mut mine);
+                }
+                Events::Own(mine)
+            };
             if mine.is_empty() {
                 watcher.next_rev = rev + 1;
                 continue;
@@ -271,7 +289,7 @@ impl WatchHub {
             if watcher.next_rev < compacted {
                 let d = Delivery {
                     watch_id: key.watch_id,
-                    events: vec![],
+                    events: Events::default(),
                     revision: 0,
                     compact_revision: compacted,
                 };
@@ -297,7 +315,13 @@ impl WatchHub {
                         continue;
                     }
                 };
-                let events = watcher.interest.select_changes(changes);
+                // The read covers this watcher's range: only its filters
+                // can make it want less than all of it.
+                let events = if watcher.interest.wants_all(changes.events()) {
+                    Events::Shared(changes)
+                } else {
+                    Events::Own(watcher.interest.select(changes.events()))
+                };
                 if !events.is_empty() {
                     let d = Delivery {
                         watch_id: key.watch_id,

@@ -5,7 +5,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use prost::Message;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
@@ -42,7 +41,7 @@ pub fn queue(max_items: usize, max_bytes: usize) -> (Queue, QueueReceiver) {
 
 fn size(o: &Outbound) -> usize {
     match o {
-        Outbound::Delivery(d) => d.events.iter().map(|e| e.encoded_len()).sum(),
+        Outbound::Delivery(d) => d.events.queued_len(),
         Outbound::Control(_) => 0,
     }
 }
@@ -126,7 +125,8 @@ mod tests {
                     ..Default::default()
                 }),
                 ..Default::default()
-            }],
+            }]
+            .into(),
             revision: 1,
             compact_revision: 0,
         })

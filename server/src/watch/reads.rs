@@ -4,27 +4,28 @@
 //! queue filled, or a thousand watchers of one prefix) need the same
 //! changes: the same key range from the same revision to the same
 //! revision. [`Reads`] keeps what one pass read, so each such range is read
-//! from storage once per pass and the others get a copy (etcd's
+//! from storage once per pass, turned into events once, and shared by the
+//! others ([`SharedEvents`]: one copy, encoded once for all of them; etcd's
 //! `syncWatchers` also reads once for all its unsynced watchers).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use prost::Message;
 use timon_proto::mvccpb::KeyValue;
 
-use crate::mvcc::{MvccError, ReadTxn, Revision};
+use super::SharedEvents;
+use crate::mvcc::{event_of, MvccError, ReadTxn, Revision};
 
 /// A pass keeps at most this many bytes of reads for later watchers.
 const KEPT_BYTES: usize = 64 << 20;
 
 type Changes = Vec<(Revision, KeyValue)>;
 
-/// What one read found: the changes, the last revision they cover, and
-/// their size.
+/// What one read found: the changes as events, and the last revision
+/// they cover.
 struct Read {
-    changes: Changes,
+    events: Arc<SharedEvents>,
     covered: i64,
-    bytes: usize,
 }
 
 #[derive(Default)]
@@ -45,7 +46,7 @@ impl Reads {
         from: i64,
         until: i64,
         room: usize,
-    ) -> Result<(Changes, i64), MvccError> {
+    ) -> Result<(Arc<SharedEvents>, i64), MvccError> {
         self.shared(key, end, from, until, room, |room| {
             view.changes_between(key, end, from, until, room)
         })
@@ -61,31 +62,40 @@ impl Reads {
         until: i64,
         room: usize,
         read: impl FnOnce(usize) -> Result<(Changes, i64), MvccError>,
-    ) -> Result<(Changes, i64), MvccError> {
+    ) -> Result<(Arc<SharedEvents>, i64), MvccError> {
         let id = (key.to_vec(), end.to_vec(), from, until);
         if let Some(found) = self.found.get(&id) {
-            if found.bytes <= room || found.covered == from {
-                return Ok((found.changes.clone(), found.covered));
+            if found.events.queued_len() <= room || found.covered == from {
+                return Ok((found.events.clone(), found.covered));
             }
         }
         let (changes, covered) = read(room)?;
-        let bytes = changes.iter().map(|(_, kv)| kv.encoded_len()).sum();
+        let events = Arc::new(SharedEvents::new(
+            changes.into_iter().map(|(_, kv)| event_of(kv)).collect(),
+        ));
+        let bytes = events.queued_len();
         if self.kept + bytes <= KEPT_BYTES && !self.found.contains_key(&id) {
             self.kept += bytes;
             let found = Read {
-                changes: changes.clone(),
+                events: events.clone(),
                 covered,
-                bytes,
             };
             self.found.insert(id, found);
         }
-        Ok((changes, covered))
+        Ok((events, covered))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
+    use timon_proto::mvccpb::Event;
+
+    /// What a read of `changes` hands out.
+    fn events(changes: Changes) -> Vec<Event> {
+        changes.into_iter().map(|(_, kv)| event_of(kv)).collect()
+    }
 
     /// One change of `size` value bytes per revision, `from..=until`.
     fn changes(from: i64, until: i64, size: usize) -> Changes {
@@ -106,14 +116,17 @@ mod tests {
     fn watchers_of_one_range_share_one_read() {
         let mut reads = Reads::default();
         let mut calls = 0;
+        let mut first = None;
         for _ in 0..100 {
-            let got = reads
+            let (got, covered) = reads
                 .shared(b"/", b"0", 5, 9, 1 << 20, |_| {
                     calls += 1;
                     Ok((changes(5, 9, 10), 9))
                 })
                 .unwrap();
-            assert_eq!(got, (changes(5, 9, 10), 9));
+            assert_eq!((got.events(), covered), (&events(changes(5, 9, 10))[..], 9));
+            let first = first.get_or_insert_with(|| got.clone());
+            assert!(Arc::ptr_eq(first, &got), "one copy of the events");
         }
         assert_eq!(calls, 1, "one storage read for 100 watchers");
     }
@@ -141,11 +154,12 @@ mod tests {
     fn a_read_larger_than_the_room_left_is_done_again_with_that_room() {
         let mut reads = Reads::default();
         let big = changes(5, 9, 1000);
-        let big_bytes: usize = big.iter().map(|(_, kv)| kv.encoded_len()).sum();
+        let big_bytes: usize = events(big.clone()).iter().map(Message::encoded_len).sum();
         let (got, covered) = reads
             .shared(b"/", b"", 5, 9, 1 << 20, |_| Ok((big.clone(), 9)))
             .unwrap();
-        assert_eq!((got.len(), covered), (5, 9));
+        assert_eq!((got.events().len(), covered), (5, 9));
+        assert_eq!(got.queued_len(), big_bytes);
         // A watcher whose queue has less room left gets a read of its own,
         // made with its room.
         let mut asked = None;
@@ -156,7 +170,7 @@ mod tests {
             })
             .unwrap();
         assert_eq!(asked, Some(big_bytes - 1));
-        assert_eq!((got.len(), covered), (3, 7));
+        assert_eq!((got.events().len(), covered), (3, 7));
     }
 
     #[test]
@@ -166,7 +180,7 @@ mod tests {
         reads
             .shared(b"/", b"", 5, 9, 1 << 20, |_| Ok((one.clone(), 5)))
             .unwrap();
-        let got = reads.shared(b"/", b"", 5, 9, 10, |_| panic!("read again")).unwrap();
-        assert_eq!(got, (one, 5));
+        let (got, covered) = reads.shared(b"/", b"", 5, 9, 10, |_| panic!("read again")).unwrap();
+        assert_eq!((got.events(), covered), (&events(one)[..], 5));
     }
 }

@@ -41,7 +41,9 @@ async fn revisions(rx: &mut QueueReceiver, n: usize) -> Vec<i64> {
     while out.len() < n {
         let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
         match got.expect("delivery in time").expect("queue open") {
-            Outbound::Delivery(d) => out.extend(d.events.iter().map(|e| e.kv.as_ref().unwrap().mod_revision)),
+            Outbound::Delivery(d) => {
+                out.extend(d.events.as_slice().iter().map(|e| e.kv.as_ref().unwrap().mod_revision))
+            }
             Outbound::Control(_) => {}
         }
     }
@@ -95,4 +97,53 @@ async fn a_full_queue_falls_back_to_catch_up_without_loss() {
     })
     .await
     .expect("synced again");
+}
+
+/// The delivery of one revision to each receiver, in order.
+async fn delivery(rx: &mut QueueReceiver) -> Delivery {
+    loop {
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        if let Outbound::Delivery(d) = got.expect("delivery in time").expect("queue open") {
+            return d;
+        }
+    }
+}
+
+#[tokio::test]
+async fn watchers_that_want_a_whole_revision_share_one_copy_of_it() {
+    let (hub, store) = hub();
+    let key = |watch_id| WatcherKey { stream: 1, watch_id };
+    let mut receivers = Vec::new();
+    let mut no_delete = spec("a", 2);
+    no_delete.filters = vec![Filter::NoDelete];
+    // From "a", from "", from "b" (a part of the revision), and from "a"
+    // without deletes (a filter that lets this revision through).
+    for (id, spec) in [spec("a", 2), spec("", 2), spec("b", 2), no_delete]
+        .into_iter()
+        .enumerate()
+    {
+        let (tx, rx) = queue(16, 1 << 20);
+        hub.watch(key(id as i64), spec, tx);
+        receivers.push(rx);
+    }
+    let s = store.current();
+    let mut txn = s.write();
+    txn.put(b"a", b"v", 0);
+    txn.put(b"b", b"v", 0);
+    let events = txn.commit(WriteBatch::new()).unwrap();
+    hub.notify(2, &events);
+    let mut got = Vec::new();
+    for rx in &mut receivers {
+        got.push(delivery(rx).await.events);
+    }
+    let [Events::Shared(a), Events::Shared(all), Events::Own(b), Events::Shared(filtered)] = &got[..] else {
+        panic!("whole revisions shared, a part owned: {got:?}");
+    };
+    assert!(
+        Arc::ptr_eq(a, all) && Arc::ptr_eq(a, filtered),
+        "one copy for every watcher of the whole revision"
+    );
+    assert_eq!(a.events(), &events[..]);
+    assert_eq!(b, &events[1..]);
+    assert!(!a.is_encoded(), "encoded only when a stream sends it");
 }
