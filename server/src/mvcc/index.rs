@@ -97,15 +97,16 @@ impl TreeIndex {
     /// counts every key after its page (a paginated list) walks most of
     /// the range on each page.
     fn in_range<'s>(&'s self, key: &'s [u8], end: &'s [u8]) -> impl Iterator<Item = &'s KeyIndex> + 's {
-        let bounds: Option<(Bound<&[u8]>, Bound<&[u8]>)> = match RangeEnd::from_raw(end) {
-            RangeEnd::Single => Some((Bound::Included(key), Bound::Included(key))),
-            RangeEnd::Unbounded => Some((Bound::Included(key), Bound::Unbounded)),
-            RangeEnd::Before(e) if e > key => Some((Bound::Included(key), Bound::Excluded(e))),
+        let upper = match RangeEnd::from_raw(end) {
+            RangeEnd::Single => Some(Bound::Included(key)),
+            RangeEnd::Unbounded => Some(Bound::Unbounded),
+            RangeEnd::Before(e) if e > key => Some(Bound::Excluded(e)),
+            // Empty; the tree refuses bounds that cross.
             RangeEnd::Before(_) => None,
         };
-        bounds
+        upper
             .into_iter()
-            .flat_map(|b| self.tree.range::<[u8], _>(b))
+            .flat_map(move |upper| self.tree.range::<[u8], _>((Bound::Included(key), upper)))
             .map(|(_, ki)| ki)
     }
 
