@@ -39,7 +39,7 @@ use crate::rpc::limit::GrpcLimitLayer;
 use crate::rpc::lock::LockService;
 use crate::rpc::maintenance::MaintenanceService;
 use crate::rpc::watch::WatchService;
-use crate::rpc::watch_wire::WatchRoute;
+use crate::rpc::watch_route::WatchRoute;
 use crate::rpc::{Ctx, Limits, ETCD_API_VERSION};
 use crate::storage::rocks::RocksEngine;
 use crate::storage::{self, SharedEngine};

@@ -15,7 +15,9 @@
 //!   builds them on `concurrency`: an in-process client over KV, Lease and
 //!   the watch hub (sessions, waitDeletes).
 //! - `watch`: the Watch service (streams of watchers over `crate::watch`);
-//!   `watch_wire`: its route and responses, shared events encoded once.
+//!   `watch_wire`: its responses, shared events encoded once;
+//!   `watch_route`: the route that serves it in place of tonic's generated
+//!   one.
 //! - `limit`: etcd's status for a message over the gRPC receive limit.
 //! - `http`: the plain HTTP side of the client URLs: /health, /version,
 //!   /metrics, and the JSON gateway (`crate::gateway`).
@@ -35,6 +37,7 @@ pub mod maintenance;
 pub mod snapshot;
 pub mod validate;
 pub mod watch;
+pub mod watch_route;
 pub mod watch_wire;
 
 use std::sync::Arc;

@@ -340,7 +340,7 @@ fn fragments(resp: WatchResponse, max_bytes: usize) -> Vec<WatchResponse> {
     out
 }
 
-/// A watch stream's responses, as [`super::watch_wire::WatchRoute`] sends them.
+/// A watch stream's responses, as [`super::watch_route::WatchRoute`] sends them.
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchOut, Status>> + Send>>;
 
 impl WatchService {

@@ -12,7 +12,7 @@ use prost::Message;
 use timon_proto::mvccpb::Event;
 
 /// `WatchResponse.events`' field number.
-pub const EVENTS_FIELD: u32 = 11;
+const EVENTS_FIELD: u32 = 11;
 
 /// One revision's events, shared by the watchers that want all of them.
 pub struct SharedEvents {

@@ -14,7 +14,7 @@
 //!
 //! Watchers that want all of a revision's events (or all of a catch-up
 //! read) share one copy of them, which the streams encode once
-//! ([`events`], `rpc::watch_wire`).
+//! ([`events`], `rpc::watch_wire`, `rpc::watch_route`).
 //!
 //! Delivery never blocks apply: a stream's queue is bounded and a watcher
 //! whose stream is full becomes unsynced and catches up from storage later,
@@ -39,7 +39,7 @@ use timon_proto::mvccpb::Event;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::Notify;
 
-pub use events::{Events, SharedEvents, EVENTS_FIELD};
+pub use events::{Events, SharedEvents};
 pub use matcher::Filter;
 use matcher::Interest;
 
