@@ -121,7 +121,7 @@ pub async fn run(env: &Env<'_>, server: &Server) -> anyhow::Result<CompactionRun
         common.val_size,
     );
     tokio::time::sleep(args.baseline).await;
-    let compact_revision = super::latest_revision(&first).await?;
+    let compact_revision = super::revision(&first, false).await?;
     let call = Instant::now();
     let answer = KvClient::new(first.clone())
         .compact(CompactionRequest {

@@ -122,7 +122,7 @@ pub async fn run(env: &Env<'_>, server: &Server) -> anyhow::Result<KeysRun> {
 
     let loaded = throughput(env, &endpoints, &format!("{} keys", args.keys)).await?;
 
-    let compact_revision = super::latest_revision(&first).await?;
+    let compact_revision = super::revision(&first, false).await?;
     let compaction_error = KvClient::new(first.clone())
         .compact(CompactionRequest {
             revision: compact_revision,

@@ -310,32 +310,19 @@ pub async fn count(member: &Channel, space: &KeySpace) -> anyhow::Result<i64> {
     Ok(resp.count)
 }
 
-/// The store's latest revision, read linearizably.
-pub async fn latest_revision(member: &Channel) -> anyhow::Result<i64> {
+/// The store's revision as `member` answers it: linearizable (the
+/// latest), or serializable (what `member` itself has applied, answered
+/// from its own state without asking the leader).
+pub async fn revision(member: &Channel, serializable: bool) -> anyhow::Result<i64> {
     let resp = KvClient::new(member.clone())
         .range(RangeRequest {
             key: vec![0],
             limit: 1,
+            serializable,
             ..Default::default()
         })
         .await
-        .context("Range for the latest revision")?
-        .into_inner();
-    Ok(resp.header.map_or(0, |h| h.revision))
-}
-
-/// The revision `member` has applied: a serializable read's header, which
-/// a member answers from its own state without asking the leader.
-pub async fn applied_revision(member: &Channel) -> anyhow::Result<i64> {
-    let resp = KvClient::new(member.clone())
-        .range(RangeRequest {
-            key: vec![0],
-            limit: 1,
-            serializable: true,
-            ..Default::default()
-        })
-        .await
-        .context("serializable Range for the applied revision")?
+        .context("Range for the revision")?
         .into_inner();
     Ok(resp.header.map_or(0, |h| h.revision))
 }
@@ -347,14 +334,14 @@ pub async fn applied_revision(member: &Channel) -> anyhow::Result<i64> {
 pub async fn caught_up(cluster: &Cluster, timeout: Duration) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let leader = cluster.endpoints_of(Members::Leader).await?;
-    let target = applied_revision(&control(&leader[0]).await?).await?;
+    let target = revision(&control(&leader[0]).await?, true).await?;
     let mut members = Vec::new();
     for m in &cluster.members {
         members.push((m.name.clone(), control(&m.endpoint).await?));
     }
     for (name, member) in &members {
         loop {
-            let rev = applied_revision(member).await?;
+            let rev = revision(member, true).await?;
             if rev >= target {
                 break;
             }
