@@ -25,7 +25,7 @@ pub struct SharedEvents {
 
 impl SharedEvents {
     pub fn new(events: Vec<Event>) -> Self {
-        let queued_len = events.iter().map(Message::encoded_len).sum();
+        let queued_len = queued_len(&events);
         Self {
             events,
             encoded: OnceLock::new(),
@@ -70,6 +70,11 @@ impl fmt::Debug for SharedEvents {
     }
 }
 
+/// How a stream's queue counts events: their encoded sizes.
+fn queued_len(events: &[Event]) -> usize {
+    events.iter().map(Message::encoded_len).sum()
+}
+
 /// A delivery's events, in revision order, without prev_kv.
 #[derive(Debug, Clone)]
 pub enum Events {
@@ -103,7 +108,7 @@ impl Events {
     /// The events' encoded size, as a stream's queue counts them.
     pub fn queued_len(&self) -> usize {
         match self {
-            Events::Own(v) => v.iter().map(Message::encoded_len).sum(),
+            Events::Own(v) => queued_len(v),
             Events::Shared(s) => s.queued_len,
         }
     }
