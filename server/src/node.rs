@@ -349,7 +349,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> anyhow::Res
     let mut servers = Vec::new();
     for listener in peer_listeners {
         let name = listener.describe();
-        let peer = PeerServer::new(PeerService::new(raft.clone(), cluster_id))
+        let peer = PeerServer::new(PeerService::new(raft.clone(), cluster_id, stop_rx.clone()))
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
         let router = tonic::transport::Server::builder().add_service(peer);

@@ -5,20 +5,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use timon_proto::etcdserverpb::{
-    HashKvRequest, HashKvResponse, LeaseKeepAliveRequest, LeaseTimeToLiveRequest, PutRequest,
-};
+use timon_proto::etcdserverpb::PutRequest;
 use timon_proto::timonpb::internal_raft_request::Request as Req;
-use timon_proto::timonpb::peer_server::{Peer, PeerServer};
-use timon_proto::timonpb::{
-    Batch, ClusterInfoRequest, ClusterInfoResponse, InternalRaftRequest, RaftMessage, ReadIndexRequest,
-    ReadIndexResponse,
-};
+use timon_proto::timonpb::{Batch, InternalRaftRequest, RaftMessage, ReadIndexRequest, ReadIndexResponse};
 use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
 
 use super::forward::Forwarder;
 use super::network::{encode, PeerDialer, Peers};
+use super::stand_in_peer::{serve, unused, StandIn};
 use super::types::{Indexed, Member};
 use super::ProposeError;
 use crate::apply::Response as Applied;
@@ -72,24 +67,8 @@ fn applied(n: u64) -> Result<Indexed, ProposeError> {
     Ok((Ok(Applied::Empty), n))
 }
 
-fn unused<T>() -> Result<Response<T>, Status> {
-    Err(Status::unimplemented("not in this test"))
-}
-
 #[tonic::async_trait]
-impl Peer for Leader {
-    async fn append_entries(&self, _: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        unused()
-    }
-    async fn vote(&self, _: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        unused()
-    }
-    async fn install_snapshot(&self, _: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        unused()
-    }
-    async fn timeout_now(&self, _: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        unused()
-    }
+impl StandIn for Leader {
     async fn propose(&self, r: Request<InternalRaftRequest>) -> Result<Response<RaftMessage>, Status> {
         let n = number(r.get_ref());
         self.hold(Call::Propose(n)).await;
@@ -108,21 +87,6 @@ impl Peer for Leader {
     async fn read_index(&self, _: Request<ReadIndexRequest>) -> Result<Response<ReadIndexResponse>, Status> {
         let index = self.hold(Call::ReadIndex).await;
         Ok(Response::new(ReadIndexResponse { index }))
-    }
-    async fn cluster_info(&self, _: Request<ClusterInfoRequest>) -> Result<Response<ClusterInfoResponse>, Status> {
-        unused()
-    }
-    async fn change_membership(&self, _: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        unused()
-    }
-    async fn lease_renew(&self, _: Request<LeaseKeepAliveRequest>) -> Result<Response<RaftMessage>, Status> {
-        unused()
-    }
-    async fn lease_time_to_live(&self, _: Request<LeaseTimeToLiveRequest>) -> Result<Response<RaftMessage>, Status> {
-        unused()
-    }
-    async fn hash_kv(&self, _: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
-        unused()
     }
 }
 
@@ -147,8 +111,6 @@ impl Setup {
 
 /// A stand-in leader serving on a loopback port and a forwarder to it.
 async fn start(old: bool) -> Setup {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, arrived) = mpsc::unbounded_channel();
     let calls = Arc::new(Mutex::new(Vec::new()));
     let leader = Leader {
@@ -156,11 +118,7 @@ async fn start(old: bool) -> Setup {
         arrived: tx,
         old,
     };
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(PeerServer::new(leader))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let url = serve(leader).await;
     Setup {
         forwarder: Arc::new(forwarder_to(url)),
         calls,

@@ -16,6 +16,7 @@
 //! - `snapshot_file`: openraft's `SnapshotData`, a file or the promise of one.
 //! - `snapshot_install`: replacing the state machine with a snapshot, crash-safe.
 //! - `network`: the peer transport, client side (openraft's network, forwarding).
+//! - `append_stream`: AppendEntries as messages on one stream per follower.
 //! - `service`: the peer transport, server side (the `timonpb.Peer` service).
 //! - `read_index`: batched read-index rounds on the leader.
 //! - `forward`: a follower's reads and writes to its leader, batched into shared calls.
@@ -30,6 +31,7 @@
 // openraft's storage traits return its large `StorageError` by value.
 #![allow(clippy::result_large_err)]
 
+mod append_stream;
 pub mod apply_log;
 mod forward;
 pub mod hash_peers;
@@ -54,6 +56,8 @@ pub mod types;
 pub mod vouch;
 
 #[cfg(test)]
+mod append_stream_tests;
+#[cfg(test)]
 mod auth_apply_tests;
 #[cfg(test)]
 mod batch_apply_tests;
@@ -63,6 +67,8 @@ mod conformance_test;
 mod forward_tests;
 #[cfg(test)]
 mod snapshot_tests;
+#[cfg(test)]
+mod stand_in_peer;
 
 use std::path::PathBuf;
 

@@ -4,7 +4,8 @@
 //! the leader.
 //!
 //! One lazily connected HTTP/2 channel per peer, reused by every RPC to it
-//! (tonic reconnects on its own after a failure). openraft's per-RPC deadline
+//! (tonic reconnects on its own after a failure); AppendEntries go as
+//! messages on a stream in it (`append_stream`). openraft's per-RPC deadline
 //! bounds every call; a peer that cannot be reached is reported
 //! `Unreachable`, which makes openraft back off before retrying it.
 //!
@@ -29,6 +30,7 @@ use timon_proto::timonpb::{ClusterInfoRequest, ClusterInfoResponse, RaftMessage}
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
+use super::append_stream::AppendStream;
 use super::types::{Member, TypeConfig, Vote};
 
 /// How long to wait for a TCP connection to a peer.
@@ -306,6 +308,8 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             peers: self.peers.clone(),
             target,
             member: node.clone(),
+            stream: None,
+            unary_only: false,
         }
     }
 }
@@ -315,6 +319,10 @@ pub struct PeerNetwork {
     peers: Arc<Peers>,
     target: u64,
     member: Member,
+    /// The open AppendEntries stream to the peer, if any (`append_stream`).
+    stream: Option<AppendStream>,
+    /// The peer does not serve AppendStream: AppendEntries are unary calls.
+    unary_only: bool,
 }
 
 type Rpc<T, E> = Result<T, RPCError<u64, Member, E>>;
@@ -335,8 +343,46 @@ impl PeerNetwork {
             .peers
             .client(self.target, &self.member)
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-        let resp = match tokio::time::timeout(option.hard_ttl(), call(client, msg)).await {
-            Err(_) => {
+        let answer = tokio::time::timeout(option.hard_ttl(), call(client, msg)).await;
+        self.settle(answer.ok().map(|r| r.map(tonic::Response::into_inner)), option)
+    }
+
+    /// AppendEntries on the stream to the peer, opened first if need be:
+    /// `None` when the peer does not serve the stream.
+    async fn on_stream(&mut self, msg: RaftMessage) -> Option<Result<RaftMessage, tonic::Status>> {
+        let stream = match &mut self.stream {
+            Some(stream) => stream,
+            None => {
+                let mut client = match self.peers.client(self.target, &self.member) {
+                    Ok(client) => client,
+                    Err(e) => return Some(Err(tonic::Status::unavailable(e.msg))),
+                };
+                match AppendStream::open(|requests| async move { client.append_stream(requests).await }).await {
+                    Ok(Some(stream)) => self.stream.insert(stream),
+                    Ok(None) => {
+                        self.unary_only = true;
+                        return None;
+                    }
+                    Err(status) => return Some(Err(status)),
+                }
+            }
+        };
+        let answer = stream.call(msg).await;
+        if answer.is_err() {
+            self.stream = None;
+        }
+        Some(answer)
+    }
+
+    /// Turns a peer's answer (`None`: none within openraft's deadline) into
+    /// openraft's result, recording whether the peer is active.
+    fn settle<Resp, E>(&self, answer: Option<Result<RaftMessage, tonic::Status>>, option: &RPCOption) -> Rpc<Resp, E>
+    where
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let resp = match answer {
+            None => {
                 let e = PeerError {
                     target: self.target,
                     url: self.member.peer_urls.first().cloned().unwrap_or_default(),
@@ -346,7 +392,7 @@ impl PeerNetwork {
                 self.peers.report(self.target, Err(&e));
                 return Err(RPCError::Network(NetworkError::new(&e)));
             }
-            Ok(Err(status)) => {
+            Some(Err(status)) => {
                 if status.code() == tonic::Code::PermissionDenied && status.message() == REMOVED_MESSAGE {
                     self.peers.mark_removed();
                 }
@@ -358,7 +404,7 @@ impl PeerNetwork {
                     RPCError::Network(NetworkError::new(&e))
                 });
             }
-            Ok(Ok(r)) => r.into_inner(),
+            Some(Ok(r)) => r,
         };
         self.peers.report(self.target, Ok(()));
         let result: Result<Resp, E> = decode(&resp).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
@@ -382,6 +428,19 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Rpc<AppendEntriesResponse<u64>, RaftError<u64>> {
+        if !self.unary_only {
+            let msg = encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+            match tokio::time::timeout(option.hard_ttl(), self.on_stream(msg)).await {
+                Ok(Some(answer)) => return self.settle(Some(answer), &option),
+                // The peer has no stream: unary calls from now on.
+                Ok(None) => {}
+                Err(_) => {
+                    // The answer may still come: not on this stream.
+                    self.stream = None;
+                    return self.settle(None, &option);
+                }
+            }
+        }
         self.call(&rpc, &option, |mut c, m| async move { c.append_entries(m).await })
             .await
     }

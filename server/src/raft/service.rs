@@ -21,6 +21,7 @@
 
 use std::sync::Arc;
 
+use futures::stream::BoxStream;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use serde::Serialize;
 use timon_proto::etcdserverpb::{HashKvRequest, HashKvResponse, LeaseKeepAliveRequest, LeaseTimeToLiveRequest};
@@ -29,8 +30,9 @@ use timon_proto::timonpb::{
     Batch, ClusterInfoRequest, ClusterInfoResponse, InternalRaftRequest, PeerMember, RaftMessage, ReadIndexRequest,
     ReadIndexResponse,
 };
+use tokio::sync::watch;
 use tonic::metadata::MetadataMap;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::membership::MembershipChange;
 use super::network::{decode, encode, CLUSTER_ID_HEADER, FROM_HEADER, REMOVED_MESSAGE};
@@ -40,18 +42,23 @@ use super::transfer::TimeoutNow;
 use super::types::TypeConfig;
 use super::vouch::Vouched;
 
+#[derive(Clone)]
 pub struct PeerService {
     node: Arc<RaftNode>,
     cluster_id: u64,
     vouched: Arc<Vouched>,
+    /// Becomes true when the member stops: append streams end then, or the
+    /// server's graceful shutdown would wait for them forever.
+    stop: watch::Receiver<bool>,
 }
 
 impl PeerService {
-    pub fn new(node: Arc<RaftNode>, cluster_id: u64) -> Self {
+    pub fn new(node: Arc<RaftNode>, cluster_id: u64, stop: watch::Receiver<bool>) -> Self {
         Self {
             node,
             cluster_id,
             vouched: Vouched::new(),
+            stop,
         }
     }
 }
@@ -154,6 +161,21 @@ impl PeerService {
     }
 }
 
+impl PeerService {
+    /// One AppendEntries, on its own or on a stream whose headers named
+    /// `from`: admits the sender again (it may have been removed since)
+    /// and the one the request names, then hands it to openraft.
+    async fn append_one(&self, from: Option<u64>, msg: &RaftMessage) -> Result<RaftMessage, Status> {
+        if let Some(id) = from {
+            self.check_sender(id)?;
+        }
+        let req: AppendEntriesRequest<TypeConfig> = decode(msg).map_err(bad_message)?;
+        self.admit_claimed(from, req.vote.leader_id().voted_for())?;
+        encode(&self.node.raft().append_entries(req).await)
+            .map_err(|e| Status::internal(format!("cannot encode answer: {e}")))
+    }
+}
+
 fn bad_message(e: bincode::Error) -> Status {
     Status::invalid_argument(format!("malformed raft message: {e}"))
 }
@@ -167,10 +189,34 @@ fn answer<T: Serialize>(v: &T) -> Result<Response<RaftMessage>, Status> {
 #[tonic::async_trait]
 impl Peer for PeerService {
     async fn append_entries(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let from = self.check_headers(request.metadata())?;
+        self.append_one(from, request.get_ref()).await.map(Response::new)
+    }
+
+    type AppendStreamStream = BoxStream<'static, Result<RaftMessage, Status>>;
+
+    async fn append_stream(
+        &self,
+        request: Request<Streaming<RaftMessage>>,
+    ) -> Result<Response<Self::AppendStreamStream>, Status> {
         let from = self.admit(request.metadata())?;
-        let req: AppendEntriesRequest<TypeConfig> = decode(request.get_ref()).map_err(bad_message)?;
-        self.admit_claimed(from, req.vote.leader_id().voted_for())?;
-        answer(&self.node.raft().append_entries(req).await)
+        // Each request is read, run and answered before the next is read:
+        // the answers are the requests' in order, with no task of their own.
+        // A refusal is the stream's last item; the sender ending its half
+        // (or going away), or this member stopping, ends it too.
+        let state = Some((self.clone(), request.into_inner()));
+        let answers = futures::stream::unfold(state, move |state| async move {
+            let (mut service, mut requests) = state?;
+            let msg = tokio::select! {
+                msg = requests.message() => msg.ok().flatten()?,
+                _ = service.stop.wait_for(|stopped| *stopped) => return None,
+            };
+            match service.append_one(from, &msg).await {
+                Ok(answer) => Some((Ok(answer), Some((service, requests)))),
+                Err(refused) => Some((Err(refused), None)),
+            }
+        });
+        Ok(Response::new(Box::pin(answers)))
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
