@@ -171,8 +171,7 @@ impl PeerService {
         }
         let req: AppendEntriesRequest<TypeConfig> = decode(msg).map_err(bad_message)?;
         self.admit_claimed(from, req.vote.leader_id().voted_for())?;
-        encode(&self.node.raft().append_entries(req).await)
-            .map_err(|e| Status::internal(format!("cannot encode answer: {e}")))
+        answer(&self.node.raft().append_entries(req).await).map(Response::into_inner)
     }
 }
 
