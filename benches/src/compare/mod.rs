@@ -25,7 +25,7 @@ pub mod rss;
 pub mod table;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
@@ -97,9 +97,11 @@ fn default_timon_bin() -> PathBuf {
     target.join("release").join("timon")
 }
 
-/// Runs `step` on `cluster` and reads every member's peak RSS afterwards;
-/// the CPU time the members used meanwhile (setup included) goes in the
-/// report's notes as [`results::SERVER_CPU_US`].
+/// Runs `step` on `cluster` and reads every member's peak RSS afterwards.
+/// The CPU time the members used during the measured part of the run (the
+/// report's last `total_secs`, setup left out) goes in the report's notes
+/// as [`results::SERVER_CPU_US`], this process's own (the load
+/// generator's) as [`results::BENCH_CPU_US`].
 async fn measure(
     step: &plan::Step,
     cluster: &Cluster,
@@ -117,15 +119,18 @@ async fn measure(
         cluster.label,
         options.endpoints.join(",")
     );
-    let cpu = || cluster.members.iter().filter_map(|m| cpu::cpu_us(m.pid())).sum::<u64>();
-    let cpu_before = cpu();
+    let timeline = cpu::Timeline::start(cluster.members.iter().map(|m| m.pid()).collect());
     let mut report = workload::run(&step.workload, &options, true)
         .await
         .with_context(|| format!("{} on {}", step.name, cluster.label))?;
+    let measured_from = Instant::now()
+        .checked_sub(Duration::from_secs_f64(report.total_secs))
+        .unwrap_or_else(Instant::now);
+    let (members_us, bench_us) = timeline.since(measured_from);
+    drop(timeline);
     report.workload = step.name.clone();
-    report
-        .notes
-        .insert(results::SERVER_CPU_US.into(), cpu().saturating_sub(cpu_before));
+    report.notes.insert(results::SERVER_CPU_US.into(), members_us);
+    report.notes.insert(results::BENCH_CPU_US.into(), bench_us);
     let rss = cluster
         .members
         .iter()
@@ -224,7 +229,7 @@ pub async fn run(args: &CompareArgs, base: &Common) -> anyhow::Result<Results> {
         plan: serde_json::to_value(&steps)?,
         rows,
     };
-    print!("{}", table::render(&results.rows));
+    print!("{}", table::render(&results.rows, results.cpus));
     std::fs::create_dir_all(&args.results_dir).with_context(|| format!("create {}", args.results_dir.display()))?;
     let json = args.results_dir.join(format!("{}.json", results.date));
     let svg = args.results_dir.join(format!("{}.svg", results.date));

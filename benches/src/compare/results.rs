@@ -8,8 +8,13 @@ use serde::{Deserialize, Serialize};
 use crate::report::Report;
 
 /// The report note holding the CPU time (µs) the server's members used
-/// during the workload, its setup included.
+/// during the measured part of the workload (its setup left out).
 pub const SERVER_CPU_US: &str = "server_cpu_us";
+
+/// The report note holding the CPU time (µs) the load generator itself
+/// (this process, all its threads) used during the workload. On a machine
+/// it shares with the members, each request costs both.
+pub const BENCH_CPU_US: &str = "bench_cpu_us";
 
 /// One server's result for one workload.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,8 +43,27 @@ impl Side {
 
     /// CPU µs the members used per successful request of the reported run.
     pub fn cpu_us_per_op(&self) -> Option<f64> {
-        let us = *self.report.notes.get(SERVER_CPU_US)?;
+        self.per_op(SERVER_CPU_US)
+    }
+
+    /// CPU µs the load generator used per successful request of the
+    /// reported run.
+    pub fn bench_cpu_us_per_op(&self) -> Option<f64> {
+        self.per_op(BENCH_CPU_US)
+    }
+
+    fn per_op(&self, note: &str) -> Option<f64> {
+        let us = *self.report.notes.get(note)?;
         (self.report.count > 0).then(|| us as f64 / self.report.count as f64)
+    }
+
+    /// The share of the machine's `cpus` that members and load generator
+    /// kept busy during the reported run (1.0: every core all the time).
+    /// Near 1, throughput is bound by their CPU per request.
+    pub fn busy(&self, cpus: usize) -> Option<f64> {
+        let us = self.report.notes.get(SERVER_CPU_US)? + self.report.notes.get(BENCH_CPU_US)?;
+        let capacity = self.report.total_secs * cpus as f64 * 1e6;
+        (capacity > 0.0).then(|| us as f64 / capacity)
     }
 
     /// The largest member's peak RSS in KiB.
@@ -85,6 +109,20 @@ impl Row {
             ratios,
         }
     }
+}
+
+/// The members' CPU µs per request at which timon's throughput would be
+/// `target` times etcd's, were both bound by CPU (see [`Side::busy`]): the
+/// machine's cores serve members and load generator alike, so throughput
+/// is cores / (members' + load generator's CPU per request), and
+///
+/// `timon members <= (etcd members + etcd load generator) / target - timon load generator`
+///
+/// None without the CPU notes, or when even free members would not do.
+pub fn members_cpu_for(target: f64, row: &Row) -> Option<f64> {
+    let etcd = row.etcd.cpu_us_per_op()? + row.etcd.bench_cpu_us_per_op()?;
+    let budget = etcd / target - row.timon.bench_cpu_us_per_op()?;
+    (budget > 0.0).then_some(budget)
 }
 
 /// The whole comparison.

@@ -1,11 +1,13 @@
 //! The comparison table printed at the end: per workload, each server's
-//! throughput, p99 latency, errors and peak RSS, with timon/etcd ratios,
-//! and the members' CPU time per request,
+//! throughput, p99 latency, errors and peak RSS, with timon/etcd ratios;
+//! the members' and the load generator's CPU time per request, the share
+//! of the machine they kept busy, and the members' CPU per request timon
+//! would need for twice etcd's throughput (`results::members_cpu_for`);
 //! followed by the notes that matter (lost watch events, conflicts).
 
 use std::fmt::Write as _;
 
-use super::results::Row;
+use super::results::{members_cpu_for, Row};
 
 fn ratio(r: Option<f64>) -> String {
     r.map_or("-".into(), |r| format!("{r:.2}x"))
@@ -19,8 +21,12 @@ fn per_op(us: Option<f64>) -> String {
     us.map_or("-".into(), |us| format!("{us:.1}"))
 }
 
-/// Fixed-width text, one line per workload.
-pub fn render(rows: &[Row]) -> String {
+fn percent(share: Option<f64>) -> String {
+    share.map_or("-".into(), |s| format!("{:.0}%", s * 100.0))
+}
+
+/// Fixed-width text, one line per workload; `cpus`: the machine's cores.
+pub fn render(rows: &[Row], cpus: usize) -> String {
     let header = [
         "workload",
         "timon ops/s",
@@ -36,6 +42,10 @@ pub fn render(rows: &[Row]) -> String {
         "RSS t/e",
         "timon CPU us/op",
         "etcd CPU us/op",
+        "timon bench CPU us/op",
+        "etcd bench CPU us/op",
+        "busy t/e",
+        "2x needs CPU us/op",
     ];
     let mut lines: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for r in rows {
@@ -55,6 +65,10 @@ pub fn render(rows: &[Row]) -> String {
             ratio(r.ratios.peak_rss),
             per_op(r.timon.cpu_us_per_op()),
             per_op(r.etcd.cpu_us_per_op()),
+            per_op(r.timon.bench_cpu_us_per_op()),
+            per_op(r.etcd.bench_cpu_us_per_op()),
+            format!("{}/{}", percent(r.timon.busy(cpus)), percent(r.etcd.busy(cpus))),
+            per_op(members_cpu_for(2.0, r)),
         ]);
     }
     let widths: Vec<usize> = (0..header.len())
@@ -101,7 +115,7 @@ pub fn render(rows: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compare::results::{Side, SERVER_CPU_US};
+    use crate::compare::results::{Side, BENCH_CPU_US, SERVER_CPU_US};
     use crate::recorder::Recorder;
     use crate::report::Report;
     use std::time::Duration;
@@ -123,12 +137,48 @@ mod tests {
         t.report.notes.insert("lost_events".into(), 3);
         t.report.notes.insert(SERVER_CPU_US.into(), 24_000);
         let rows = vec![Row::new("put", t, side(2, 100, 40 * 1024))];
-        let text = render(&rows);
+        let text = render(&rows, 2);
         let put = text.lines().find(|l| l.starts_with("put")).unwrap();
         let cells: Vec<&str> = put.split_whitespace().collect();
         assert_eq!(cells[1..4], ["200.0", "100.0", "2.00x"]);
         assert_eq!(cells[6], "0.50x");
-        assert_eq!(cells[9..], ["20", "40", "0.50x", "120.0", "-"]);
+        assert_eq!(cells[9..], ["20", "40", "0.50x", "120.0", "-", "-", "-", "-/-", "-"]);
         assert!(text.contains("put: timon lost_events = 3"));
+    }
+
+    #[test]
+    fn shows_the_load_generators_cpu_and_what_twice_etcd_would_need() {
+        // 1 s runs on 2 cores. timon: 200 requests, members 24 ms, bench
+        // 10 ms; etcd: 100 requests, members 30 ms, bench 6 ms.
+        let mut t = side(1, 200, 1024);
+        t.report.notes.insert(SERVER_CPU_US.into(), 24_000);
+        t.report.notes.insert(BENCH_CPU_US.into(), 10_000);
+        let mut e = side(2, 100, 1024);
+        e.report.notes.insert(SERVER_CPU_US.into(), 30_000);
+        e.report.notes.insert(BENCH_CPU_US.into(), 6_000);
+        let row = Row::new("put", t, e);
+        // etcd: 300 + 60 µs per request; twice its throughput needs 180
+        // per request in all, of which timon's bench takes 50.
+        assert_eq!(members_cpu_for(2.0, &row), Some(130.0));
+        let text = render(&[row], 2);
+        let cells: Vec<&str> = text
+            .lines()
+            .find(|l| l.starts_with("put"))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(cells[12..], ["120.0", "300.0", "50.0", "60.0", "2%/2%", "130.0"]);
+    }
+
+    #[test]
+    fn nothing_is_needed_of_the_members_that_the_bench_alone_exceeds() {
+        let mut t = side(1, 100, 1024);
+        t.report.notes.insert(SERVER_CPU_US.into(), 1_000);
+        t.report.notes.insert(BENCH_CPU_US.into(), 20_000);
+        let mut e = side(1, 100, 1024);
+        e.report.notes.insert(SERVER_CPU_US.into(), 10_000);
+        e.report.notes.insert(BENCH_CPU_US.into(), 20_000);
+        // etcd's 300 µs per request halved is 150, below timon's bench's 200.
+        assert_eq!(members_cpu_for(2.0, &Row::new("put", t, e)), None);
     }
 }
