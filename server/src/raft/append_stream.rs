@@ -11,7 +11,9 @@
 //! request's) and the next request opens a new one. A member that does not
 //! serve the RPC (a timon from before it, during a rolling upgrade) answers
 //! Unimplemented, and its [`super::network::PeerNetwork`] goes back to unary
-//! AppendEntries calls.
+//! AppendEntries calls. A client's first AppendEntries is a unary call too:
+//! openraft sends only one on the clients it makes to confirm leadership
+//! for a read index, where a stream would cost more than it saves.
 
 use std::future::Future;
 

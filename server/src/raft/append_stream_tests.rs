@@ -120,15 +120,28 @@ async fn append(
 const TTL: Duration = Duration::from_secs(10);
 
 #[tokio::test]
-async fn appends_to_a_follower_share_one_stream() {
+async fn appends_to_a_follower_after_the_first_share_one_stream() {
     let (mut network, peers, counts) = start(Mode::Stream).await;
-    for _ in 0..3 {
+    for _ in 0..4 {
         assert_eq!(append(&mut network, TTL).await.unwrap(), AppendEntriesResponse::Success);
     }
+    assert_eq!(counts.unary.load(Ordering::SeqCst), 1);
     assert_eq!(counts.opened.load(Ordering::SeqCst), 1);
     assert_eq!(counts.streamed.load(Ordering::SeqCst), 3);
-    assert_eq!(counts.unary.load(Ordering::SeqCst), 0);
     assert!(peers.is_active(F));
+}
+
+#[tokio::test]
+async fn a_client_that_sends_one_append_opens_no_stream() {
+    // What openraft does for every round that confirms its leadership for
+    // a read index: a new client per follower, one heartbeat each.
+    let counts = {
+        let (mut network, _peers, counts) = start(Mode::Stream).await;
+        assert_eq!(append(&mut network, TTL).await.unwrap(), AppendEntriesResponse::Success);
+        counts
+    };
+    assert_eq!(counts.unary.load(Ordering::SeqCst), 1);
+    assert_eq!(counts.opened.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]
@@ -137,7 +150,7 @@ async fn a_follower_without_the_stream_is_sent_unary_calls() {
     for _ in 0..3 {
         assert_eq!(append(&mut network, TTL).await.unwrap(), AppendEntriesResponse::Success);
     }
-    // Asked once; every append went as a call of its own.
+    // Asked once (the second append); every append went as a call of its own.
     assert_eq!(counts.opened.load(Ordering::SeqCst), 0);
     assert_eq!(counts.unary.load(Ordering::SeqCst), 3);
 }
@@ -146,17 +159,19 @@ async fn a_follower_without_the_stream_is_sent_unary_calls() {
 async fn a_stream_refused_to_a_removed_member_tells_it() {
     let (mut network, peers, counts) = start(Mode::Removed).await;
     let mut removed = peers.removed();
+    assert_eq!(append(&mut network, TTL).await.unwrap(), AppendEntriesResponse::Success);
     assert!(!*removed.borrow_and_update());
     assert!(matches!(append(&mut network, TTL).await, Err(RPCError::Network(_))));
     assert!(*removed.borrow());
     assert!(!peers.is_active(F));
-    // A refusal is not "no stream here": no unary call followed.
-    assert_eq!(counts.unary.load(Ordering::SeqCst), 0);
+    // A refusal is not "no stream here": no unary call followed the first.
+    assert_eq!(counts.unary.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
 async fn an_unanswered_append_is_not_answered_by_the_next_one() {
     let (mut network, _peers, counts) = start(Mode::FirstUnanswered).await;
+    assert_eq!(append(&mut network, TTL).await.unwrap(), AppendEntriesResponse::Success);
     let late = append(&mut network, Duration::from_millis(300)).await;
     assert!(matches!(late, Err(RPCError::Network(_))), "{late:?}");
     // The next append goes on a new stream, which answers it.
