@@ -25,10 +25,15 @@
 //!
 //! For `clock-rate` ([`Fake::WallAndMonotonic`]) both clocks are faked, and
 //! only rates are set, with `FAKETIME_XRESET=1` so that a change of rate
-//! starts from the current faked time: no jump, forward or back, ever (a
+//! starts from the faked time instead of jumping by (rate − 1) × uptime (a
 //! faked CLOCK_MONOTONIC gets the same offset as the wall clock, so a jump
 //! would move it too). The skew a fast or slow rate accumulated stays after
-//! the heal (`+0`: rate 1 again), which only the wall clock shows.
+//! the heal (`+0`: rate 1 again), which only the wall clock shows. The
+//! restart is not exact: libfaketime 0.9.10 rebases both clocks on the
+//! faked *wall* time of the member's last wall-clock reading, so a change
+//! of rate steps the monotonic clock back by the time since that reading
+//! times the old rate (13.9 ms seen in CI; a debug build's openraft
+//! asserted against it until timon's patch 6 in vendor/openraft).
 //!
 //! etcd is a Go program: Go reads the clock through the vDSO, never through
 //! libc, so libfaketime does not reach it (checked: etcd 3.4.23 under
