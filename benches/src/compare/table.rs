@@ -131,6 +131,19 @@ mod tests {
         )
     }
 
+    /// `s` with the members' and the load generator's CPU notes (µs).
+    fn with_cpu(mut s: Side, members_us: u64, bench_us: u64) -> Side {
+        s.report.notes.insert(SERVER_CPU_US.into(), members_us);
+        s.report.notes.insert(BENCH_CPU_US.into(), bench_us);
+        s
+    }
+
+    /// The cells of `workload`'s line in `text`.
+    fn cells<'a>(text: &'a str, workload: &str) -> Vec<&'a str> {
+        let line = text.lines().find(|l| l.starts_with(workload)).unwrap();
+        line.split_whitespace().collect()
+    }
+
     #[test]
     fn one_line_per_workload_with_ratios() {
         let mut t = side(1, 200, 20 * 1024);
@@ -138,8 +151,7 @@ mod tests {
         t.report.notes.insert(SERVER_CPU_US.into(), 24_000);
         let rows = vec![Row::new("put", t, side(2, 100, 40 * 1024))];
         let text = render(&rows, 2);
-        let put = text.lines().find(|l| l.starts_with("put")).unwrap();
-        let cells: Vec<&str> = put.split_whitespace().collect();
+        let cells = cells(&text, "put");
         assert_eq!(cells[1..4], ["200.0", "100.0", "2.00x"]);
         assert_eq!(cells[6], "0.50x");
         assert_eq!(cells[9..], ["20", "40", "0.50x", "120.0", "-", "-", "-", "-/-", "-"]);
@@ -150,34 +162,23 @@ mod tests {
     fn shows_the_load_generators_cpu_and_what_twice_etcd_would_need() {
         // 1 s runs on 2 cores. timon: 200 requests, members 24 ms, bench
         // 10 ms; etcd: 100 requests, members 30 ms, bench 6 ms.
-        let mut t = side(1, 200, 1024);
-        t.report.notes.insert(SERVER_CPU_US.into(), 24_000);
-        t.report.notes.insert(BENCH_CPU_US.into(), 10_000);
-        let mut e = side(2, 100, 1024);
-        e.report.notes.insert(SERVER_CPU_US.into(), 30_000);
-        e.report.notes.insert(BENCH_CPU_US.into(), 6_000);
+        let t = with_cpu(side(1, 200, 1024), 24_000, 10_000);
+        let e = with_cpu(side(2, 100, 1024), 30_000, 6_000);
         let row = Row::new("put", t, e);
         // etcd: 300 + 60 µs per request; twice its throughput needs 180
         // per request in all, of which timon's bench takes 50.
         assert_eq!(members_cpu_for(2.0, &row), Some(130.0));
         let text = render(&[row], 2);
-        let cells: Vec<&str> = text
-            .lines()
-            .find(|l| l.starts_with("put"))
-            .unwrap()
-            .split_whitespace()
-            .collect();
-        assert_eq!(cells[12..], ["120.0", "300.0", "50.0", "60.0", "2%/2%", "130.0"]);
+        assert_eq!(
+            cells(&text, "put")[12..],
+            ["120.0", "300.0", "50.0", "60.0", "2%/2%", "130.0"]
+        );
     }
 
     #[test]
     fn nothing_is_needed_of_the_members_that_the_bench_alone_exceeds() {
-        let mut t = side(1, 100, 1024);
-        t.report.notes.insert(SERVER_CPU_US.into(), 1_000);
-        t.report.notes.insert(BENCH_CPU_US.into(), 20_000);
-        let mut e = side(1, 100, 1024);
-        e.report.notes.insert(SERVER_CPU_US.into(), 10_000);
-        e.report.notes.insert(BENCH_CPU_US.into(), 20_000);
+        let t = with_cpu(side(1, 100, 1024), 1_000, 20_000);
+        let e = with_cpu(side(1, 100, 1024), 10_000, 20_000);
         // etcd's 300 µs per request halved is 150, below timon's bench's 200.
         assert_eq!(members_cpu_for(2.0, &Row::new("put", t, e)), None);
     }
